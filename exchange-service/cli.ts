@@ -1,0 +1,252 @@
+#!/usr/bin/env node
+/**
+ * `deploy-sts` — the command line: serve, policy check|explain, tokens list|revoke, audit, keys rotate, dev token.
+ * Thin: each verb parses its flags and calls the module that does the work.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, loadConfig } from './config.js';
+import { devToken } from './dev-issuer.js';
+import { explainCommand } from './explain.js';
+import { fileKeyStore } from './keys/file-key-store.js';
+import { KeyRing, RETIRED_KEY_GRACE_SECONDS } from './keys/key-ring.js';
+import { checkPolicies } from './policy/load.js';
+import { PolicyLoadError } from './policy/types.js';
+import { startService } from './service.js';
+import { openSqlite } from './storage/sqlite.js';
+import { parseTime } from './time.js';
+
+const USAGE = `deploy-sts — trade a GitHub Actions OIDC token for a short-lived, site-scoped deploy token
+
+Usage:
+  deploy-sts serve [--dev-defaults] [--port N] [--host H] [--data-dir D] [--policies D] [--issuer URL[,URL]]
+                   [--jwks-file F] [--audience A] [--public-url URL] [--token-audience A] [--dev-issuer]
+  deploy-sts policy check [DIR]
+  deploy-sts policy explain --site S --token FILE [--jwks FILE] [--at TIME] [--policies D] [--audience A] [--json]
+  deploy-sts tokens list [--site S] [--json]
+  deploy-sts tokens revoke <jti>
+  deploy-sts audit [--site S] [--since T] [--limit N] [--json]
+  deploy-sts keys rotate
+  deploy-sts dev token [--claim k=v ...] [--audience A]
+
+Every option also reads DEPLOY_STS_<NAME> (e.g. --data-dir ↔ DEPLOY_STS_DATA_DIR). See README.md.`;
+
+export class UsageError extends Error {}
+
+const SERVE_OPTIONS = ['port', 'host', 'data-dir', 'policies', 'issuer', 'jwks-file', 'audience', 'public-url', 'token-audience', 'introspect-secret-file', 'trust-proxy', 'synchronous', 'log-level'] as const;
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+function parse(args: string[], options: ParseArgsConfig['options'], allowPositionals = false): { values: Values; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args, options: { ...options }, allowPositionals, strict: true });
+    return { values: values as Values, positionals };
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+const dataDirOf = (flag: unknown, env: NodeJS.ProcessEnv) => (typeof flag === 'string' ? flag : (env.DEPLOY_STS_DATA_DIR ?? '.data'));
+
+function print(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values } = parse(args, {
+    'dev-defaults': { type: 'boolean' },
+    'dev-issuer': { type: 'boolean' },
+    ...Object.fromEntries(SERVE_OPTIONS.map((o) => [o, { type: 'string' as const }])),
+  });
+  const flags: Record<string, string | undefined> = {};
+  for (const o of SERVE_OPTIONS) flags[o.toUpperCase().replaceAll('-', '_')] = values[o] as string | undefined;
+  if (values['dev-issuer']) flags.DEV_ISSUER = '1';
+  const config = loadConfig(env, flags, Boolean(values['dev-defaults']));
+  const service = await startService(config);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    service.logger.info({ event: 'shutdown', signal }, 'draining in-flight requests');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    service.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    void service.reloadPolicies();
+  });
+  return new Promise<number>(() => {});
+}
+
+async function policy(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const [verb, ...rest] = args;
+  if (verb === 'check') {
+    const { positionals } = parse(rest, {}, true);
+    const dir = positionals[0] ?? env.DEPLOY_STS_POLICIES ?? 'policies';
+    const result = await checkPolicies(dir);
+    if (!result.ok) {
+      process.stderr.write(`${new PolicyLoadError(result.problems).message}\n${result.problems.length} problem(s) in ${dir}\n`);
+      return 1;
+    }
+    print(`ok: ${result.summary}`);
+    return 0;
+  }
+  if (verb === 'explain') {
+    const { values } = parse(rest, {
+      site: { type: 'string' },
+      token: { type: 'string' },
+      jwks: { type: 'string' },
+      at: { type: 'string' },
+      policies: { type: 'string' },
+      audience: { type: 'string' },
+      'data-dir': { type: 'string' },
+      json: { type: 'boolean' },
+    });
+    if (!values.site || !values.token) throw new UsageError('policy explain needs --site S and --token FILE');
+    return explainCommand(
+      {
+        site: values.site as string,
+        tokenFile: values.token as string,
+        jwksFile: values.jwks as string | undefined,
+        at: values.at === undefined ? undefined : parseTime(values.at as string, 'at'),
+        policies: (values.policies as string | undefined) ?? env.DEPLOY_STS_POLICIES ?? 'policies',
+        audience: (values.audience as string | undefined) ?? env.DEPLOY_STS_AUDIENCE ?? env.DEPLOY_STS_PUBLIC_URL,
+        dataDir: dataDirOf(values['data-dir'], env),
+        issuers: (env.DEPLOY_STS_ISSUER ?? 'https://token.actions.githubusercontent.com').split(',').map((s) => s.trim()),
+        json: Boolean(values.json),
+      },
+      print,
+    );
+  }
+  throw new UsageError(`unknown command: policy ${verb ?? ''}`.trim());
+}
+
+async function tokens(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const [verb, ...rest] = args;
+  const { values, positionals } = parse(rest, { site: { type: 'string' }, json: { type: 'boolean' }, 'data-dir': { type: 'string' } }, true);
+  const storage = openSqlite(dataDirOf(values['data-dir'], env));
+  try {
+    if (verb === 'list') {
+      const list = await storage.listTokens({ site: values.site as string | undefined, now: Math.floor(Date.now() / 1000) });
+      if (values.json) print(JSON.stringify(list, null, 2));
+      else if (list.length === 0) print('no unexpired tokens');
+      else {
+        for (const t of list) {
+          print(`${t.jti}  ${t.site.padEnd(20)} ${t.context.padEnd(10)} ${t.scope.padEnd(20)} ${t.repository}  expires ${new Date(t.expiresAt * 1000).toISOString()}${t.revoked ? '  REVOKED' : ''}`);
+        }
+      }
+      return 0;
+    }
+    if (verb === 'revoke') {
+      const jti = positionals[0];
+      if (!jti) throw new UsageError('tokens revoke needs the jti of the token (see deploy-sts tokens list)');
+      const token = await storage.findToken(jti);
+      if (!token) {
+        process.stderr.write(`no token with jti ${jti} was issued by this service (see deploy-sts tokens list)\n`);
+        return 1;
+      }
+      await storage.revoke(jti, token.expiresAt);
+      print(`revoked ${jti} (site ${token.site}, was valid until ${new Date(token.expiresAt * 1000).toISOString()})`);
+      return 0;
+    }
+    throw new UsageError(`unknown command: tokens ${verb ?? ''}`.trim());
+  } finally {
+    await storage.close();
+  }
+}
+
+async function audit(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values } = parse(args, { site: { type: 'string' }, since: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' }, 'data-dir': { type: 'string' } });
+  const limit = values.limit === undefined ? 100 : Number(values.limit);
+  if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive whole number');
+  const storage = openSqlite(dataDirOf(values['data-dir'], env));
+  try {
+    const since = values.since === undefined ? undefined : parseTime(values.since as string, 'since');
+    const rows = await storage.listAudit({ site: values.site as string | undefined, since, limit });
+    if (values.json) print(JSON.stringify(rows, null, 2));
+    else if (rows.length === 0) print('no audit records');
+    else {
+      for (const r of rows) {
+        print(`${new Date(r.time * 1000).toISOString()}  ${r.result.padEnd(7)} ${(r.site ?? '-').padEnd(16)} ${(r.rule ?? '-').padEnd(14)} ${(r.repository ?? '-').padEnd(20)} ${(r.eventName ?? '-').padEnd(20)} ${r.reason}${r.result === 'denied' ? `: ${r.detail}` : ''}`);
+      }
+    }
+    return 0;
+  } finally {
+    await storage.close();
+  }
+}
+
+async function keys(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const [verb, ...rest] = args;
+  if (verb !== 'rotate') throw new UsageError(`unknown command: keys ${verb ?? ''}`.trim());
+  const { values } = parse(rest, { 'data-dir': { type: 'string' } });
+  const ring = await KeyRing.open(fileKeyStore(dataDirOf(values['data-dir'], env)));
+  const before = ring.active().kid;
+  const fresh = await ring.rotate();
+  print(`new signing key ${fresh.kid} is active; ${before} stays in the JWKS for ${RETIRED_KEY_GRACE_SECONDS} s so tokens it signed keep verifying. A running service picks the change up within 30 s.`);
+  return 0;
+}
+
+async function dev(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const [verb, ...rest] = args;
+  if (verb !== 'token') throw new UsageError(`unknown command: dev ${verb ?? ''}`.trim());
+  const { values } = parse(rest, { claim: { type: 'string', multiple: true }, audience: { type: 'string' }, 'data-dir': { type: 'string' } });
+  const overrides: Record<string, string> = {};
+  for (const pair of (values.claim as string[] | undefined) ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--claim takes name=value (an empty value removes the claim), got ${JSON.stringify(pair)}`);
+    overrides[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  const audience = (values.audience as string | undefined) ?? env.DEPLOY_STS_AUDIENCE ?? env.DEPLOY_STS_PUBLIC_URL ?? 'http://127.0.0.1:8080';
+  print(await devToken(dataDirOf(values['data-dir'], env), audience, overrides));
+  return 0;
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'serve':
+        return await serve(rest, env);
+      case 'policy':
+        return await policy(rest, env);
+      case 'tokens':
+        return await tokens(rest, env);
+      case 'audit':
+        return await audit(rest, env);
+      case 'keys':
+        return await keys(rest, env);
+      case 'dev':
+        return await dev(rest, env);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        print(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command: ${command}`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`deploy-sts: ${error.message}\n\n${USAGE}\n`);
+      return 2;
+    }
+    if (error instanceof ConfigError || error instanceof PolicyLoadError) {
+      process.stderr.write(`deploy-sts: ${error.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`deploy-sts: ${(error as Error).message}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/cli.js')) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

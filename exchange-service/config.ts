@@ -1,0 +1,146 @@
+/**
+ * The service's configuration: every option comes from a CLI flag or `DEPLOY_STS_<NAME>`, validated with zod.
+ * A bad value is a start-up error naming the variable, the value's problem and the fix.
+ */
+import { z } from 'zod';
+import { GITHUB_ISSUER, isLoopbackHost, issuerProblem, normaliseIssuer } from './oidc/issuers.js';
+
+export const DEV_DEFAULTS = {
+  DATA_DIR: '.data',
+  POLICIES: 'examples/policies',
+  HOST: '127.0.0.1',
+  PORT: '8080',
+  DEV_ISSUER: '1',
+} as const;
+
+const bool = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine((v) => ['', '0', '1', 'true', 'false', 'yes', 'no'].includes(v), 'must be 1/0, true/false or yes/no')
+  .transform((v) => ['1', 'true', 'yes'].includes(v));
+
+const url = (what: string) =>
+  z
+    .string()
+    .trim()
+    .refine((v) => URL.canParse(v), `must be an absolute URL (${what})`)
+    .transform((v) => (v.endsWith('/') ? v.slice(0, -1) : v));
+
+const schema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HOST: z.string().trim().min(1).default('127.0.0.1'),
+  DATA_DIR: z.string().trim().min(1).default('.data'),
+  POLICIES: z.string().trim().min(1, 'is required: the directory of policy files (e.g. examples/policies)'),
+  ISSUER: z
+    .string()
+    .default(GITHUB_ISSUER)
+    .transform((v) => v.split(',').map((s) => normaliseIssuer(s.trim())).filter(Boolean))
+    .superRefine((list, ctx) => {
+      if (list.length === 0) ctx.addIssue({ code: 'custom', message: 'names no issuer' });
+      for (const issuer of list) {
+        const problem = issuerProblem(issuer);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }
+    }),
+  JWKS_FILE: z.string().trim().min(1).optional(),
+  AUDIENCE: z.string().trim().min(1).optional(),
+  PUBLIC_URL: url('the URL clients use to reach this service, e.g. https://sts.example.com').optional(),
+  TOKEN_AUDIENCE: z.string().trim().min(1).default('deploy-api'),
+  DEV_ISSUER: bool.default(false),
+  INTROSPECT_SECRET_FILE: z.string().trim().min(1).optional(),
+  TRUST_PROXY: z.coerce.number().int().min(0).max(10).default(0),
+  SYNCHRONOUS: z.enum(['NORMAL', 'FULL']).default('FULL'),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+});
+
+export type RawConfig = z.input<typeof schema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  policies: string;
+  issuers: string[];
+  jwksFile: string | undefined;
+  /** The audience GitHub tokens must carry; undefined = the public URL (known after listen). */
+  audience: string | undefined;
+  publicUrl: string | undefined;
+  tokenAudience: string;
+  devIssuer: boolean;
+  introspectSecretFile: string | undefined;
+  trustProxy: number;
+  synchronous: 'NORMAL' | 'FULL';
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Build the configuration from flags (already named as the env suffix, e.g. `PORT`) over the environment. */
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  flags: Record<string, string | undefined> = {},
+  devDefaults = false,
+): Config {
+  const raw: Record<string, string | undefined> = {};
+  for (const key of Object.keys(schema.shape)) {
+    raw[key] = flags[key] ?? env[`DEPLOY_STS_${key}`] ?? (devDefaults ? (DEV_DEFAULTS as Record<string, string>)[key] : undefined);
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => {
+        const key = String(i.path[0] ?? '');
+        return `DEPLOY_STS_${key} (--${key.toLowerCase().replaceAll('_', '-')}): ${i.message}${raw[key] !== undefined ? ` (got ${JSON.stringify(key.endsWith('FILE') ? raw[key] : raw[key])})` : ''}`;
+      }),
+    );
+  }
+  const c = parsed.data;
+  const problems: string[] = [];
+  if (c.DEV_ISSUER && !isLoopbackHost(c.HOST)) {
+    problems.push(`DEPLOY_STS_DEV_ISSUER=1 is refused unless the service binds a loopback address (DEPLOY_STS_HOST is ${c.HOST}); the dev issuer's key is on this machine and must never be trusted in production`);
+  }
+  if (c.JWKS_FILE && c.ISSUER.length !== 1) {
+    problems.push('DEPLOY_STS_JWKS_FILE holds the keys of one issuer: set exactly one DEPLOY_STS_ISSUER with it');
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return {
+    port: c.PORT,
+    host: c.HOST,
+    dataDir: c.DATA_DIR,
+    policies: c.POLICIES,
+    issuers: c.ISSUER,
+    jwksFile: c.JWKS_FILE,
+    audience: c.AUDIENCE,
+    publicUrl: c.PUBLIC_URL,
+    tokenAudience: c.TOKEN_AUDIENCE,
+    devIssuer: c.DEV_ISSUER,
+    introspectSecretFile: c.INTROSPECT_SECRET_FILE,
+    trustProxy: c.TRUST_PROXY,
+    synchronous: c.SYNCHRONOUS,
+    logLevel: c.LOG_LEVEL,
+  };
+}
+
+/** The effective configuration for the start-up banner: never a secret (file paths only). */
+export function describeConfig(c: Config, publicUrl: string, audience: string): Record<string, string | number | boolean> {
+  return {
+    listen: `${c.host}:${c.port}`,
+    public_url: publicUrl,
+    audience,
+    token_audience: c.tokenAudience,
+    issuers: c.issuers.join(', '),
+    jwks_file: c.jwksFile ?? '(discovery)',
+    dev_issuer: c.devIssuer,
+    data_dir: c.dataDir,
+    policies: c.policies,
+    storage: `sqlite (synchronous=${c.synchronous})`,
+    introspect_secret_file: c.introspectSecretFile ?? '(none: only holders may introspect their own token)',
+    trust_proxy: c.trustProxy,
+  };
+}

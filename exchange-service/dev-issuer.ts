@@ -1,0 +1,85 @@
+/**
+ * A local stand-in for GitHub's OIDC issuer, for the README walk-through and demos: `deploy-sts dev token` prints a
+ * GitHub-shaped JWT signed with a key kept in the data directory. `serve` trusts it only with DEPLOY_STS_DEV_ISSUER=1,
+ * which is refused unless the service binds a loopback address. Its keys are read from disk, never fetched.
+ */
+import { randomUUID } from 'node:crypto';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SignJWT, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { jwksKeySource, type KeySource } from './oidc/jwks.js';
+
+/** `.invalid` never resolves: a token from this issuer can never be confused with a real one. */
+export const DEV_ISSUER = 'https://dev-issuer.deploy-sts.invalid';
+const KID = 'dev-issuer-1';
+
+async function keyFile(dataDir: string): Promise<JWK> {
+  const file = join(dataDir, 'dev-issuer-key.json');
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as JWK;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+  const jwk = { ...(await exportJWK(privateKey)), kid: KID, alg: 'RS256' };
+  await writeFile(file, JSON.stringify(jwk), { mode: 0o600, flag: 'wx' }).catch(async (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EEXIST') throw error;
+  });
+  await chmod(file, 0o600);
+  return JSON.parse(await readFile(file, 'utf8')) as JWK;
+}
+
+export async function devKeySource(dataDir: string): Promise<KeySource> {
+  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub } = await keyFile(dataDir);
+  return jwksKeySource(DEV_ISSUER, { keys: [pub] });
+}
+
+/** The claims of a push to main of the example site's repository (examples/policies/docs.yml). */
+export function devClaims(audience: string, overrides: Record<string, string> = {}): Record<string, unknown> {
+  const now = Math.floor(Date.now() / 1000);
+  const claims: Record<string, unknown> = {
+    jti: randomUUID(),
+    sub: 'repo:acme/docs:environment:production',
+    aud: audience,
+    ref: 'refs/heads/main',
+    sha: '0000000000000000000000000000000000000000',
+    repository: 'acme/docs',
+    repository_owner: 'acme',
+    repository_owner_id: '51204',
+    repository_visibility: 'public',
+    repository_id: '892043217',
+    run_id: '1',
+    run_number: '1',
+    run_attempt: '1',
+    actor: 'octocat',
+    actor_id: '583231',
+    workflow: 'deploy',
+    head_ref: '',
+    base_ref: '',
+    event_name: 'push',
+    ref_type: 'branch',
+    ref_protected: 'true',
+    environment: 'production',
+    workflow_ref: 'acme/docs/.github/workflows/deploy.yml@refs/heads/main',
+    workflow_sha: '0000000000000000000000000000000000000000',
+    job_workflow_ref: 'acme/docs/.github/workflows/deploy.yml@refs/heads/main',
+    job_workflow_sha: '0000000000000000000000000000000000000000',
+    runner_environment: 'github-hosted',
+    iss: DEV_ISSUER,
+    nbf: now - 5,
+    iat: now,
+    exp: now + 300,
+  };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === '') delete claims[key];
+    else claims[key] = ['exp', 'iat', 'nbf'].includes(key) ? Number(value) : value;
+  }
+  return claims;
+}
+
+export async function devToken(dataDir: string, audience: string, overrides: Record<string, string> = {}): Promise<string> {
+  const jwk = await keyFile(dataDir);
+  const key = await importJWK(jwk, 'RS256');
+  return new SignJWT(devClaims(audience, overrides)).setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: KID }).sign(key);
+}

@@ -1,0 +1,55 @@
+/**
+ * Errors of the token endpoint, as RFC 6749 §5.2 codes plus the HTTP status they answer with.
+ * Every failure in the exchange is one of these typed values: routes map them to JSON, the audit log
+ * records their code and description, and nothing else (no stack, no HTML) reaches a client.
+ */
+export type OAuthErrorCode =
+  | 'invalid_request'
+  | 'invalid_target'
+  | 'invalid_scope'
+  | 'unsupported_grant_type'
+  | 'invalid_client'
+  | 'temporarily_unavailable'
+  | 'method_not_allowed'
+  | 'request_too_large'
+  | 'rate_limited'
+  | 'not_found'
+  | 'server_error';
+
+const STATUS: Record<OAuthErrorCode, number> = {
+  invalid_request: 400,
+  invalid_target: 400,
+  invalid_scope: 400,
+  unsupported_grant_type: 400,
+  invalid_client: 401,
+  temporarily_unavailable: 503,
+  method_not_allowed: 405,
+  request_too_large: 413,
+  rate_limited: 429,
+  not_found: 404,
+  server_error: 500,
+};
+
+export class OAuthError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: OAuthErrorCode,
+    readonly description: string,
+    /** A short, stable machine reason for the audit log and metrics (e.g. `replay`, `bad_signature`). */
+    readonly reason: string = code,
+    status?: number,
+  ) {
+    super(description);
+    this.name = 'OAuthError';
+    this.status = status ?? STATUS[code];
+  }
+
+  toJSON(): { error: string; error_description: string } {
+    return { error: this.code, error_description: this.description };
+  }
+}
+
+/** A dependency (JWKS, storage, audit, keys) is unavailable: the service fails closed with 503. */
+export function unavailable(what: string, reason = 'unavailable'): OAuthError {
+  return new OAuthError('temporarily_unavailable', `${what} is unavailable; no token was issued. Try again shortly.`, reason);
+}

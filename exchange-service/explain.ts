@@ -1,0 +1,102 @@
+/**
+ * `deploy-sts policy explain`: verify a token offline (a JWKS file, the dev issuer's key, or the issuer's published
+ * keys) and print, rule by rule and condition by condition, why the site's policy would grant or deny it.
+ * When verification fails it says so first, then still explains the policy on the unverified claims (clearly marked).
+ */
+import { readFile } from 'node:fs/promises';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { DEV_ISSUER, devKeySource } from './dev-issuer.js';
+import { OAuthError } from './errors.js';
+import { isTrustedEvent } from './oidc/claims.js';
+import { remoteKeySource, staticKeySource, type KeySource } from './oidc/jwks.js';
+import { verifyGitHubToken } from './oidc/verify-oidc.js';
+import { checkPolicies } from './policy/load.js';
+import { evaluate } from './policy/match.js';
+import { PolicyLoadError, type Decision } from './policy/types.js';
+
+export interface ExplainOptions {
+  site: string;
+  tokenFile: string;
+  jwksFile: string | undefined;
+  /** Unix seconds to check the token's times against (default now). */
+  at: number | undefined;
+  policies: string;
+  /** The audience expected; default: whatever the token carries (audience is then not checked). */
+  audience: string | undefined;
+  dataDir: string;
+  issuers: string[];
+  json: boolean;
+}
+
+export interface Explanation {
+  site: string;
+  verified: boolean;
+  verification: string;
+  claims: Record<string, unknown>;
+  decision: Decision;
+}
+
+export async function explain(options: ExplainOptions): Promise<Explanation> {
+  const token = (await readFile(options.tokenFile, 'utf8')).trim();
+  let claims: Record<string, unknown>;
+  try {
+    decodeProtectedHeader(token);
+    claims = decodeJwt(token) as Record<string, unknown>;
+  } catch {
+    throw new Error(`${options.tokenFile} does not hold a JWT (three base64url parts separated by dots)`);
+  }
+  const issuer = String(claims.iss ?? '');
+  let source: KeySource | undefined;
+  if (options.jwksFile) source = await staticKeySource(issuer, options.jwksFile);
+  else if (issuer === DEV_ISSUER) source = await devKeySource(options.dataDir);
+  else if (options.issuers.includes(issuer)) source = remoteKeySource(issuer);
+
+  let verified = false;
+  let verification: string;
+  if (!source) {
+    verification = `not verified: issuer ${JSON.stringify(issuer)} is not trusted (DEPLOY_STS_ISSUER) and no --jwks file was given`;
+  } else {
+    try {
+      const audience = options.audience ?? String(claims.aud ?? '');
+      const at = options.at;
+      claims = await verifyGitHubToken(token, { issuers: new Map([[issuer, source]]), audience, ...(at ? { now: () => at } : {}) });
+      verified = true;
+      verification = `verified: signature (kid ${decodeProtectedHeader(token).kid}), issuer, audience ${JSON.stringify(audience)}, times${at ? ` at ${new Date(at * 1000).toISOString()}` : ''}`;
+    } catch (error) {
+      verification = `NOT verified: ${error instanceof OAuthError ? error.description : (error as Error).message}`;
+    }
+  }
+  const loaded = await checkPolicies(options.policies);
+  if (!loaded.ok) throw new PolicyLoadError(loaded.problems);
+  return { site: options.site, verified, verification, claims, decision: evaluate(loaded.set, options.site, claims) };
+}
+
+export function formatExplanation(e: Explanation): string {
+  const c = e.claims;
+  const lines: string[] = [];
+  lines.push(`token: repository ${c.repository} (id ${c.repository_id}), event ${c.event_name}${isTrustedEvent(String(c.event_name)) ? '' : ' (untrusted: preview at most)'}, ref ${c.ref}`);
+  lines.push(`       workflow ${c.job_workflow_ref ?? c.workflow_ref ?? '(none)'}, environment ${c.environment ?? '(none)'}`);
+  lines.push(`${e.verification}`);
+  if (!e.verified) lines.push('(the policy below is evaluated on the UNVERIFIED claims, for diagnosis only: the service would refuse this token)');
+  lines.push(`site "${e.site}":`);
+  const d = e.decision;
+  if (!d.granted && d.trace.length === 0) lines.push(`  ${d.description}`);
+  for (const t of d.trace) {
+    lines.push(`  rule "${t.rule}" (${t.context}, ${t.file}): ${t.matched ? 'MATCHES' : 'does not match'}`);
+    for (const cond of t.conditions) lines.push(`    ${cond.ok ? '✓' : '✗'} ${cond.why}`);
+    if (!t.matched && t.failure && t.conditions.every((x) => x.ok)) lines.push(`    ✗ ${t.failure}`);
+  }
+  if (d.granted) {
+    lines.push(`result: GRANTED by rule "${d.rule.name}": ${d.context}, permissions ${d.rule.permissions.join(' ')}, ttl ${d.rule.maxTtl}s${e.verified ? '' : ' — but the token itself is not valid'}`);
+  } else {
+    lines.push(`result: DENIED (${d.reason}): ${d.description}`);
+  }
+  return lines.join('\n');
+}
+
+export async function explainCommand(options: ExplainOptions, print: (text: string) => void): Promise<number> {
+  const e = await explain(options);
+  if (options.json) print(JSON.stringify(e, (_k, v) => (typeof v === 'function' ? undefined : v), 2));
+  else print(formatExplanation(e));
+  return e.verified && e.decision.granted ? 0 : 1;
+}

@@ -1,0 +1,235 @@
+/**
+ * The HTTP surface: RFC 8693 /token, RFC 7662 /introspect, RFC 7009 /revoke, RFC 8414 metadata, the JWKS and
+ * health probes. Every answer is JSON; errors are RFC 6749 §5.2 objects with no stack trace and no HTML.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { OAuthError } from '../errors.js';
+import { exchange, type ExchangeDeps, type ExchangeOutcome } from '../exchange.js';
+import type { KeyRing } from '../keys/key-ring.js';
+import type { Storage } from '../storage/types.js';
+import { verifyAccessToken } from '../verify-access-token.js';
+import { GRANT_TYPE } from './token-request.js';
+
+export const BODY_LIMIT_BYTES = 32 * 1024;
+
+export interface AppDeps extends ExchangeDeps {
+  keys: KeyRing;
+  storage: Storage;
+  /** The audience GitHub tokens must carry (advertised in metadata for clients such as the Action). */
+  subjectAudience: string;
+  /** sha256 of the operator's introspection secret, when configured. */
+  introspectSecretHash: Buffer | undefined;
+  trustProxy: number;
+  /** Readiness: rejects when a dependency (storage, issuer keys) is not usable. */
+  ready(): Promise<void>;
+  /** Called after each /token decision (logs, metrics). Never receives a token. */
+  onExchange?(outcome: ExchangeOutcome, latencyMs: number): void;
+  log?(level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>): void;
+}
+
+const NO_STORE = 'no-store';
+
+function send(res: Response, error: OAuthError): void {
+  if (error.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="deploy-sts", Basic realm="deploy-sts"');
+  res.status(error.status).json(error.toJSON());
+}
+
+function onlyPost(path: string) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (req.path !== path) return next();
+    if (req.method === 'POST') return next();
+    res.setHeader('Allow', 'POST');
+    next(new OAuthError('invalid_request', `${req.method} is not allowed on ${path}; use POST with an application/x-www-form-urlencoded body`, 'method_not_allowed', 405));
+  };
+}
+
+function requireForm(req: Request): void {
+  if (!req.is('application/x-www-form-urlencoded') && !req.is('application/json')) {
+    throw new OAuthError('invalid_request', 'Content-Type must be application/x-www-form-urlencoded (or application/json)', 'bad_content_type');
+  }
+}
+
+function singleToken(body: unknown): string {
+  const token = (body as Record<string, unknown> | undefined)?.token;
+  if (typeof token !== 'string' || token.length === 0) {
+    throw new OAuthError('invalid_request', 'the token parameter is missing or given more than once', 'malformed_request');
+  }
+  return token;
+}
+
+function bearer(req: Request): string | undefined {
+  const header = req.get('authorization');
+  const match = header ? /^Bearer ([^\s]+)$/i.exec(header) : null;
+  return match?.[1];
+}
+
+function operatorAuthenticated(req: Request, secretHash: Buffer | undefined): boolean {
+  if (!secretHash) return false;
+  const header = req.get('authorization') ?? '';
+  let presented: string | undefined;
+  const basic = /^Basic ([A-Za-z0-9+/=]+)$/i.exec(header);
+  if (basic) {
+    const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
+    presented = decoded.slice(decoded.indexOf(':') + 1);
+  } else {
+    presented = bearer(req);
+  }
+  if (!presented) return false;
+  return timingSafeEqual(createHash('sha256').update(presented).digest(), secretHash);
+}
+
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.set('trust proxy', deps.trustProxy);
+  app.set('json spaces', 0);
+
+  app.use((_req, res, next) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    res.setHeader('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'");
+    res.setHeader('X-Frame-Options', 'DENY');
+    res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
+    if (deps.issuer.startsWith('https://')) res.setHeader('Strict-Transport-Security', 'max-age=63072000');
+    next();
+  });
+  for (const path of ['/token', '/introspect', '/revoke']) {
+    app.use(path, (_req, res, next) => {
+      res.setHeader('Cache-Control', NO_STORE);
+      res.setHeader('Pragma', 'no-cache');
+      next();
+    });
+    app.use(onlyPost(path));
+  }
+  const parsers = [
+    express.urlencoded({ extended: false, limit: BODY_LIMIT_BYTES, parameterLimit: 20 }),
+    express.json({ limit: BODY_LIMIT_BYTES, strict: true }),
+  ];
+
+  app.post('/token', ...parsers, async (req, res, next) => {
+    const started = performance.now();
+    try {
+      requireForm(req);
+    } catch (error) {
+      return next(error);
+    }
+    const outcome = await exchange(req.body, deps, req.ip ?? null);
+    deps.onExchange?.(outcome, performance.now() - started);
+    if (outcome.response) {
+      res.status(200).json(outcome.response);
+    } else {
+      send(res, outcome.error!);
+    }
+  });
+
+  app.post('/introspect', ...parsers, async (req, res, next) => {
+    try {
+      requireForm(req);
+      const token = singleToken(req.body);
+      const presented = bearer(req);
+      const asHolder = presented !== undefined && presented === token;
+      if (!asHolder && !operatorAuthenticated(req, deps.introspectSecretHash)) {
+        throw new OAuthError(
+          'invalid_client',
+          'introspection requires authentication: present the token itself as a Bearer credential, or the operator introspection secret (DEPLOY_STS_INTROSPECT_SECRET_FILE)',
+          'unauthenticated',
+        );
+      }
+      const claims = await verifyAccessToken(token, deps.keys, deps.issuer, { now: deps.now() });
+      if (!claims || (await deps.storage.isRevoked(claims.jti))) {
+        res.json({ active: false });
+        return;
+      }
+      const { iss, aud, sub, exp, iat, jti, scope, site, context, org, act, client_id } = claims;
+      res.json({ active: true, token_type: 'Bearer', iss, aud, sub, exp, iat, jti, scope, site, context, client_id, ...(org ? { org } : {}), act });
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  app.post('/revoke', ...parsers, async (req, res, next) => {
+    try {
+      requireForm(req);
+      const token = singleToken(req.body);
+      // Possession of one of our tokens is enough to revoke it: revoking a leaked token is always welcome.
+      const claims = await verifyAccessToken(token, deps.keys, deps.issuer, { allowExpired: true });
+      if (claims && claims.exp > deps.now()) await deps.storage.revoke(claims.jti, claims.exp);
+      res.status(200).json({});
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  app.get('/.well-known/jwks.json', (_req, res) => {
+    res.setHeader('Cache-Control', 'public, max-age=300');
+    res.json(deps.keys.jwks());
+  });
+
+  app.get('/.well-known/oauth-authorization-server', (_req, res) => {
+    res.setHeader('Cache-Control', 'public, max-age=300');
+    res.json({
+      issuer: deps.issuer,
+      token_endpoint: `${deps.issuer}/token`,
+      jwks_uri: `${deps.issuer}/.well-known/jwks.json`,
+      introspection_endpoint: `${deps.issuer}/introspect`,
+      revocation_endpoint: `${deps.issuer}/revoke`,
+      grant_types_supported: [GRANT_TYPE],
+      token_endpoint_auth_methods_supported: ['none'],
+      introspection_endpoint_auth_methods_supported: ['bearer', 'client_secret_basic'],
+      revocation_endpoint_auth_methods_supported: ['none'],
+      scopes_supported: ['sites:read', 'deployments:read', 'deployments:write'],
+      response_types_supported: [],
+      subject_token_audience: deps.subjectAudience,
+    });
+  });
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await deps.ready();
+      res.json({ status: 'ready' });
+    } catch (error) {
+      res.status(503).json({ status: 'not ready', reason: (error as Error).message });
+    }
+  });
+
+  app.use((req, res) => {
+    send(res, new OAuthError('not_found', `no such endpoint: ${req.method} ${req.path}`, 'not_found'));
+  });
+
+  // The last word on every error: JSON, no stack. Body-parser errors carry `type` and `status`.
+  app.use(async (error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    let oauth: OAuthError;
+    const e = error as { type?: string; status?: number };
+    if (error instanceof OAuthError) oauth = error;
+    else if (e?.type === 'entity.too.large') {
+      oauth = new OAuthError('invalid_request', `the request body is larger than ${BODY_LIMIT_BYTES} bytes`, 'too_large', 413);
+    } else if (e?.type === 'parameters.too.many') {
+      oauth = new OAuthError('invalid_request', 'the request has too many parameters', 'too_many_parameters', 413);
+    } else if (e?.status === 400 || e?.status === 415) {
+      oauth = new OAuthError('invalid_request', 'the request body could not be parsed (malformed form or JSON, or an unsupported charset)', 'malformed_body');
+    } else {
+      deps.log?.('error', 'unhandled error', { path: req.path, error: (error as Error)?.name });
+      oauth = new OAuthError('server_error', 'internal error; nothing was issued', 'internal_error');
+    }
+    if (req.path === '/token') {
+      try {
+        await deps.storage.appendAudit({
+          time: deps.now(), result: 'denied', site: null, rule: null, context: null, reason: oauth.reason, detail: oauth.description,
+          repository: null, repositoryId: null, eventName: null, ref: null, workflowRef: null, environment: null, runId: null,
+          subjectJti: null, tokenJti: null, scope: null, expiresAt: null, clientIp: req.ip ?? null,
+        });
+      } catch {
+        oauth = new OAuthError('temporarily_unavailable', 'the audit log is unavailable; no token was issued', 'audit_unavailable');
+      }
+    }
+    if (!res.headersSent) send(res, oauth);
+  });
+
+  return app;
+}

@@ -1,0 +1,59 @@
+/**
+ * Parse the body of `POST /token` (RFC 8693) at the edge. Every field is a single string: a duplicated or
+ * array-valued parameter is a malformed request (RFC 6749 §3.2: parameters MUST NOT be included more than once).
+ */
+import { OAuthError } from '../errors.js';
+
+export const GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const ID_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:id_token';
+export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
+const FIELDS = ['grant_type', 'subject_token', 'subject_token_type', 'resource', 'audience', 'scope', 'requested_token_type'] as const;
+const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+export interface TokenRequest {
+  subjectToken: string;
+  site: string;
+  /** Space-separated permissions, or undefined for everything the rule grants. */
+  scope: string | undefined;
+}
+
+const invalid = (description: string, reason = 'malformed_request') => new OAuthError('invalid_request', description, reason);
+
+export function parseTokenRequest(body: unknown): TokenRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw invalid('the request body must be application/x-www-form-urlencoded (or a JSON object) with the RFC 8693 fields');
+  }
+  const fields: Partial<Record<(typeof FIELDS)[number], string>> = {};
+  for (const name of FIELDS) {
+    const value = (body as Record<string, unknown>)[name];
+    if (value === undefined) continue;
+    if (typeof value !== 'string') {
+      throw invalid(`parameter ${name} must appear once, as a string (got ${Array.isArray(value) ? 'several values' : typeof value})`, 'duplicate_parameter');
+    }
+    fields[name] = value;
+  }
+  if (fields.grant_type === undefined) throw invalid(`grant_type is missing; use ${GRANT_TYPE}`);
+  if (fields.grant_type !== GRANT_TYPE) {
+    throw new OAuthError('unsupported_grant_type', `grant_type ${JSON.stringify(fields.grant_type)} is not supported; use ${GRANT_TYPE}`, 'unsupported_grant_type');
+  }
+  if (!fields.subject_token) throw invalid('subject_token is missing: send the GitHub Actions OIDC token');
+  if (fields.subject_token_type !== ID_TOKEN_TYPE && fields.subject_token_type !== JWT_TOKEN_TYPE) {
+    throw invalid(`subject_token_type must be ${ID_TOKEN_TYPE} (or ${JWT_TOKEN_TYPE}), got ${JSON.stringify(fields.subject_token_type ?? null)}`);
+  }
+  if (fields.requested_token_type !== undefined && fields.requested_token_type !== ACCESS_TOKEN_TYPE) {
+    throw invalid(`requested_token_type can only be ${ACCESS_TOKEN_TYPE}`);
+  }
+  if (fields.resource !== undefined && fields.audience !== undefined && fields.resource !== fields.audience) {
+    throw new OAuthError('invalid_target', 'resource and audience name different targets; send one of them as site:<slug>', 'malformed_request');
+  }
+  const target = fields.resource ?? fields.audience;
+  if (target === undefined) throw invalid('resource is missing: send resource=site:<slug> naming the site to deploy');
+  const site = target.startsWith('site:') ? target.slice(5) : '';
+  if (!SLUG.test(site)) {
+    throw new OAuthError('invalid_target', `resource ${JSON.stringify(target.slice(0, 80))} is not site:<slug> (slug: lowercase letters, digits and -, at most 63)`, 'malformed_request');
+  }
+  const scope = fields.scope?.trim() || undefined;
+  return { subjectToken: fields.subject_token, site, scope };
+}

@@ -1,0 +1,82 @@
+import { z } from 'zod';
+
+/**
+ * The claim set of a GitHub Actions OIDC token, validated after the signature.
+ * Every claim the policy engine reads is a string: GitHub sends ids, run numbers and booleans as strings,
+ * and a number, array or object where a string belongs is refused (type confusion is an attack, not a typo).
+ * Optional claims are absent on some events (environment, base_ref, head_ref, repo_property_*).
+ */
+const str = z.string().min(1).max(1024);
+const optStr = z.string().max(1024).optional();
+
+export const githubClaimsSchema = z
+  .object({
+    iss: str,
+    aud: str,
+    sub: str,
+    exp: z.number().int(),
+    iat: z.number().int(),
+    nbf: z.number().int(),
+    jti: z.string().min(1).max(256),
+    repository: str,
+    repository_id: z.string().regex(/^[0-9]{1,20}$/),
+    repository_owner: str,
+    repository_owner_id: z.string().regex(/^[0-9]{1,20}$/),
+    ref: str,
+    event_name: str,
+    run_id: str,
+    run_attempt: str,
+    sha: str,
+    ref_type: optStr,
+    ref_protected: optStr,
+    environment: optStr,
+    job_workflow_ref: optStr,
+    job_workflow_sha: optStr,
+    workflow_ref: optStr,
+    workflow_sha: optStr,
+    workflow: optStr,
+    runner_environment: optStr,
+    repository_visibility: optStr,
+    base_ref: optStr,
+    head_ref: optStr,
+    actor: optStr,
+    actor_id: optStr,
+    run_number: optStr,
+    enterprise: optStr,
+    enterprise_id: optStr,
+    environment_node_id: optStr,
+  })
+  .catchall(z.unknown())
+  .superRefine((claims, ctx) => {
+    for (const [key, value] of Object.entries(claims)) {
+      if (key.startsWith('repo_property_') && typeof value !== 'string') {
+        ctx.addIssue({ code: 'custom', path: [key], message: 'must be a string' });
+      }
+    }
+  });
+
+export type GitHubClaims = z.infer<typeof githubClaimsSchema>;
+
+/** The claims a policy `when` block may name. `repo_property_<name>` is accepted in addition. */
+export const CONDITION_CLAIMS = [
+  'ref',
+  'ref_type',
+  'ref_protected',
+  'event_name',
+  'environment',
+  'job_workflow_ref',
+  'workflow_ref',
+  'runner_environment',
+  'repository_visibility',
+  'base_ref',
+  'head_ref',
+  'actor_id',
+] as const;
+export type ConditionClaim = (typeof CONDITION_CLAIMS)[number] | `repo_property_${string}`;
+
+/** Events that may ever receive a production token. Every other event gets preview at most. */
+export const TRUSTED_EVENTS = ['push', 'workflow_dispatch', 'schedule', 'release', 'merge_group'] as const;
+
+export function isTrustedEvent(event: string | undefined): boolean {
+  return event !== undefined && (TRUSTED_EVENTS as readonly string[]).includes(event);
+}

@@ -1,0 +1,175 @@
+/**
+ * Where the verification keys of one issuer come from.
+ * Remote: the issuer's OpenID discovery document names `jwks_uri`; the key set is cached, refreshed when stale,
+ * and refetched on an unknown `kid` at most once per cooldown, so a flood of random `kid`s causes no fetch storm.
+ * Fetches are bounded in time and size. Static: a JWKS file (air-gapped installs, offline debugging).
+ * Only the `kid` and `alg` of a token header are read: `jku`, `x5u` and `jwk` are never followed.
+ */
+import { createLocalJWKSet, type JSONWebKeySet, type JWTHeaderParameters, type FlattenedJWSInput } from 'jose';
+import { readFile } from 'node:fs/promises';
+import { OAuthError, unavailable } from '../errors.js';
+import { isLoopbackHost } from './issuers.js';
+
+export type KeyResolver = ReturnType<typeof createLocalJWKSet>;
+
+export interface KeySource {
+  readonly issuer: string;
+  /** Resolve the verification key for a token header; rejects with an OAuthError. */
+  resolve(header: JWTHeaderParameters, token: FlattenedJWSInput): ReturnType<KeyResolver>;
+  /** Fetch statistics (remote sources): how many discovery/JWKS fetches were made and how many failed. */
+  readonly stats: { fetches: number; failures: number };
+  /** Fetch now (start-up warm-up, readiness). Rejects when the keys cannot be had. */
+  ready(): Promise<void>;
+}
+
+export interface RemoteOptions {
+  timeoutMs?: number;
+  maxBytes?: number;
+  cooldownMs?: number;
+  /** Refresh a key set older than this on the next request. */
+  maxAgeMs?: number;
+  /** Keep using a stale key set this long when refreshing fails, then fail closed. */
+  staleMs?: number;
+  now?: () => number;
+}
+
+function parseJwks(body: unknown, where: string): JSONWebKeySet {
+  if (typeof body !== 'object' || body === null || !Array.isArray((body as { keys?: unknown }).keys)) {
+    throw new Error(`${where} is not a JWK set (no "keys" array)`);
+  }
+  return body as JSONWebKeySet;
+}
+
+async function fetchJson(url: string, timeoutMs: number, maxBytes: number): Promise<unknown> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error', headers: { accept: 'application/json' } });
+  if (!response.ok) throw new Error(`${url} answered HTTP ${response.status}`);
+  const declared = Number(response.headers.get('content-length') ?? '0');
+  if (declared > maxBytes) throw new Error(`${url} is larger than ${maxBytes} bytes`);
+  const reader = response.body?.getReader();
+  if (!reader) throw new Error(`${url} sent no body`);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel();
+      throw new Error(`${url} is larger than ${maxBytes} bytes`);
+    }
+    chunks.push(value);
+  }
+  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+function checkFetchUrl(value: string, what: string): string {
+  const url = new URL(value);
+  if (url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname))) return url.href;
+  throw new Error(`${what} ${value} must use https://`);
+}
+
+export function remoteKeySource(issuer: string, options: RemoteOptions = {}): KeySource {
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  const maxBytes = options.maxBytes ?? 256 * 1024;
+  const cooldownMs = options.cooldownMs ?? 30_000;
+  const maxAgeMs = options.maxAgeMs ?? 10 * 60_000;
+  const staleMs = options.staleMs ?? 60 * 60_000;
+  const now = options.now ?? Date.now;
+  const stats = { fetches: 0, failures: 0 };
+
+  let cached: { resolver: KeyResolver; kids: Set<string>; fetchedAt: number } | undefined;
+  let lastAttempt = -Infinity;
+  let inflight: Promise<void> | undefined;
+
+  async function load(): Promise<void> {
+    lastAttempt = now();
+    stats.fetches++;
+    try {
+      const discovery = await fetchJson(`${issuer}/.well-known/openid-configuration`, timeoutMs, maxBytes);
+      const doc = discovery as { issuer?: unknown; jwks_uri?: unknown };
+      if (doc.issuer !== issuer) throw new Error(`discovery document names issuer ${JSON.stringify(doc.issuer)}, expected ${issuer}`);
+      if (typeof doc.jwks_uri !== 'string') throw new Error('discovery document has no jwks_uri');
+      const jwks = parseJwks(await fetchJson(checkFetchUrl(doc.jwks_uri, 'jwks_uri'), timeoutMs, maxBytes), 'jwks_uri');
+      cached = {
+        resolver: createLocalJWKSet(jwks),
+        kids: new Set(jwks.keys.map((k) => k.kid).filter((k): k is string => typeof k === 'string')),
+        fetchedAt: now(),
+      };
+    } catch (error) {
+      stats.failures++;
+      throw error;
+    }
+  }
+
+  function refresh(): Promise<void> {
+    inflight ??= load().finally(() => {
+      inflight = undefined;
+    });
+    return inflight;
+  }
+
+  async function ensure(kid: string | undefined): Promise<void> {
+    const age = cached ? now() - cached.fetchedAt : Infinity;
+    const unknownKid = cached !== undefined && kid !== undefined && !cached.kids.has(kid);
+    const due = age > maxAgeMs || (unknownKid && now() - lastAttempt >= cooldownMs);
+    if (!due) return;
+    try {
+      await refresh();
+    } catch (error) {
+      if (!cached || now() - cached.fetchedAt > staleMs) {
+        throw unavailable(`the signing keys of issuer ${issuer} (${(error as Error).message})`, 'jwks_unavailable');
+      }
+    }
+  }
+
+  return {
+    issuer,
+    stats,
+    async ready() {
+      await ensure(undefined);
+      if (!cached) await refresh();
+    },
+    async resolve(header, token) {
+      await ensure(header.kid);
+      if (!cached) throw unavailable(`the signing keys of issuer ${issuer}`, 'jwks_unavailable');
+      if (header.kid === undefined || !cached.kids.has(header.kid)) {
+        throw new OAuthError(
+          'invalid_request',
+          `subject_token: no key with kid ${JSON.stringify(header.kid ?? null)} in the JWKS of ${issuer}; the token was not signed by that issuer`,
+          'unknown_kid',
+        );
+      }
+      return cached.resolver(header, token);
+    },
+  };
+}
+
+export async function staticKeySource(issuer: string, file: string): Promise<KeySource> {
+  let jwks: JSONWebKeySet;
+  try {
+    jwks = parseJwks(JSON.parse(await readFile(file, 'utf8')), file);
+  } catch (error) {
+    throw new Error(`DEPLOY_STS_JWKS_FILE: cannot read a JWK set from ${file}: ${(error as Error).message}`);
+  }
+  return jwksKeySource(issuer, jwks);
+}
+
+export function jwksKeySource(issuer: string, jwks: JSONWebKeySet): KeySource {
+  const resolver = createLocalJWKSet(jwks);
+  const kids = new Set(jwks.keys.map((k) => k.kid));
+  return {
+    issuer,
+    stats: { fetches: 0, failures: 0 },
+    async ready() {},
+    async resolve(header, token) {
+      if (!kids.has(header.kid)) {
+        throw new OAuthError(
+          'invalid_request',
+          `subject_token: no key with kid ${JSON.stringify(header.kid ?? null)} in the configured JWKS of ${issuer}`,
+          'unknown_kid',
+        );
+      }
+      return resolver(header, token);
+    },
+  };
+}

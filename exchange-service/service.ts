@@ -1,0 +1,175 @@
+/**
+ * Assemble and run the exchange service from a Config: policies, storage, signing keys, issuer key sources, the
+ * HTTP app, and the housekeeping timers. `deploy-sts serve` and the tests both start it through here.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { describeConfig, type Config } from './config.js';
+import { DEV_ISSUER, devKeySource } from './dev-issuer.js';
+import { createApp } from './http/app.js';
+import { fileKeyStore } from './keys/file-key-store.js';
+import { KeyRing } from './keys/key-ring.js';
+import { remoteKeySource, staticKeySource, type KeySource } from './oidc/jwks.js';
+import { verifyGitHubToken } from './oidc/verify-oidc.js';
+import { checkPolicies } from './policy/load.js';
+import { PolicyLoadError, type PolicySet } from './policy/types.js';
+import { openSqlite } from './storage/sqlite.js';
+import type { Storage } from './storage/types.js';
+
+export interface RunningService {
+  /** The public URL (issuer of minted tokens). */
+  url: string;
+  /** The audience GitHub tokens must carry. */
+  audience: string;
+  port: number;
+  storage: Storage;
+  keys: KeyRing;
+  logger: Logger;
+  /** Re-read the policies directory; the old set stays in force on any error. */
+  reloadPolicies(): Promise<{ ok: true; sites: number } | { ok: false; error: PolicyLoadError }>;
+  /** Stop accepting connections, drain in-flight requests, close storage. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  /** Write the human-readable start-up banner here (default: stderr). */
+  banner?: (text: string) => void;
+}
+
+const SECONDS = () => Math.floor(Date.now() / 1000);
+/** Replay and revocation rows are kept this long past their token's exp (the clock tolerance, doubled). */
+const PRUNE_GRACE_SECONDS = 120;
+
+async function loadPolicySet(dir: string): Promise<PolicySet> {
+  const result = await checkPolicies(dir);
+  if (!result.ok) throw new PolicyLoadError(result.problems);
+  return result.set;
+}
+
+export function createLogger(level: Config['logLevel']): Logger {
+  return pino({
+    level,
+    base: undefined,
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: ['token', 'access_token', 'subject_token', 'authorization', '*.token', '*.authorization'], censor: '[redacted]' },
+  });
+}
+
+export async function startService(config: Config, options: StartOptions = {}): Promise<RunningService> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  let policies = await loadPolicySet(config.policies);
+  const storage = openSqlite(config.dataDir, { synchronous: config.synchronous });
+  let closing = false;
+  try {
+    const keys = await KeyRing.open(fileKeyStore(config.dataDir));
+    const sources = new Map<string, KeySource>();
+    for (const issuer of config.issuers) {
+      sources.set(issuer, config.jwksFile ? await staticKeySource(issuer, config.jwksFile) : remoteKeySource(issuer));
+    }
+    if (config.devIssuer) sources.set(DEV_ISSUER, await devKeySource(config.dataDir));
+    const introspectSecretHash = config.introspectSecretFile
+      ? createHash('sha256').update((await readFile(config.introspectSecretFile, 'utf8')).trim()).digest()
+      : undefined;
+
+    const server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const port = (server.address() as AddressInfo).port;
+    const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+    const url = config.publicUrl ?? `http://${host}:${port}`;
+    const audience = config.audience ?? url;
+
+    const app = createApp({
+      verify: (token) => verifyGitHubToken(token, { issuers: sources, audience }),
+      policies: () => policies,
+      storage,
+      keys,
+      issuer: url,
+      tokenAudience: config.tokenAudience,
+      now: SECONDS,
+      subjectAudience: audience,
+      introspectSecretHash,
+      trustProxy: config.trustProxy,
+      async ready() {
+        if (closing) throw new Error('shutting down');
+        await storage.ping();
+      },
+      onExchange(outcome, latencyMs) {
+        const a = outcome.audit;
+        logger.info(
+          {
+            event: 'exchange', result: a.result, reason: a.reason, site: a.site, rule: a.rule, context: a.context,
+            repository: a.repository, repository_id: a.repositoryId, event_name: a.eventName, ref: a.ref,
+            subject_jti: a.subjectJti, token_jti: a.tokenJti, status: outcome.error?.status ?? 200, ms: Math.round(latencyMs * 10) / 10,
+          },
+          a.result === 'granted' ? 'token granted' : 'token denied',
+        );
+      },
+      log(level, message, fields) {
+        logger[level](fields ?? {}, message);
+      },
+    });
+    server.on('request', app);
+
+    const timers = [
+      setInterval(() => {
+        storage.prune(SECONDS() - PRUNE_GRACE_SECONDS).catch((error: Error) => logger.warn({ error: error.message }, 'prune failed'));
+      }, 60_000),
+      setInterval(() => {
+        keys.reload().catch((error: Error) => logger.warn({ error: error.message }, 'key reload failed'));
+      }, 30_000),
+    ];
+    for (const t of timers) t.unref();
+
+    const banner = options.banner ?? ((text: string) => process.stderr.write(text));
+    const effective = describeConfig(config, url, audience);
+    banner(
+      `deploy-sts listening on ${url}\n` +
+        Object.entries(effective).map(([k, v]) => `  ${k.padEnd(22)} ${v}`).join('\n') +
+        `\n  policies loaded        ${policies.files.length} file(s): ${policies.files.map((f) => f.file).join(', ')}\n`,
+    );
+    logger.info({ event: 'started', ...effective, policy_files: policies.files.length }, 'deploy-sts started');
+
+    return {
+      url,
+      audience,
+      port,
+      storage,
+      keys,
+      logger,
+      async reloadPolicies() {
+        try {
+          policies = await loadPolicySet(config.policies);
+          logger.info({ event: 'policy_reload', files: policies.files.length }, 'policies reloaded');
+          return { ok: true, sites: policies.siteCount() };
+        } catch (error) {
+          if (!(error instanceof PolicyLoadError)) throw error;
+          logger.error({ event: 'policy_reload_failed', problems: error.problems }, 'policy reload failed; the previous policies stay in force');
+          return { ok: false, error };
+        }
+      },
+      async close() {
+        if (closing) return;
+        closing = true;
+        for (const t of timers) clearInterval(t);
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        });
+        await storage.close();
+      },
+    };
+  } catch (error) {
+    await storage.close();
+    throw error;
+  }
+}

@@ -1,0 +1,93 @@
+import type { Context } from '../policy/types.js';
+
+export type AuditResult = 'granted' | 'denied';
+
+/** One decision of the token endpoint. Never holds a token. */
+export interface AuditRecord {
+  /** Unix seconds. */
+  time: number;
+  result: AuditResult;
+  site: string | null;
+  rule: string | null;
+  context: Context | null;
+  /** Stable machine reason (`granted`, `no_rule_matched`, `replay`, `bad_signature`, ...). */
+  reason: string;
+  /** The error_description given to the client, or for grants a summary. */
+  detail: string;
+  /** Identifying claims of the subject token, when it could be read (only verified values are trusted). */
+  repository: string | null;
+  repositoryId: string | null;
+  eventName: string | null;
+  ref: string | null;
+  workflowRef: string | null;
+  environment: string | null;
+  runId: string | null;
+  subjectJti: string | null;
+  /** The minted token's jti (grants only), its scope and expiry. */
+  tokenJti: string | null;
+  scope: string | null;
+  expiresAt: number | null;
+  clientIp: string | null;
+}
+
+export interface StoredAudit extends AuditRecord {
+  id: number;
+}
+
+export interface IssuedToken {
+  jti: string;
+  site: string;
+  rule: string;
+  context: Context;
+  scope: string;
+  repository: string;
+  issuedAt: number;
+  expiresAt: number;
+  revoked: boolean;
+}
+
+/** A signing key as stored: private JWK (with kid) and lifecycle times (unix seconds). */
+export interface StoredKey {
+  kid: string;
+  alg: string;
+  privateJwk: string;
+  createdAt: number;
+  /** When it stopped signing (a newer key became active); null while active. */
+  retiredAt: number | null;
+}
+
+/** Where signing keys live: files (mode 0600) in the data directory, or the database for replicas. */
+export interface KeyStore {
+  list(): Promise<StoredKey[]>;
+  save(key: StoredKey): Promise<void>;
+  retire(kid: string, at: number): Promise<void>;
+  delete(kid: string): Promise<void>;
+}
+
+/**
+ * Everything the service keeps. SQLite (embedded default) and PostgreSQL implement it.
+ * Every method may reject: callers fail closed (503, no token).
+ */
+export interface Storage {
+  readonly kind: 'sqlite' | 'postgres';
+  /**
+   * Record the first use of a subject token's jti until `expiresAt`. Resolves true when this call was the first,
+   * false when it was seen before (a replay). Atomic: two concurrent calls with one jti, exactly one true.
+   */
+  consumeJti(issuer: string, jti: string, expiresAt: number): Promise<boolean>;
+  /** Append a decision to the audit log. A grant's record is durable before this resolves. */
+  appendAudit(record: AuditRecord): Promise<void>;
+  /** Mark a minted token revoked until its expiry (idempotent). */
+  revoke(jti: string, expiresAt: number): Promise<void>;
+  isRevoked(jti: string): Promise<boolean>;
+  /** Tokens granted (from the audit log) that have not expired, newest first. */
+  listTokens(filter: { site?: string; now: number; limit?: number }): Promise<IssuedToken[]>;
+  /** Look up one granted token by jti (for revoke-by-jti from the CLI). */
+  findToken(jti: string): Promise<IssuedToken | undefined>;
+  listAudit(filter: { site?: string; since?: number; limit?: number }): Promise<StoredAudit[]>;
+  /** Delete replay and revocation rows whose expiry has passed; returns how many. Audit rows are kept. */
+  prune(now: number): Promise<number>;
+  /** Cheap liveness probe for /readyz. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,153 @@
+/**
+ * Run the real exchange service for a test: in this process (`startService`) or as a child process of the built CLI
+ * (`spawnService`, for crash and signal tests). Each gets a fresh data directory in a temp dir, binds 127.0.0.1:0,
+ * and captures its log lines so tests can prove no token ever reaches them.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { loadConfig } from '../../exchange-service/config.js';
+import { startService as start, type RunningService } from '../../exchange-service/service.js';
+import { DEFAULT_AUDIENCE } from './issuer.js';
+
+export const ROOT = resolve(import.meta.dirname, '..', '..');
+export const EXAMPLE_POLICIES = join(ROOT, 'examples', 'policies');
+
+export interface ServiceOptions {
+  /** The trusted issuer URL (the test issuer's `url`). */
+  issuer: string;
+  /** Policies directory; default examples/policies. */
+  policies?: string;
+  /** Audience GitHub tokens must carry; default DEFAULT_AUDIENCE. */
+  audience?: string;
+  /** Reuse a data directory (restarts); default a fresh temp dir. */
+  dataDir?: string;
+  /** More DEPLOY_STS_* variables. */
+  env?: Record<string, string>;
+}
+
+export interface TestService {
+  url: string;
+  audience: string;
+  dataDir: string;
+  service: RunningService;
+  /** Every log line the service wrote. */
+  logs: string[];
+  stop(): Promise<void>;
+}
+
+export function tempDir(prefix = 'deploy-sts-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+function envFor(options: ServiceOptions, dataDir: string): Record<string, string> {
+  return {
+    DEPLOY_STS_ISSUER: options.issuer,
+    DEPLOY_STS_PORT: '0',
+    DEPLOY_STS_HOST: '127.0.0.1',
+    DEPLOY_STS_DATA_DIR: dataDir,
+    DEPLOY_STS_POLICIES: options.policies ?? EXAMPLE_POLICIES,
+    DEPLOY_STS_AUDIENCE: options.audience ?? DEFAULT_AUDIENCE,
+    ...options.env,
+  };
+}
+
+export async function startService(options: ServiceOptions): Promise<TestService> {
+  const ownDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? tempDir();
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const config = loadConfig(envFor(options, dataDir));
+  const logger = pino({ level: 'debug', base: undefined }, sink);
+  const service = await start(config, { logger, banner: (text) => logs.push(text) });
+  return {
+    url: service.url,
+    audience: service.audience,
+    dataDir,
+    service,
+    logs,
+    async stop() {
+      await service.close();
+      if (ownDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface SpawnedService {
+  url: string;
+  dataDir: string;
+  child: ChildProcess;
+  stdout: string[];
+  stderr: string[];
+  /** SIGTERM and wait for exit; resolves the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Run `node build/exchange-service/cli.js serve` (built by `npm test`) and wait until it listens. */
+export async function spawnService(options: ServiceOptions & { dataDir: string }): Promise<SpawnedService> {
+  const child = spawn(process.execPath, [join(ROOT, 'build', 'exchange-service', 'cli.js'), 'serve'], {
+    env: { PATH: process.env.PATH ?? '', ...envFor(options, options.dataDir) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  child.stdout!.on('data', (d: Buffer) => stdout.push(d.toString('utf8')));
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error(`service did not start: ${stderr.join('')}`)), 20_000);
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr.push(d.toString('utf8'));
+      const match = /listening on (\S+)/.exec(stderr.join(''));
+      if (match) {
+        clearTimeout(timer);
+        resolveUrl(match[1]!);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`service exited with ${code}: ${stderr.join('')}`));
+    });
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return {
+    url,
+    dataDir: options.dataDir,
+    child,
+    stdout,
+    stderr,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** POST a form to the service; returns status, headers and parsed JSON. */
+export async function postForm(
+  url: string,
+  fields: Record<string, string | string[]>,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: Record<string, unknown> }> {
+  const body = new URLSearchParams();
+  for (const [k, v] of Object.entries(fields)) for (const value of Array.isArray(v) ? v : [v]) body.append(k, value);
+  const response = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers } });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+export const TOKEN_EXCHANGE = {
+  grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+  subject_token_type: 'urn:ietf:params:oauth:token-type:id_token',
+} as const;
+
+/** Exchange a subject token for site `site` (with optional extra fields). */
+export function exchangeToken(url: string, subjectToken: string, site = 'docs', extra: Record<string, string> = {}) {
+  return postForm(`${url}/token`, { ...TOKEN_EXCHANGE, subject_token: subjectToken, resource: `site:${site}`, ...extra });
+}
