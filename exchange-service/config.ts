@@ -50,6 +50,9 @@ const schema = z.object({
   DEV_ISSUER: bool.default(false),
   INTROSPECT_SECRET_FILE: z.string().trim().min(1).optional(),
   TRUST_PROXY: z.coerce.number().int().min(0).max(10).default(0),
+  RATE_LIMIT_IP: z.coerce.number().int().min(0).default(1200),
+  RATE_LIMIT_REPOSITORY: z.coerce.number().int().min(0).default(120),
+  WATCH_POLICIES: bool.default(true),
   SYNCHRONOUS: z.enum(['NORMAL', 'FULL']).default('FULL'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
@@ -70,6 +73,11 @@ export interface Config {
   devIssuer: boolean;
   introspectSecretFile: string | undefined;
   trustProxy: number;
+  /** Exchanges per minute per client IP / per repository_id; 0 = unlimited. */
+  rateLimitIp: number;
+  rateLimitRepository: number;
+  /** Reload policies when the directory changes (SIGHUP always reloads). */
+  watchPolicies: boolean;
   synchronous: 'NORMAL' | 'FULL';
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
@@ -122,6 +130,9 @@ export function loadConfig(
     devIssuer: c.DEV_ISSUER,
     introspectSecretFile: c.INTROSPECT_SECRET_FILE,
     trustProxy: c.TRUST_PROXY,
+    rateLimitIp: c.RATE_LIMIT_IP,
+    rateLimitRepository: c.RATE_LIMIT_REPOSITORY,
+    watchPolicies: c.WATCH_POLICIES,
     synchronous: c.SYNCHRONOUS,
     logLevel: c.LOG_LEVEL,
   };
@@ -139,8 +150,9 @@ export function describeConfig(c: Config, publicUrl: string, audience: string): 
     dev_issuer: c.devIssuer,
     data_dir: c.dataDir,
     policies: c.policies,
-    storage: `sqlite (synchronous=${c.synchronous})`,
     introspect_secret_file: c.introspectSecretFile ?? '(none: only holders may introspect their own token)',
     trust_proxy: c.trustProxy,
+    rate_limits: `${c.rateLimitIp}/min per IP, ${c.rateLimitRepository}/min per repository`,
+    watch_policies: c.watchPolicies,
   };
 }

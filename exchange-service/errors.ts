@@ -32,6 +32,8 @@ const STATUS: Record<OAuthErrorCode, number> = {
 
 export class OAuthError extends Error {
   readonly status: number;
+  /** Seconds, sent as `Retry-After` (429 and 503 answers). */
+  retryAfter: number | undefined;
   constructor(
     readonly code: OAuthErrorCode,
     readonly description: string,
@@ -47,6 +49,13 @@ export class OAuthError extends Error {
   toJSON(): { error: string; error_description: string } {
     return { error: this.code, error_description: this.description };
   }
+}
+
+/** A rate limit refused the request: 429 with Retry-After. */
+export function rateLimited(description: string, retryAfter: number): OAuthError {
+  const error = new OAuthError('temporarily_unavailable', description, 'rate_limited', 429);
+  error.retryAfter = retryAfter;
+  return error;
 }
 
 /** A dependency (JWKS, storage, audit, keys) is unavailable: the service fails closed with 503. */

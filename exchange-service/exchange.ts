@@ -3,7 +3,7 @@
  * policy → check the scope → mint → write the audit record → answer. Every decision, granted or denied, is in the
  * audit log before the answer leaves; if that write fails the answer is a 503 and no token is returned.
  */
-import { OAuthError, unavailable } from './errors.js';
+import { OAuthError, rateLimited, unavailable } from './errors.js';
 import type { KeyRing } from './keys/key-ring.js';
 import { mintAccessToken } from './mint.js';
 import type { GitHubClaims } from './oidc/claims.js';
@@ -24,6 +24,8 @@ export interface ExchangeDeps {
   /** Default `aud` of minted tokens (a policy file may override it). */
   tokenAudience: string;
   now(): number;
+  /** Per-repository rate limit, asked once the token is verified (so the repository id is genuine). */
+  admitRepository?(repositoryId: string): { allowed: boolean; retryAfter: number };
 }
 
 export interface TokenResponse {
@@ -121,6 +123,11 @@ async function decide(
 
   const claims = await deps.verify(request.subjectToken);
   update((r) => withClaims(r, claims));
+
+  const admitted = deps.admitRepository?.(claims.repository_id);
+  if (admitted && !admitted.allowed) {
+    throw rateLimited(`repository ${claims.repository} (id ${claims.repository_id}) is over its exchange rate limit; retry in ${admitted.retryAfter} s`, admitted.retryAfter);
+  }
 
   let first: boolean;
   try {

@@ -3,6 +3,7 @@
  * HTTP app, and the housekeeping timers. `deploy-sts serve` and the tests both start it through here.
  */
 import { createHash } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,13 +11,14 @@ import { pino, type Logger } from 'pino';
 import { describeConfig, type Config } from './config.js';
 import { DEV_ISSUER, devKeySource } from './dev-issuer.js';
 import { createApp } from './http/app.js';
-import { fileKeyStore } from './keys/file-key-store.js';
 import { KeyRing } from './keys/key-ring.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { RateLimiter } from './rate-limit.js';
 import { remoteKeySource, staticKeySource, type KeySource } from './oidc/jwks.js';
 import { verifyGitHubToken } from './oidc/verify-oidc.js';
 import { checkPolicies } from './policy/load.js';
 import { PolicyLoadError, type PolicySet } from './policy/types.js';
-import { openSqlite } from './storage/sqlite.js';
+import { openStorage } from './storage/open.js';
 import type { Storage } from './storage/types.js';
 
 export interface RunningService {
@@ -28,6 +30,7 @@ export interface RunningService {
   storage: Storage;
   keys: KeyRing;
   logger: Logger;
+  metrics: Metrics;
   /** Re-read the policies directory; the old set stays in force on any error. */
   reloadPolicies(): Promise<{ ok: true; sites: number } | { ok: false; error: PolicyLoadError }>;
   /** Stop accepting connections, drain in-flight requests, close storage. */
@@ -62,10 +65,10 @@ export function createLogger(level: Config['logLevel']): Logger {
 export async function startService(config: Config, options: StartOptions = {}): Promise<RunningService> {
   const logger = options.logger ?? createLogger(config.logLevel);
   let policies = await loadPolicySet(config.policies);
-  const storage = openSqlite(config.dataDir, { synchronous: config.synchronous });
+  const { storage, keyStore, description: storageDescription } = await openStorage(config);
   let closing = false;
   try {
-    const keys = await KeyRing.open(fileKeyStore(config.dataDir));
+    const keys = await KeyRing.open(keyStore);
     const sources = new Map<string, KeySource>();
     for (const issuer of config.issuers) {
       sources.set(issuer, config.jwksFile ? await staticKeySource(issuer, config.jwksFile) : remoteKeySource(issuer));
@@ -88,7 +91,12 @@ export async function startService(config: Config, options: StartOptions = {}): 
     const url = config.publicUrl ?? `http://${host}:${port}`;
     const audience = config.audience ?? url;
 
+    const metrics = createMetrics(() => sources.values());
+    const repoLimiter = new RateLimiter({ perMinute: config.rateLimitRepository });
     const app = createApp({
+      metrics,
+      ipLimiter: new RateLimiter({ perMinute: config.rateLimitIp }),
+      admitRepository: (id) => repoLimiter.take(id),
       verify: (token) => verifyGitHubToken(token, { issuers: sources, audience }),
       policies: () => policies,
       storage,
@@ -131,13 +139,49 @@ export async function startService(config: Config, options: StartOptions = {}): 
     for (const t of timers) t.unref();
 
     const banner = options.banner ?? ((text: string) => process.stderr.write(text));
-    const effective = describeConfig(config, url, audience);
+    const effective = { ...describeConfig(config, url, audience), storage: storageDescription };
     banner(
       `deploy-sts listening on ${url}\n` +
         Object.entries(effective).map(([k, v]) => `  ${k.padEnd(22)} ${v}`).join('\n') +
         `\n  policies loaded        ${policies.files.length} file(s): ${policies.files.map((f) => f.file).join(', ')}\n`,
     );
     logger.info({ event: 'started', ...effective, policy_files: policies.files.length }, 'deploy-sts started');
+
+    // One reload at a time; the new set replaces the old only when every file validates.
+    let reloading: Promise<unknown> = Promise.resolve();
+    const reloadPolicies = (): Promise<{ ok: true; sites: number } | { ok: false; error: PolicyLoadError }> => {
+      const run = reloading.then(async () => {
+        try {
+          policies = await loadPolicySet(config.policies);
+          metrics.policyReloads.inc({ result: 'ok' });
+          logger.info({ event: 'policy_reload', files: policies.files.length }, 'policies reloaded');
+          return { ok: true as const, sites: policies.siteCount() };
+        } catch (error) {
+          metrics.policyReloads.inc({ result: 'failed' });
+          const loadError = error instanceof PolicyLoadError ? error : new PolicyLoadError([{ file: config.policies, line: 0, column: 0, message: (error as Error).message }]);
+          logger.error(
+            { event: 'policy_reload_failed', problems: loadError.problems.map((p) => `${p.file}:${p.line}:${p.column}: ${p.message}`) },
+            'policy reload failed; the previous policies stay in force',
+          );
+          return { ok: false as const, error: loadError };
+        }
+      });
+      reloading = run;
+      return run;
+    };
+    let watcher: FSWatcher | undefined;
+    let debounce: NodeJS.Timeout | undefined;
+    if (config.watchPolicies) {
+      try {
+        watcher = watch(config.policies, () => {
+          clearTimeout(debounce);
+          debounce = setTimeout(() => void reloadPolicies(), 300);
+        });
+        watcher.on('error', (error) => logger.warn({ error: error.message }, 'policy directory watch failed; SIGHUP still reloads'));
+      } catch (error) {
+        logger.warn({ error: (error as Error).message }, 'cannot watch the policy directory; SIGHUP still reloads');
+      }
+    }
 
     return {
       url,
@@ -146,20 +190,13 @@ export async function startService(config: Config, options: StartOptions = {}): 
       storage,
       keys,
       logger,
-      async reloadPolicies() {
-        try {
-          policies = await loadPolicySet(config.policies);
-          logger.info({ event: 'policy_reload', files: policies.files.length }, 'policies reloaded');
-          return { ok: true, sites: policies.siteCount() };
-        } catch (error) {
-          if (!(error instanceof PolicyLoadError)) throw error;
-          logger.error({ event: 'policy_reload_failed', problems: error.problems }, 'policy reload failed; the previous policies stay in force');
-          return { ok: false, error };
-        }
-      },
+      metrics,
+      reloadPolicies,
       async close() {
         if (closing) return;
         closing = true;
+        watcher?.close();
+        clearTimeout(debounce);
         for (const t of timers) clearInterval(t);
         await new Promise<void>((resolve) => {
           server.close(() => resolve());

@@ -4,9 +4,11 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { OAuthError } from '../errors.js';
+import { OAuthError, rateLimited } from '../errors.js';
 import { exchange, type ExchangeDeps, type ExchangeOutcome } from '../exchange.js';
 import type { KeyRing } from '../keys/key-ring.js';
+import type { Metrics } from '../metrics.js';
+import type { RateLimiter } from '../rate-limit.js';
 import type { Storage } from '../storage/types.js';
 import { verifyAccessToken } from '../verify-access-token.js';
 import { GRANT_TYPE } from './token-request.js';
@@ -23,7 +25,10 @@ export interface AppDeps extends ExchangeDeps {
   trustProxy: number;
   /** Readiness: rejects when a dependency (storage, issuer keys) is not usable. */
   ready(): Promise<void>;
-  /** Called after each /token decision (logs, metrics). Never receives a token. */
+  metrics?: Metrics;
+  /** Per client IP limit on /token. */
+  ipLimiter?: RateLimiter;
+  /** Called after each /token decision (logs). Never receives a token. */
   onExchange?(outcome: ExchangeOutcome, latencyMs: number): void;
   log?(level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>): void;
 }
@@ -31,6 +36,7 @@ export interface AppDeps extends ExchangeDeps {
 const NO_STORE = 'no-store';
 
 function send(res: Response, error: OAuthError): void {
+  if (error.retryAfter !== undefined) res.setHeader('Retry-After', String(error.retryAfter));
   if (error.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="deploy-sts", Basic realm="deploy-sts"');
   res.status(error.status).json(error.toJSON());
 }
@@ -108,6 +114,15 @@ export function createApp(deps: AppDeps): express.Express {
     express.json({ limit: BODY_LIMIT_BYTES, strict: true }),
   ];
 
+  app.use('/token', (req, _res, next) => {
+    const decision = deps.ipLimiter?.take(req.ip ?? 'unknown');
+    if (decision && !decision.allowed) {
+      deps.metrics?.rateLimited.inc({ kind: 'ip' });
+      return next(rateLimited(`too many requests from ${req.ip}; retry in ${decision.retryAfter} s`, decision.retryAfter));
+    }
+    next();
+  });
+
   app.post('/token', ...parsers, async (req, res, next) => {
     const started = performance.now();
     try {
@@ -116,7 +131,16 @@ export function createApp(deps: AppDeps): express.Express {
       return next(error);
     }
     const outcome = await exchange(req.body, deps, req.ip ?? null);
-    deps.onExchange?.(outcome, performance.now() - started);
+    const seconds = (performance.now() - started) / 1000;
+    if (deps.metrics) {
+      const a = outcome.audit;
+      const known = a.rule !== null; // site and rule labels only for names from the loaded policies
+      deps.metrics.exchanges.inc({ result: a.result, site: known ? (a.site ?? '-') : '-', rule: a.rule ?? '-' });
+      if (a.result === 'denied') deps.metrics.denials.inc({ reason: a.reason });
+      if (a.reason === 'rate_limited') deps.metrics.rateLimited.inc({ kind: 'repository' });
+      deps.metrics.tokenLatency.observe({ result: a.result }, seconds);
+    }
+    deps.onExchange?.(outcome, seconds * 1000);
     if (outcome.response) {
       res.status(200).json(outcome.response);
     } else {
@@ -155,7 +179,10 @@ export function createApp(deps: AppDeps): express.Express {
       const token = singleToken(req.body);
       // Possession of one of our tokens is enough to revoke it: revoking a leaked token is always welcome.
       const claims = await verifyAccessToken(token, deps.keys, deps.issuer, { allowExpired: true });
-      if (claims && claims.exp > deps.now()) await deps.storage.revoke(claims.jti, claims.exp);
+      if (claims && claims.exp > deps.now()) {
+        await deps.storage.revoke(claims.jti, claims.exp);
+        deps.metrics?.revocations.inc();
+      }
       res.status(200).json({});
     } catch (error) {
       next(error);
@@ -183,6 +210,16 @@ export function createApp(deps: AppDeps): express.Express {
       response_types_supported: [],
       subject_token_audience: deps.subjectAudience,
     });
+  });
+
+  app.get('/metrics', async (_req, res, next) => {
+    if (!deps.metrics) return next();
+    try {
+      res.setHeader('Content-Type', deps.metrics.registry.contentType);
+      res.send(await deps.metrics.registry.metrics());
+    } catch (error) {
+      next(error);
+    }
   });
 
   app.get('/healthz', (_req, res) => {
@@ -218,6 +255,7 @@ export function createApp(deps: AppDeps): express.Express {
       oauth = new OAuthError('server_error', 'internal error; nothing was issued', 'internal_error');
     }
     if (req.path === '/token') {
+      deps.metrics?.denials.inc({ reason: oauth.reason });
       try {
         await deps.storage.appendAudit({
           time: deps.now(), result: 'denied', site: null, rule: null, context: null, reason: oauth.reason, detail: oauth.description,

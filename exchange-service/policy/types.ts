@@ -80,14 +80,21 @@ export type Decision =
 
 export interface PolicyProblem {
   file: string;
+  /** 1-based; 0 when the problem concerns the file or directory as a whole (no position). */
   line: number;
+  /** 1-based; 0 with line 0. */
   column: number;
   message: string;
 }
 
+/** `file:line:column: message`, or `file: message` for problems without a position. */
+export function formatPolicyProblem(p: PolicyProblem): string {
+  return p.line > 0 ? `${p.file}:${p.line}:${p.column}: ${p.message}` : `${p.file}: ${p.message}`;
+}
+
 export class PolicyLoadError extends Error {
   constructor(readonly problems: PolicyProblem[]) {
-    super(problems.map((p) => `${p.file}:${p.line}:${p.column}: ${p.message}`).join('\n'));
+    super(problems.map(formatPolicyProblem).join('\n'));
     this.name = 'PolicyLoadError';
   }
 }

@@ -1,0 +1,69 @@
+/**
+ * The loaded policy set: which files govern a site.
+ *
+ * A site's own file is found by slug in O(1); org files follow, in file-name order, when one of their `sites`
+ * entries (a slug or a glob) matches. An org file never governs a site whose site file declares a different
+ * `org:` — a glob like `app-*` in acme's org file must not reach into another organisation's site.
+ * Names that are not slugs are governed by nothing (so a glob can never match a crafted name).
+ */
+import { compileGlob, isGlob, type Glob } from './glob.js';
+import { SLUG } from './schema.js';
+import type { PolicyFile, PolicySet } from './types.js';
+
+interface OrgEntry {
+  file: PolicyFile;
+  globs: Glob[];
+}
+
+export class DuplicateSiteError extends Error {
+  readonly code = 'duplicate_site';
+  constructor(readonly site: string) {
+    super(`site ${JSON.stringify(site)} has more than one site file`);
+    this.name = 'DuplicateSiteError';
+  }
+}
+
+function sameOrg(a: string | undefined, b: string | undefined): boolean {
+  return a === undefined || b === undefined || a.toLowerCase() === b.toLowerCase();
+}
+
+/** True when the org file may govern a site with this site file (or none). */
+export function orgFileMayGovern(orgFile: PolicyFile, siteFile: PolicyFile | undefined): boolean {
+  return sameOrg(orgFile.org, siteFile?.org);
+}
+
+/** Build the set. Throws DuplicateSiteError when two site files name one site (the loader reports that first). */
+export function createPolicySet(files: readonly PolicyFile[]): PolicySet {
+  const frozen = Object.freeze([...files]);
+  const bySite = new Map<string, PolicyFile>();
+  const orgs: OrgEntry[] = [];
+  const literal = new Set<string>();
+
+  for (const file of frozen) {
+    if (file.kind === 'site' && file.site !== undefined) {
+      if (bySite.has(file.site)) throw new DuplicateSiteError(file.site);
+      bySite.set(file.site, file);
+      literal.add(file.site);
+    } else if (file.kind === 'org') {
+      const sites = file.sites ?? [];
+      for (const s of sites) if (!isGlob(s)) literal.add(s);
+      orgs.push({ file, globs: sites.map((s) => compileGlob(s)) });
+    }
+  }
+
+  return {
+    files: frozen,
+    forSite(site: string): PolicyFile[] {
+      if (typeof site !== 'string' || !SLUG.test(site)) return [];
+      const own = bySite.get(site);
+      const governing = own ? [own] : [];
+      for (const org of orgs) {
+        if (org.globs.some((g) => g.test(site)) && orgFileMayGovern(org.file, own)) governing.push(org.file);
+      }
+      return governing;
+    },
+    siteCount(): number {
+      return literal.size;
+    },
+  };
+}

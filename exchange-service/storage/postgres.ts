@@ -1,0 +1,159 @@
+/**
+ * The shared storage for replicas: PostgreSQL through `pg`. The same tables and meaning as the SQLite backend:
+ * the replay cache (`INSERT … ON CONFLICT DO NOTHING`, so one jti sent to two replicas at once is accepted once),
+ * the revocation list every replica reads, and one append-only audit log (triggers refuse UPDATE, DELETE, TRUNCATE).
+ * The pool is bounded and every wait is bounded (connect, statement, query); a failure is a rejection, which the
+ * service turns into a 503 with no token, and the next request simply tries again once the database is back.
+ */
+import pg from 'pg';
+import type { AuditRecord, IssuedToken, Storage, StoredAudit } from './types.js';
+
+export interface PoolOptions {
+  /** Most connections this process opens (default 10). */
+  max?: number;
+  /** How long to wait for a connection, ms (default 3000). */
+  connectTimeoutMs?: number;
+  /** Server-side statement timeout, ms (default 5000). */
+  statementTimeoutMs?: number;
+  /** Told about errors of idle connections (e.g. the server restarted); they are dropped from the pool. */
+  onIdleError?: (error: Error) => void;
+}
+
+export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
+  const statementTimeout = options.statementTimeoutMs ?? 5000;
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 10,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 3000,
+    idleTimeoutMillis: 10_000,
+    statement_timeout: statementTimeout,
+    // The client-side limit catches a server that stopped answering without closing the connection.
+    query_timeout: statementTimeout * 2,
+    application_name: 'deploy-sts',
+    keepAlive: true,
+  });
+  // Without a listener an idle connection's error (server restart, network cut) would crash the process.
+  pool.on('error', (error) => options.onIdleError?.(error));
+  return pool;
+}
+
+const AUDIT_COLUMNS = [
+  'time', 'result', 'site', 'rule', 'context', 'reason', 'detail', 'repository', 'repository_id', 'event_name', 'ref',
+  'workflow_ref', 'environment', 'run_id', 'subject_jti', 'token_jti', 'scope', 'expires_at', 'client_ip',
+] as const;
+
+const INSERT_AUDIT = `INSERT INTO audit (${AUDIT_COLUMNS.join(', ')}) VALUES (${AUDIT_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})`;
+const TOKEN_SELECT = `SELECT a.*, r.jti AS revoked FROM audit a LEFT JOIN revoked r ON r.jti = a.token_jti
+                      WHERE a.result = 'granted' AND a.token_jti IS NOT NULL`;
+
+/** BIGINT columns arrive as strings (pg keeps 64-bit precision); every value here is far below 2^53. */
+type Row = Record<string, string | number | null>;
+
+const num = (value: string | number | null | undefined): number => Number(value);
+const text = (value: string | number | null | undefined): string | null => (value === null || value === undefined ? null : String(value));
+
+function auditParams(r: AuditRecord): (string | number | null)[] {
+  return [
+    r.time, r.result, r.site, r.rule, r.context, r.reason, r.detail, r.repository, r.repositoryId, r.eventName, r.ref,
+    r.workflowRef, r.environment, r.runId, r.subjectJti, r.tokenJti, r.scope, r.expiresAt, r.clientIp,
+  ];
+}
+
+function auditFromRow(row: Row): StoredAudit {
+  return {
+    id: num(row.id),
+    time: num(row.time),
+    result: row.result as StoredAudit['result'],
+    site: text(row.site),
+    rule: text(row.rule),
+    context: text(row.context) as StoredAudit['context'],
+    reason: String(row.reason),
+    detail: String(row.detail),
+    repository: text(row.repository),
+    repositoryId: text(row.repository_id),
+    eventName: text(row.event_name),
+    ref: text(row.ref),
+    workflowRef: text(row.workflow_ref),
+    environment: text(row.environment),
+    runId: text(row.run_id),
+    subjectJti: text(row.subject_jti),
+    tokenJti: text(row.token_jti),
+    scope: text(row.scope),
+    expiresAt: row.expires_at === null ? null : num(row.expires_at),
+    clientIp: text(row.client_ip),
+  };
+}
+
+function tokenFromRow(row: Row): IssuedToken {
+  return {
+    jti: String(row.token_jti),
+    site: String(row.site),
+    rule: String(row.rule),
+    context: row.context as IssuedToken['context'],
+    scope: String(row.scope),
+    repository: String(row.repository),
+    issuedAt: num(row.time),
+    expiresAt: num(row.expires_at),
+    revoked: row.revoked !== null && row.revoked !== undefined,
+  };
+}
+
+/** Storage over a migrated database (see `migrate`). Closing it ends the pool. */
+export function postgresStorage(pool: pg.Pool): Storage {
+  let closed = false;
+  const query = async (sql: string, params: unknown[] = []): Promise<pg.QueryResult<Row>> => {
+    if (closed) throw new Error('storage is closed');
+    return pool.query<Row>(sql, params);
+  };
+
+  return {
+    kind: 'postgres',
+    async consumeJti(issuer, jti, expiresAt) {
+      const result = await query('INSERT INTO replay (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [issuer, jti, expiresAt]);
+      return result.rowCount === 1;
+    },
+    async appendAudit(record) {
+      await query(INSERT_AUDIT, auditParams(record));
+    },
+    async revoke(jti, expiresAt) {
+      await query('INSERT INTO revoked (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [
+        jti,
+        expiresAt,
+        Math.floor(Date.now() / 1000),
+      ]);
+    },
+    async isRevoked(jti) {
+      const result = await query('SELECT 1 AS x FROM revoked WHERE jti = $1', [jti]);
+      return result.rows.length > 0;
+    },
+    async listTokens({ site, now, limit = 100 }) {
+      const result = site
+        ? await query(`${TOKEN_SELECT} AND a.site = $1 AND a.expires_at > $2 ORDER BY a.id DESC LIMIT $3`, [site, now, limit])
+        : await query(`${TOKEN_SELECT} AND a.expires_at > $1 ORDER BY a.id DESC LIMIT $2`, [now, limit]);
+      return result.rows.map(tokenFromRow);
+    },
+    async findToken(jti) {
+      const result = await query(`${TOKEN_SELECT} AND a.token_jti = $1`, [jti]);
+      return result.rows[0] ? tokenFromRow(result.rows[0]) : undefined;
+    },
+    async listAudit({ site, since = 0, limit = 100 }) {
+      const result = site
+        ? await query('SELECT * FROM audit WHERE site = $1 AND time >= $2 ORDER BY id DESC LIMIT $3', [site, since, limit])
+        : await query('SELECT * FROM audit WHERE time >= $1 ORDER BY id DESC LIMIT $2', [since, limit]);
+      return result.rows.map(auditFromRow);
+    },
+    async prune(now) {
+      const a = await query('DELETE FROM replay WHERE expires_at < $1', [now]);
+      const b = await query('DELETE FROM revoked WHERE expires_at < $1', [now]);
+      return (a.rowCount ?? 0) + (b.rowCount ?? 0);
+    },
+    async ping() {
+      await query('SELECT 1');
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
+import { exchangeToken, startService, tempDir, type TestService } from '../helpers/service.js';
+
+const policy = (previewEvents: string[]) => `site: docs
+repository: acme/docs
+repository_id: "892043217"
+rules:
+  - name: production
+    context: production
+    permissions: [deployments:write]
+    when:
+      event_name: push
+      ref: refs/heads/main
+  - name: previews
+    context: preview
+    permissions: [deployments:write]
+    when:
+      event_name: [${previewEvents.join(', ')}]
+`;
+
+let issuer: TestIssuer;
+let svc: TestService;
+const policies = tempDir('deploy-sts-policies-');
+
+beforeAll(async () => {
+  issuer = await startIssuer();
+  writeFileSync(join(policies, 'docs.yml'), policy(['pull_request_target']));
+  svc = await startService({ issuer: issuer.url, policies });
+});
+afterAll(async () => {
+  await svc.stop();
+  await issuer.close();
+});
+
+async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('metrics', () => {
+  it('counts exchanges by result, site and rule, and denials by reason', async () => {
+    await exchangeToken(svc.url, await issuer.token());
+    await exchangeToken(svc.url, await issuer.token({ ref: 'refs/heads/dev' }));
+    await exchangeToken(svc.url, await issuer.token(), 'attacker-chosen-site');
+    const text = await (await fetch(`${svc.url}/metrics`)).text();
+    expect(text).toMatch(/deploy_sts_exchanges_total\{result="granted",site="docs",rule="production"\} [1-9]/);
+    expect(text).toMatch(/deploy_sts_denials_total\{reason="no_rule_matched"\} [1-9]/);
+    expect(text).toMatch(/deploy_sts_denials_total\{reason="unknown_site"\} [1-9]/);
+    expect(text).not.toContain('attacker-chosen-site');
+    expect(text).toMatch(/deploy_sts_token_request_duration_seconds_bucket/);
+    expect(text).toMatch(/deploy_sts_jwks_fetches_total\{issuer="http:\/\/127\.0\.0\.1:\d+"\} 1/);
+  });
+});
+
+describe('policy reloads', () => {
+  it('apply a valid change atomically, and keep the old set in force when the new one is broken', async () => {
+    expect((await exchangeToken(svc.url, await issuer.token({ event_name: 'workflow_run' }))).status).toBe(400);
+
+    writeFileSync(join(policies, 'docs.yml'), policy(['pull_request_target', 'workflow_run']));
+    const ok = await svc.service.reloadPolicies();
+    expect(ok.ok).toBe(true);
+    expect((await exchangeToken(svc.url, await issuer.token({ event_name: 'workflow_run' }))).body.context).toBe('preview');
+
+    writeFileSync(join(policies, 'docs.yml'), policy(['pull_request_target']).replace('context: preview', 'contxt: preview'));
+    const failed = await svc.service.reloadPolicies();
+    expect(failed.ok).toBe(false);
+    // Still the previous (valid) set.
+    expect((await exchangeToken(svc.url, await issuer.token({ event_name: 'workflow_run' }))).body.context).toBe('preview');
+    expect(svc.logs.some((l) => l.includes('policy_reload_failed') && /docs\.yml:\d+:\d+/.test(l))).toBe(true);
+    const text = await (await fetch(`${svc.url}/metrics`)).text();
+    expect(text).toMatch(/deploy_sts_policy_reloads_total\{result="failed"\} [1-9]/);
+  });
+
+  it('follow a change of the policies directory without a signal', async () => {
+    writeFileSync(join(policies, 'docs.yml'), policy(['pull_request_target']));
+    await until(async () => (await exchangeToken(svc.url, await issuer.token({ event_name: 'workflow_run' }))).status === 400, 'the watched reload');
+  });
+});
