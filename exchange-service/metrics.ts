@@ -14,6 +14,7 @@ export interface Metrics {
   rateLimited: Counter<'kind'>;
   policyReloads: Counter<'result'>;
   revocations: Counter;
+  httpRequests: Counter<'route' | 'status'>;
 }
 
 export function createMetrics(keySources: () => Iterable<KeySource>, options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -38,6 +39,7 @@ export function createMetrics(keySources: () => Iterable<KeySource>, options: { 
     rateLimited: new Counter({ name: 'deploy_sts_rate_limited_total', help: 'Requests refused with 429, by limit (ip, repository)', labelNames: ['kind'], registers: [registry] }),
     policyReloads: new Counter({ name: 'deploy_sts_policy_reloads_total', help: 'Policy reloads by result (ok, failed)', labelNames: ['result'], registers: [registry] }),
     revocations: new Counter({ name: 'deploy_sts_tokens_revoked_total', help: 'Tokens revoked through /revoke', registers: [registry] }),
+    httpRequests: new Counter({ name: 'deploy_sts_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [registry] }),
   };
   // Key sources count their own fetches; mirror the increase into counters at scrape time.
   const seen = new Map<string, { fetches: number; failures: number }>();

@@ -111,17 +111,6 @@ export async function startService(config: Config, options: StartOptions = {}): 
         if (closing) throw new Error('shutting down');
         await storage.ping();
       },
-      onExchange(outcome, latencyMs) {
-        const a = outcome.audit;
-        logger.info(
-          {
-            event: 'exchange', result: a.result, reason: a.reason, site: a.site, rule: a.rule, context: a.context,
-            repository: a.repository, repository_id: a.repositoryId, event_name: a.eventName, ref: a.ref,
-            subject_jti: a.subjectJti, token_jti: a.tokenJti, status: outcome.error?.status ?? 200, ms: Math.round(latencyMs * 10) / 10,
-          },
-          a.result === 'granted' ? 'token granted' : 'token denied',
-        );
-      },
       log(level, message, fields) {
         logger[level](fields ?? {}, message);
       },

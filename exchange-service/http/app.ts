@@ -2,7 +2,7 @@
  * The HTTP surface: RFC 8693 /token, RFC 7662 /introspect, RFC 7009 /revoke, RFC 8414 metadata, the JWKS and
  * health probes. Every answer is JSON; errors are RFC 6749 §5.2 objects with no stack trace and no HTML.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { OAuthError, rateLimited } from '../errors.js';
 import { exchange, type ExchangeDeps, type ExchangeOutcome } from '../exchange.js';
@@ -28,12 +28,22 @@ export interface AppDeps extends ExchangeDeps {
   metrics?: Metrics;
   /** Per client IP limit on /token. */
   ipLimiter?: RateLimiter;
-  /** Called after each /token decision (logs). Never receives a token. */
-  onExchange?(outcome: ExchangeOutcome, latencyMs: number): void;
+  /** One structured line per request (method, path, status, ms, request id, and the decision for /token). */
   log?(level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>): void;
 }
 
 const NO_STORE = 'no-store';
+const ROUTES = new Set(['/token', '/introspect', '/revoke', '/.well-known/jwks.json', '/.well-known/oauth-authorization-server', '/healthz', '/readyz', '/metrics']);
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** The decision of a /token request, for its log line. Never holds a token. */
+function decisionFields(outcome: ExchangeOutcome): Record<string, unknown> {
+  const a = outcome.audit;
+  return {
+    result: a.result, reason: a.reason, site: a.site, rule: a.rule, context: a.context, repository: a.repository,
+    repository_id: a.repositoryId, event_name: a.eventName, ref: a.ref, subject_jti: a.subjectJti, token_jti: a.tokenJti,
+  };
+}
 
 function send(res: Response, error: OAuthError): void {
   if (error.retryAfter !== undefined) res.setHeader('Retry-After', String(error.retryAfter));
@@ -92,6 +102,25 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('trust proxy', deps.trustProxy);
   app.set('json spaces', 0);
 
+  // Request id and one log line per request, written when the answer is finished.
+  app.use((req, res, next) => {
+    const started = performance.now();
+    const incoming = req.get('x-request-id');
+    const id = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    res.setHeader('X-Request-Id', id);
+    res.locals.logFields = {} as Record<string, unknown>;
+    res.on('finish', () => {
+      const route = ROUTES.has(req.path) ? req.path : 'other';
+      deps.metrics?.httpRequests.inc({ route, status: String(res.statusCode) });
+      const level = res.statusCode >= 500 ? 'error' : 'info';
+      deps.log?.(level, 'request', {
+        request_id: id, method: req.method, path: route, status: res.statusCode, ms: Math.round((performance.now() - started) * 10) / 10,
+        client_ip: req.ip, ...(res.locals.logFields as Record<string, unknown>),
+      });
+    });
+    next();
+  });
+
   app.use((_req, res, next) => {
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Referrer-Policy', 'no-referrer');
@@ -140,7 +169,7 @@ export function createApp(deps: AppDeps): express.Express {
       if (a.reason === 'rate_limited') deps.metrics.rateLimited.inc({ kind: 'repository' });
       deps.metrics.tokenLatency.observe({ result: a.result }, seconds);
     }
-    deps.onExchange?.(outcome, seconds * 1000);
+    res.locals.logFields = decisionFields(outcome);
     if (outcome.response) {
       res.status(200).json(outcome.response);
     } else {
@@ -256,6 +285,7 @@ export function createApp(deps: AppDeps): express.Express {
     }
     if (req.path === '/token') {
       deps.metrics?.denials.inc({ reason: oauth.reason });
+      res.locals.logFields = { result: 'denied', reason: oauth.reason };
       try {
         await deps.storage.appendAudit({
           time: deps.now(), result: 'denied', site: null, rule: null, context: null, reason: oauth.reason, detail: oauth.description,

@@ -143,6 +143,7 @@ const sitePatternSchema = z
   .string()
   .regex(SITE_PATTERN, 'a sites entry is a slug (docs) or a glob over slugs (app-*): lower-case letters, digits, - and *')
   .superRefine((pattern, ctx) => {
+    if (!SITE_PATTERN.test(pattern)) return;
     if (!isGlob(pattern) && !SLUG.test(pattern)) {
       ctx.addIssue({ code: 'custom', message: 'a sites entry must start with a letter or digit (or be a glob like app-*)' });
     }

@@ -105,14 +105,17 @@ export function policySet(files: Record<string, Data>): PolicySet {
   return loadPolicyTexts(Object.entries(files).map(([file, data]) => ({ file, text: toYaml(data) })));
 }
 
-/** Claims GitHub would send for acme/docs (push to main, production environment, pinned workflow). */
-export function docsClaims(overrides: Partial<GitHubTokenClaims> & Record<string, unknown> = {}): Record<string, unknown> {
-  return githubClaims(GITHUB_ISSUER, overrides);
+/**
+ * Claims GitHub would send for acme/docs (push to main, production environment, pinned workflow).
+ * Overrides may have any type (tests feed numbers and arrays where strings belong); undefined removes a claim.
+ */
+export function docsClaims(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return githubClaims(GITHUB_ISSUER, overrides as Partial<GitHubTokenClaims>);
 }
 
 /** Claims for the acme/monorepo, otherwise like docsClaims. */
-export function monorepoClaims(overrides: Partial<GitHubTokenClaims> & Record<string, unknown> = {}): Record<string, unknown> {
-  return githubClaims(GITHUB_ISSUER, {
+export function monorepoClaims(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return docsClaims({
     repository: 'acme/monorepo',
     repository_id: MONOREPO_ID,
     job_workflow_ref: 'acme/monorepo/.github/workflows/deploy-apps.yml@refs/heads/main',

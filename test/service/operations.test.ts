@@ -58,6 +58,38 @@ describe('metrics', () => {
   });
 });
 
+describe('logs', () => {
+  it('write one JSON line per request with its request id and decision, never the token', async () => {
+    const subject = await issuer.token();
+    const res = await fetch(`${svc.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': 'req-12345' },
+      body: new URLSearchParams({
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token_type: 'urn:ietf:params:oauth:token-type:id_token',
+        resource: 'site:docs',
+        subject_token: subject,
+      }),
+    });
+    const body = (await res.json()) as { access_token: string };
+    expect(res.headers.get('x-request-id')).toBe('req-12345');
+    const lines = svc.logs.filter((l) => l.includes('"request_id":"req-12345"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ msg: 'request', method: 'POST', path: '/token', status: 200, result: 'granted', rule: 'production', site: 'docs' });
+    for (const line of svc.logs) {
+      expect(line).not.toContain(subject);
+      expect(line).not.toContain(body.access_token);
+    }
+  });
+
+  it('replace a request id that is not a safe token', async () => {
+    for (const bad of ['a b', 'x'.repeat(65), '<script>']) {
+      const res = await fetch(`${svc.url}/healthz`, { headers: { 'x-request-id': bad } });
+      expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    }
+  });
+});
+
 describe('policy reloads', () => {
   it('apply a valid change atomically, and keep the old set in force when the new one is broken', async () => {
     expect((await exchangeToken(svc.url, await issuer.token({ event_name: 'workflow_run' }))).status).toBe(400);
