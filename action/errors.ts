@@ -1,0 +1,232 @@
+/**
+ * Every failure the Action reports is an `ActionError`: a stable code, what happened, and the fix. The step's
+ * `setFailed` message is `render()`: the problem, the details a maintainer needs, then `Fix: ...`.
+ * Nothing here ever holds a token.
+ */
+import { formatClaims, type DisplayClaims } from './subject-claims.js';
+
+export type ActionErrorCode =
+  /** An input is missing or malformed. */
+  | 'invalid_input'
+  /** `url` is http:// to something other than loopback. */
+  | 'insecure_url'
+  /** The job has no OIDC token to give: no `id-token: write`, or a fork `pull_request`. */
+  | 'id_token_unavailable'
+  /** The runner's OIDC token endpoint failed. */
+  | 'id_token_failed'
+  /** The policy refused: `invalid_target` or `invalid_scope`. */
+  | 'denied'
+  /** The service refused the request or the subject token (any other 4xx). */
+  | 'rejected'
+  /** No connection: refused, DNS, reset. */
+  | 'unreachable'
+  /** TLS handshake or certificate verification failed. */
+  | 'tls_failure'
+  /** Connect or total timeout. */
+  | 'timeout'
+  /** 5xx or 429 on every attempt. */
+  | 'service_unavailable'
+  /** The service answered something that is not a valid token response. */
+  | 'bad_response'
+  /** A bug in the Action itself. */
+  | 'internal_error';
+
+export const FORK_PREVIEWS_DOC = 'https://github.com/deploy-sts/deploy-sts#fork-previews';
+
+export class ActionError extends Error {
+  constructor(
+    readonly code: ActionErrorCode,
+    /** What happened, one sentence. */
+    readonly problem: string,
+    /** What to change so it works, one or two sentences. */
+    readonly fix: string,
+    /** Lines shown between the problem and the fix (claims, the service's words). */
+    readonly details: readonly string[] = [],
+  ) {
+    super(problem);
+    this.name = 'ActionError';
+  }
+
+  /** The full message for `core.setFailed`. */
+  render(): string {
+    return [`deploy-sts [${this.code}]: ${this.problem}`, ...this.details, `Fix: ${this.fix}`].join('\n');
+  }
+}
+
+/** Anything thrown that is not an ActionError is a bug of ours: say so without hiding the message. */
+export function toActionError(error: unknown): ActionError {
+  if (error instanceof ActionError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new ActionError(
+    'internal_error',
+    `Unexpected error: ${message}`,
+    'This is a bug in deploy-sts; please open an issue at https://github.com/deploy-sts/deploy-sts/issues with this log.',
+  );
+}
+
+export interface RunContext {
+  /** GITHUB_EVENT_NAME */
+  eventName?: string;
+  /** True when the event payload says the pull request's head is another repository. */
+  fromFork?: boolean;
+}
+
+/** ACTIONS_ID_TOKEN_REQUEST_URL / _TOKEN are not set. */
+export function missingIdToken(context: RunContext): ActionError {
+  const permission = 'Give the job `permissions: id-token: write` (at the workflow or job level).';
+  const fork =
+    'A `pull_request` run from a fork never gets an OIDC token from GitHub, whatever its permissions: deploy fork ' +
+    'previews from `pull_request_target` or `workflow_run`, in a job that never runs the pull request\'s code — ' +
+    `see ${FORK_PREVIEWS_DOC}`;
+  const isPullRequest = context.eventName === 'pull_request';
+  const problem = isPullRequest && context.fromFork
+    ? 'This `pull_request` run comes from a fork, and GitHub gives fork pull requests no OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL is not set).'
+    : 'This job cannot request a GitHub OIDC token: ACTIONS_ID_TOKEN_REQUEST_URL is not set, so `permissions: id-token: write` is missing — or this is a `pull_request` run from a fork.';
+  const fix = isPullRequest ? `${fork} For pull requests from branches of this repository: ${permission}` : `${permission} ${fork}`;
+  return new ActionError('id_token_unavailable', problem, fix);
+}
+
+/** The runner's token endpoint answered with an error. */
+export function idTokenFailed(cause: string): ActionError {
+  return new ActionError(
+    'id_token_failed',
+    `GitHub's OIDC token endpoint failed: ${cause}`,
+    'Re-run the job; if it keeps failing, check https://www.githubstatus.com and that the job has `permissions: id-token: write`.',
+  );
+}
+
+export interface ServiceRefusal {
+  status: number;
+  /** The service's `error`, verbatim. */
+  error: string;
+  /** The service's `error_description`, verbatim. */
+  description: string;
+  site: string;
+  url: string;
+  /** Claims of the subject token the service refused, decoded for display. */
+  claims?: DisplayClaims;
+}
+
+function explainCommand(site: string): string {
+  return `deploy-sts policy explain --site ${site} --token <file>`;
+}
+
+/** A 4xx from `/token`: a denial by the policy, or a refused request. */
+export function serviceRefused(refusal: ServiceRefusal): ActionError {
+  const { status, error, description, site, claims } = refusal;
+  const head = `The exchange service at ${refusal.url} refused a token for site "${site}" (HTTP ${status}).`;
+  const details = [`${error}: ${description}`];
+  if (claims) details.push('The GitHub OIDC token of this job carried:', ...formatClaims(claims));
+  const explain = `To see how each rule of the policy judges such a token, run: ${explainCommand(site)} (with <file> holding a GitHub OIDC token of a run like this one).`;
+  switch (error) {
+    case 'invalid_target':
+      return new ActionError(
+        'denied',
+        head,
+        `Compare the claims above with the trust policy of site "${site}": run the deploy from the event, branch, workflow and environment a rule admits, or change the policy's rule. ${explain}`,
+        details,
+      );
+    case 'invalid_scope':
+      return new ActionError(
+        'denied',
+        head,
+        `Request only permissions the matching rule grants: fix the \`scope\` input, or leave it empty to get everything the rule grants. ${explain}`,
+        details,
+      );
+    case 'invalid_request':
+      if (/\baudience\b|\baud\b/i.test(description)) {
+        return new ActionError(
+          'rejected',
+          head,
+          'Leave the `audience` input empty so the Action uses the audience the service advertises, or set it to the audience the service expects (its DEPLOY_STS audience setting).',
+          details,
+        );
+      }
+      return new ActionError(
+        'rejected',
+        head,
+        `The service names the failed condition above; fix that. A subject token is accepted once: re-run the job rather than reusing a token. ${explain}`,
+        details,
+      );
+    default:
+      if (status === 413) {
+        return new ActionError('rejected', head, 'The request is larger than the service accepts: shorten the `scope` input.', details);
+      }
+      if (status === 404 || status === 405) {
+        return new ActionError(
+          'rejected',
+          head,
+          `Check that \`url\` is the base URL of a deploy-sts exchange service (its token endpoint is \`<url>/token\`).`,
+          details,
+        );
+      }
+      return new ActionError('rejected', head, `The service's answer above says what to change. ${explain}`, details);
+  }
+}
+
+export type TransportFailureKind = 'unreachable' | 'tls_failure' | 'timeout';
+
+export interface TransportFailure {
+  kind: TransportFailureKind;
+  /** One line: what exactly failed, e.g. `connection refused (ECONNREFUSED)`. */
+  detail: string;
+  url: string;
+  attempts: number;
+}
+
+/** No usable HTTP answer: say which failure, where, and after how many attempts. */
+export function transportFailed(failure: TransportFailure): ActionError {
+  const { kind, detail, url, attempts } = failure;
+  const tries = `${attempts} attempt${attempts === 1 ? '' : 's'}`;
+  switch (kind) {
+    case 'unreachable':
+      return new ActionError(
+        'unreachable',
+        `The exchange service at ${url} is unreachable: ${detail} (after ${tries}).`,
+        'Check that `url` is right and that the service is running and reachable from this runner (firewall, DNS, proxy settings: HTTPS_PROXY / NO_PROXY).',
+      );
+    case 'tls_failure':
+      return new ActionError(
+        'tls_failure',
+        `TLS with the exchange service at ${url} failed: ${detail} (after ${tries}).`,
+        'Serve the exchange service with a certificate that is valid for this host name and chains to a public CA (or add your CA with NODE_EXTRA_CA_CERTS), and check that `url` uses https:// on a TLS port.',
+      );
+    case 'timeout':
+      return new ActionError(
+        'timeout',
+        `The exchange service at ${url} timed out: ${detail} (after ${tries}).`,
+        'Check that the service is healthy and reachable from this runner; a firewall that drops packets shows up as a connect timeout.',
+      );
+  }
+}
+
+export interface Unavailable {
+  status: number;
+  error?: string;
+  description?: string;
+  url: string;
+  attempts: number;
+}
+
+/** 5xx / 429 on every attempt. */
+export function serviceUnavailable(answer: Unavailable): ActionError {
+  const details = answer.error ? [`${answer.error}: ${answer.description ?? ''}`.trimEnd()] : [];
+  const busy = answer.status === 429;
+  return new ActionError(
+    'service_unavailable',
+    `The exchange service at ${answer.url} answered HTTP ${answer.status} on each of ${answer.attempts} attempts; no token was issued.`,
+    busy
+      ? 'The service is rate limiting this repository: re-run the job later, or ask the service operator to raise the limit.'
+      : 'The service (or a dependency such as its keys, storage or audit log) is down: re-run the job later, and ask the service operator to check its health and logs.',
+    details,
+  );
+}
+
+/** A 2xx that is not a valid token response, or a redirect. */
+export function badResponse(url: string, why: string): ActionError {
+  return new ActionError(
+    'bad_response',
+    `The exchange service at ${url} gave an answer the Action cannot use: ${why}.`,
+    'Check that `url` is the base URL of a deploy-sts exchange service (not a proxy login page or redirect), and that the service and the Action are compatible versions.',
+  );
+}

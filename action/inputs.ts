@@ -1,0 +1,99 @@
+/**
+ * The Action's inputs (names are public, see action.yml), parsed from a `getInput`-shaped reader into typed
+ * values. Every refusal is an ActionError that names the input and the fix.
+ */
+import { ActionError } from './errors.js';
+import { parseServiceUrl } from './url.js';
+
+export interface ActionInputs {
+  /** Base URL of the exchange service, without a trailing slash. */
+  url: URL;
+  site: string;
+  /** Permissions to request; empty = everything the matching rule grants. */
+  scope: string[];
+  /** Audience for the GitHub OIDC token; undefined = ask the service's metadata. */
+  audience: string | undefined;
+  /** Environment variable to export the token into; undefined = outputs only. */
+  exportEnv: string | undefined;
+  /** Revoke the token in the post step. */
+  revoke: boolean;
+}
+
+/** Reads one input by its action.yml name, trimmed, '' when unset (like `core.getInput`). */
+export type InputReader = (name: string) => string;
+
+const SITE = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$/;
+const PERMISSION = /^[A-Za-z0-9][A-Za-z0-9._:*/-]{0,127}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+/** Variables whose value the runner or later tools interpret: exporting a token into them breaks the job or worse. */
+const RESERVED_ENV = new Set(['PATH', 'HOME', 'NODE_OPTIONS', 'BASH_ENV', 'ENV', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'CI']);
+const RESERVED_ENV_PREFIXES = ['GITHUB_', 'RUNNER_', 'ACTIONS_', 'INPUT_', 'STATE_'];
+
+export function parseSite(raw: string): string {
+  const site = raw.trim();
+  if (site === '') {
+    throw new ActionError('invalid_input', 'Input `site` is required.', 'Set `site` to the slug of the site to deploy, as named in its trust policy (e.g. `docs`).');
+  }
+  if (!SITE.test(site)) {
+    throw new ActionError(
+      'invalid_input',
+      `Input \`site\` is not a site slug: ${JSON.stringify(site)}.`,
+      'Set `site` to the slug as written in the trust policy: letters, digits, `.`, `_` and `-` only (e.g. `docs`).',
+    );
+  }
+  return site;
+}
+
+/** Space- or comma-separated; duplicates dropped, order kept. */
+export function parseScope(raw: string): string[] {
+  const items = raw.split(/[\s,]+/).filter((s) => s !== '');
+  const bad = items.find((s) => !PERMISSION.test(s));
+  if (bad !== undefined) {
+    throw new ActionError(
+      'invalid_input',
+      `Input \`scope\` has an invalid permission: ${JSON.stringify(bad)}.`,
+      'List permissions as written in the policy, separated by spaces or commas (e.g. `deploy:write`), or leave `scope` empty for everything the rule grants.',
+    );
+  }
+  return [...new Set(items)];
+}
+
+/** YAML 1.2 core booleans, like `core.getBooleanInput`; empty = the default. */
+export function parseBoolean(name: string, raw: string, fallback: boolean): boolean {
+  const value = raw.trim();
+  if (value === '') return fallback;
+  if (['true', 'True', 'TRUE'].includes(value)) return true;
+  if (['false', 'False', 'FALSE'].includes(value)) return false;
+  throw new ActionError('invalid_input', `Input \`${name}\` must be true or false, not ${JSON.stringify(value)}.`, `Set \`${name}: true\` or \`${name}: false\`.`);
+}
+
+export function parseExportEnv(raw: string): string | undefined {
+  const name = raw.trim();
+  if (name === '') return undefined;
+  if (!ENV_NAME.test(name)) {
+    throw new ActionError(
+      'invalid_input',
+      `Input \`export-env\` is not an environment variable name: ${JSON.stringify(name)}.`,
+      'Use letters, digits and `_`, not starting with a digit (e.g. `DEPLOY_TOKEN`), or leave it empty to use the `token` output only.',
+    );
+  }
+  const upper = name.toUpperCase();
+  if (RESERVED_ENV.has(upper) || RESERVED_ENV_PREFIXES.some((p) => upper.startsWith(p))) {
+    throw new ActionError(
+      'invalid_input',
+      `Input \`export-env\` names a variable the runner or Node.js interprets: ${name}.`,
+      `Pick a name of your own such as \`DEPLOY_TOKEN\` (not ${[...RESERVED_ENV_PREFIXES.map((p) => `${p}*`), 'PATH', 'NODE_OPTIONS'].join(', ')}, …).`,
+    );
+  }
+  return name;
+}
+
+export function parseInputs(read: InputReader): ActionInputs {
+  const url = parseServiceUrl(read('url'));
+  const site = parseSite(read('site'));
+  const scope = parseScope(read('scope'));
+  const audienceRaw = read('audience').trim();
+  const exportEnv = parseExportEnv(read('export-env'));
+  const revoke = parseBoolean('revoke', read('revoke'), true);
+  return { url, site, scope, audience: audienceRaw === '' ? undefined : audienceRaw, exportEnv, revoke };
+}

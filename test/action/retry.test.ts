@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { backoffDelay, isRetryableStatus, parseRetryAfter, retryDelay, DEFAULT_RETRY_POLICY } from '../../action/retry.js';
+
+const policy = { ...DEFAULT_RETRY_POLICY, baseDelayMs: 1_000, maxDelayMs: 8_000, retryAfterCapMs: 30_000 };
+
+describe('backoff', () => {
+  it('doubles per attempt, between half and all of the step', () => {
+    for (const [attempt, step] of [[1, 1_000], [2, 2_000], [3, 4_000], [4, 8_000], [9, 8_000]] as const) {
+      expect(backoffDelay(attempt, { ...policy, random: () => 0 })).toBe(step / 2);
+      expect(backoffDelay(attempt, { ...policy, random: () => 0.999999 })).toBe(step);
+    }
+  });
+});
+
+describe('Retry-After', () => {
+  const now = Date.parse('2030-06-01T12:00:00Z');
+  it('reads delta-seconds and HTTP dates', () => {
+    expect(parseRetryAfter('3', now)).toBe(3_000);
+    expect(parseRetryAfter('0', now)).toBe(0);
+    expect(parseRetryAfter('Sat, 01 Jun 2030 12:00:30 GMT', now)).toBe(30_000);
+    expect(parseRetryAfter('Sat, 01 Jun 2030 11:00:00 GMT', now)).toBe(0);
+  });
+  it('ignores what it cannot read', () => {
+    for (const bad of [undefined, '', '-1', '1.5', 'soon']) expect(parseRetryAfter(bad, now)).toBeUndefined();
+  });
+  it('wins over backoff, up to the cap', () => {
+    expect(retryDelay(1, '5', { ...policy, now: () => now })).toBe(5_000);
+    expect(retryDelay(1, '600', { ...policy, now: () => now })).toBe(30_000);
+    expect(retryDelay(1, 'soon', { ...policy, now: () => now, random: () => 0 })).toBe(500);
+  });
+});
+
+describe('what is retried', () => {
+  it('is 429 and 5xx, never another 4xx', () => {
+    expect([429, 500, 502, 503, 504].every(isRetryableStatus)).toBe(true);
+    expect([400, 401, 403, 404, 408, 409, 413, 422].some(isRetryableStatus)).toBe(false);
+  });
+});
