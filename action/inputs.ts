@@ -52,7 +52,7 @@ export function parseScope(raw: string): string[] {
     throw new ActionError(
       'invalid_input',
       `Input \`scope\` has an invalid permission: ${JSON.stringify(bad)}.`,
-      'List permissions as written in the policy, separated by spaces or commas (e.g. `deploy:write`), or leave `scope` empty for everything the rule grants.',
+      'List permissions as written in the policy, separated by spaces or commas (e.g. `deployments:write`), or leave `scope` empty for everything the rule grants.',
     );
   }
   return [...new Set(items)];
