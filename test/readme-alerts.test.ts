@@ -1,0 +1,40 @@
+/** The README's alerting rules parse, and every metric they query is one the service exports. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startIssuer, type TestIssuer } from './helpers/issuer.js';
+import { ROOT, exchangeToken, startService, type TestService } from './helpers/service.js';
+
+let issuer: TestIssuer;
+let svc: TestService;
+beforeAll(async () => {
+  issuer = await startIssuer();
+  svc = await startService({ issuer: issuer.url });
+});
+afterAll(async () => {
+  await svc.stop();
+  await issuer.close();
+});
+
+describe('the README alerting recipe', () => {
+  it('queries only metrics that /metrics exports', async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const block = /<!-- alert-rules -->\s*```yaml\n([\s\S]*?)```/.exec(readme)![1]!;
+    const rules = (parse(block) as { groups: { rules: { alert: string; expr: string }[] }[] }).groups.flatMap((g) => g.rules);
+    expect(rules.length).toBeGreaterThanOrEqual(3);
+
+    await exchangeToken(svc.url, await issuer.token({ ref: 'refs/heads/x' })); // so labelled series exist
+    const exported = new Set(
+      (await (await fetch(`${svc.url}/metrics`)).text())
+        .split('\n')
+        .filter((l) => l.startsWith('# TYPE '))
+        .map((l) => l.split(' ')[2]!),
+    );
+    for (const rule of rules) {
+      const names = rule.expr.match(/deploy_sts_[a-z_]+/g) ?? [];
+      expect(names.length, rule.alert).toBeGreaterThan(0);
+      for (const name of names) expect(exported, `${rule.alert} uses ${name}`).toContain(name);
+    }
+  });
+});
