@@ -4,15 +4,14 @@
  * Thin: each verb parses its flags and calls the module that does the work.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, OPTION_NAMES, flagName, loadConfig } from './config.js';
 import { devToken } from './dev-issuer.js';
 import { explainCommand } from './explain.js';
-import { fileKeyStore } from './keys/file-key-store.js';
 import { KeyRing, RETIRED_KEY_GRACE_SECONDS } from './keys/key-ring.js';
 import { checkPolicies } from './policy/load.js';
 import { PolicyLoadError } from './policy/types.js';
 import { startService } from './service.js';
-import { openSqlite } from './storage/sqlite.js';
+import { openStorage } from './storage/open.js';
 import { parseTime } from './time.js';
 
 const USAGE = `deploy-sts — trade a GitHub Actions OIDC token for a short-lived, site-scoped deploy token
@@ -26,13 +25,15 @@ Usage:
   deploy-sts tokens revoke <jti>
   deploy-sts audit [--site S] [--since T] [--limit N] [--json]
   deploy-sts keys rotate
+  (tokens, audit and keys use DEPLOY_STS_DATABASE_URL when set, else the SQLite data directory)
   deploy-sts dev token [--claim k=v ...] [--audience A]
 
 Every option also reads DEPLOY_STS_<NAME> (e.g. --data-dir ↔ DEPLOY_STS_DATA_DIR). See README.md.`;
 
 export class UsageError extends Error {}
 
-const SERVE_OPTIONS = ['port', 'host', 'data-dir', 'policies', 'issuer', 'jwks-file', 'audience', 'public-url', 'token-audience', 'introspect-secret-file', 'trust-proxy', 'synchronous', 'log-level'] as const;
+/** `serve` takes a string flag for every configuration option but DEV_ISSUER, which is a switch. */
+const SERVE_OPTIONS = OPTION_NAMES.filter((o) => o !== 'DEV_ISSUER');
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -47,6 +48,16 @@ function parse(args: string[], options: ParseArgsConfig['options'], allowPositio
 
 const dataDirOf = (flag: unknown, env: NodeJS.ProcessEnv) => (typeof flag === 'string' ? flag : (env.DEPLOY_STS_DATA_DIR ?? '.data'));
 
+/** The storage `serve` uses: SQLite in the data directory, or PostgreSQL with DEPLOY_STS_DATABASE_URL. */
+function storageFor(dataDirFlag: unknown, env: NodeJS.ProcessEnv) {
+  return openStorage({
+    dataDir: dataDirOf(dataDirFlag, env),
+    synchronous: 'FULL',
+    databaseUrl: env.DEPLOY_STS_DATABASE_URL || undefined,
+    keyEncryptionKeyFile: env.DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE || undefined,
+  });
+}
+
 function print(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
@@ -55,10 +66,10 @@ async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parse(args, {
     'dev-defaults': { type: 'boolean' },
     'dev-issuer': { type: 'boolean' },
-    ...Object.fromEntries(SERVE_OPTIONS.map((o) => [o, { type: 'string' as const }])),
+    ...Object.fromEntries(SERVE_OPTIONS.map((o) => [flagName(o), { type: 'string' as const }])),
   });
   const flags: Record<string, string | undefined> = {};
-  for (const o of SERVE_OPTIONS) flags[o.toUpperCase().replaceAll('-', '_')] = values[o] as string | undefined;
+  for (const o of SERVE_OPTIONS) flags[o] = values[flagName(o)] as string | undefined;
   if (values['dev-issuer']) flags.DEV_ISSUER = '1';
   const config = loadConfig(env, flags, Boolean(values['dev-defaults']));
   const service = await startService(config);
@@ -76,8 +87,13 @@ async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // SIGHUP: reload the policies and the signing keys (a `keys rotate` run elsewhere).
   process.on('SIGHUP', () => {
     void service.reloadPolicies();
+    service.keys.reload().then(
+      () => service.logger.info({ event: 'keys_reload' }, 'signing keys reloaded'),
+      (error: Error) => service.logger.error({ event: 'keys_reload_failed', error: error.message }, 'signing key reload failed; the current keys stay in force'),
+    );
   });
   return new Promise<number>(() => {});
 }
@@ -128,7 +144,7 @@ async function policy(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
 async function tokens(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const [verb, ...rest] = args;
   const { values, positionals } = parse(rest, { site: { type: 'string' }, json: { type: 'boolean' }, 'data-dir': { type: 'string' } }, true);
-  const storage = openSqlite(dataDirOf(values['data-dir'], env));
+  const { storage } = await storageFor(values['data-dir'], env);
   try {
     if (verb === 'list') {
       const list = await storage.listTokens({ site: values.site as string | undefined, now: Math.floor(Date.now() / 1000) });
@@ -163,7 +179,7 @@ async function audit(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parse(args, { site: { type: 'string' }, since: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' }, 'data-dir': { type: 'string' } });
   const limit = values.limit === undefined ? 100 : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive whole number');
-  const storage = openSqlite(dataDirOf(values['data-dir'], env));
+  const { storage } = await storageFor(values['data-dir'], env);
   try {
     const since = values.since === undefined ? undefined : parseTime(values.since as string, 'since');
     const rows = await storage.listAudit({ site: values.site as string | undefined, since, limit });
@@ -184,11 +200,16 @@ async function keys(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const [verb, ...rest] = args;
   if (verb !== 'rotate') throw new UsageError(`unknown command: keys ${verb ?? ''}`.trim());
   const { values } = parse(rest, { 'data-dir': { type: 'string' } });
-  const ring = await KeyRing.open(fileKeyStore(dataDirOf(values['data-dir'], env)));
-  const before = ring.active().kid;
-  const fresh = await ring.rotate();
-  print(`new signing key ${fresh.kid} is active; ${before} stays in the JWKS for ${RETIRED_KEY_GRACE_SECONDS} s so tokens it signed keep verifying. A running service picks the change up within 30 s.`);
-  return 0;
+  const { storage, keyStore } = await storageFor(values['data-dir'], env);
+  try {
+    const ring = await KeyRing.open(keyStore);
+    const before = ring.active().kid;
+    const fresh = await ring.rotate();
+    print(`new signing key ${fresh.kid} is active; ${before} stays in the JWKS for ${RETIRED_KEY_GRACE_SECONDS} s so tokens it signed keep verifying. Running services (every replica) pick the change up within 30 s.`);
+    return 0;
+  } finally {
+    await storage.close();
+  }
 }
 
 async function dev(args: string[], env: NodeJS.ProcessEnv): Promise<number> {

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { GITHUB_ISSUER, isLoopbackHost, issuerProblem, normaliseIssuer } from './oidc/issuers.js';
+import { isPostgresUrl, redactDatabaseUrl } from './storage/database-url.js';
 
 export const DEV_DEFAULTS = {
   DATA_DIR: '.data',
@@ -54,10 +55,21 @@ const schema = z.object({
   RATE_LIMIT_REPOSITORY: z.coerce.number().int().min(0).default(120),
   WATCH_POLICIES: bool.default(true),
   SYNCHRONOUS: z.enum(['NORMAL', 'FULL']).default('FULL'),
+  DATABASE_URL: z
+    .string()
+    .trim()
+    .transform((v) => v || undefined)
+    .refine((v) => v === undefined || isPostgresUrl(v), 'must be a postgres:// or postgresql:// URL, e.g. postgres://deploy_sts:PASSWORD@db.internal:5432/deploy_sts')
+    .optional(),
+  KEY_ENCRYPTION_KEY_FILE: z.string().trim().min(1).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
 export type RawConfig = z.input<typeof schema>;
+
+/** Every option's name as the suffix of its variable (`DATA_DIR` ↔ DEPLOY_STS_DATA_DIR ↔ --data-dir). */
+export const OPTION_NAMES = Object.keys(schema.shape) as (keyof typeof schema.shape)[];
+export const flagName = (option: string) => option.toLowerCase().replaceAll('_', '-');
 
 export interface Config {
   port: number;
@@ -79,6 +91,10 @@ export interface Config {
   /** Reload policies when the directory changes (SIGHUP always reloads). */
   watchPolicies: boolean;
   synchronous: 'NORMAL' | 'FULL';
+  /** PostgreSQL shared by replicas; undefined = SQLite in the data directory. Holds a password: never print it. */
+  databaseUrl: string | undefined;
+  /** File of 32 random bytes (base64 or hex) sealing the signing keys kept in PostgreSQL. */
+  keyEncryptionKeyFile: string | undefined;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
 
@@ -104,7 +120,7 @@ export function loadConfig(
     throw new ConfigError(
       parsed.error.issues.map((i) => {
         const key = String(i.path[0] ?? '');
-        return `DEPLOY_STS_${key} (--${key.toLowerCase().replaceAll('_', '-')}): ${i.message}${raw[key] !== undefined ? ` (got ${JSON.stringify(key.endsWith('FILE') ? raw[key] : raw[key])})` : ''}`;
+        return `DEPLOY_STS_${key} (--${key.toLowerCase().replaceAll('_', '-')}): ${i.message}${raw[key] !== undefined ? ` (got ${JSON.stringify(key === 'DATABASE_URL' ? redactDatabaseUrl(raw[key]) : raw[key])})` : ''}`;
       }),
     );
   }
@@ -115,6 +131,9 @@ export function loadConfig(
   }
   if (c.JWKS_FILE && c.ISSUER.length !== 1) {
     problems.push('DEPLOY_STS_JWKS_FILE holds the keys of one issuer: set exactly one DEPLOY_STS_ISSUER with it');
+  }
+  if (c.KEY_ENCRYPTION_KEY_FILE && !c.DATABASE_URL) {
+    problems.push('DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE seals the signing keys kept in PostgreSQL: it needs DEPLOY_STS_DATABASE_URL (with SQLite the keys are 0600 files in the data directory)');
   }
   if (problems.length) throw new ConfigError(problems);
   return {
@@ -134,6 +153,8 @@ export function loadConfig(
     rateLimitRepository: c.RATE_LIMIT_REPOSITORY,
     watchPolicies: c.WATCH_POLICIES,
     synchronous: c.SYNCHRONOUS,
+    databaseUrl: c.DATABASE_URL,
+    keyEncryptionKeyFile: c.KEY_ENCRYPTION_KEY_FILE,
     logLevel: c.LOG_LEVEL,
   };
 }

@@ -62,3 +62,10 @@ export function rateLimited(description: string, retryAfter: number): OAuthError
 export function unavailable(what: string, reason = 'unavailable'): OAuthError {
   return new OAuthError('temporarily_unavailable', `${what} is unavailable; no token was issued. Try again shortly.`, reason);
 }
+
+const TOKEN_SHAPED = /eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?/g;
+
+/** A description fit for the audit log: anything shaped like a JWT (a token a client put in the wrong field) is cut out. */
+export function redactTokens(text: string): string {
+  return text.replace(TOKEN_SHAPED, '[redacted token]');
+}

@@ -3,7 +3,7 @@
  * policy → check the scope → mint → write the audit record → answer. Every decision, granted or denied, is in the
  * audit log before the answer leaves; if that write fails the answer is a 503 and no token is returned.
  */
-import { OAuthError, rateLimited, unavailable } from './errors.js';
+import { OAuthError, rateLimited, redactTokens, unavailable } from './errors.js';
 import type { KeyRing } from './keys/key-ring.js';
 import { mintAccessToken } from './mint.js';
 import type { GitHubClaims } from './oidc/claims.js';
@@ -100,7 +100,7 @@ export async function exchange(body: unknown, deps: ExchangeDeps, clientIp: stri
     result = { response: decided };
   } catch (error) {
     const oauth = error instanceof OAuthError ? error : new OAuthError('server_error', 'the exchange failed unexpectedly; no token was issued', 'internal_error');
-    record = { ...record, result: 'denied', reason: oauth.reason, detail: oauth.description };
+    record = { ...record, result: 'denied', reason: oauth.reason, detail: redactTokens(oauth.description) };
     result = { error: oauth };
   }
   try {

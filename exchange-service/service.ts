@@ -65,7 +65,7 @@ export function createLogger(level: Config['logLevel']): Logger {
 export async function startService(config: Config, options: StartOptions = {}): Promise<RunningService> {
   const logger = options.logger ?? createLogger(config.logLevel);
   let policies = await loadPolicySet(config.policies);
-  const { storage, keyStore, description: storageDescription } = await openStorage(config);
+  const { storage, keyStore, description: storageDescription } = await openStorage({ ...config, warn: (message) => logger.warn({ event: 'storage_warning' }, message) });
   let closing = false;
   try {
     const keys = await KeyRing.open(keyStore);

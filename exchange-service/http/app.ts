@@ -4,7 +4,7 @@
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { OAuthError, rateLimited } from '../errors.js';
+import { OAuthError, rateLimited, redactTokens, unavailable } from '../errors.js';
 import { exchange, type ExchangeDeps, type ExchangeOutcome } from '../exchange.js';
 import type { KeyRing } from '../keys/key-ring.js';
 import type { Metrics } from '../metrics.js';
@@ -63,6 +63,15 @@ function onlyPost(path: string) {
 function requireForm(req: Request): void {
   if (!req.is('application/x-www-form-urlencoded') && !req.is('application/json')) {
     throw new OAuthError('invalid_request', 'Content-Type must be application/x-www-form-urlencoded (or application/json)', 'bad_content_type');
+  }
+}
+
+/** A storage failure outside /token is still a 503 (fail closed, retry later), never a 500. */
+async function storageCall<T>(call: () => Promise<T>, what: string): Promise<T> {
+  try {
+    return await call();
+  } catch {
+    throw unavailable(what, 'storage_unavailable');
   }
 }
 
@@ -191,7 +200,7 @@ export function createApp(deps: AppDeps): express.Express {
         );
       }
       const claims = await verifyAccessToken(token, deps.keys, deps.issuer, { now: deps.now() });
-      if (!claims || (await deps.storage.isRevoked(claims.jti))) {
+      if (!claims || (await storageCall(() => deps.storage.isRevoked(claims.jti), 'the revocation list'))) {
         res.json({ active: false });
         return;
       }
@@ -209,7 +218,7 @@ export function createApp(deps: AppDeps): express.Express {
       // Possession of one of our tokens is enough to revoke it: revoking a leaked token is always welcome.
       const claims = await verifyAccessToken(token, deps.keys, deps.issuer, { allowExpired: true });
       if (claims && claims.exp > deps.now()) {
-        await deps.storage.revoke(claims.jti, claims.exp);
+        await storageCall(() => deps.storage.revoke(claims.jti, claims.exp), 'the revocation list');
         deps.metrics?.revocations.inc();
       }
       res.status(200).json({});
@@ -288,7 +297,7 @@ export function createApp(deps: AppDeps): express.Express {
       res.locals.logFields = { result: 'denied', reason: oauth.reason };
       try {
         await deps.storage.appendAudit({
-          time: deps.now(), result: 'denied', site: null, rule: null, context: null, reason: oauth.reason, detail: oauth.description,
+          time: deps.now(), result: 'denied', site: null, rule: null, context: null, reason: oauth.reason, detail: redactTokens(oauth.description),
           repository: null, repositoryId: null, eventName: null, ref: null, workflowRef: null, environment: null, runId: null,
           subjectJti: null, tokenJti: null, scope: null, expiresAt: null, clientIp: req.ip ?? null,
         });

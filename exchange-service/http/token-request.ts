@@ -21,6 +21,9 @@ export interface TokenRequest {
 
 const invalid = (description: string, reason = 'malformed_request') => new OAuthError('invalid_request', description, reason);
 
+/** Quote a client-supplied value in a description: at most 64 characters, so a misplaced token is never echoed whole. */
+const shown = (value: string | undefined): string => JSON.stringify(value === undefined ? null : value.length > 64 ? `${value.slice(0, 64)}…` : value);
+
 export function parseTokenRequest(body: unknown): TokenRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw invalid('the request body must be application/x-www-form-urlencoded (or a JSON object) with the RFC 8693 fields');
@@ -36,11 +39,11 @@ export function parseTokenRequest(body: unknown): TokenRequest {
   }
   if (fields.grant_type === undefined) throw invalid(`grant_type is missing; use ${GRANT_TYPE}`);
   if (fields.grant_type !== GRANT_TYPE) {
-    throw new OAuthError('unsupported_grant_type', `grant_type ${JSON.stringify(fields.grant_type)} is not supported; use ${GRANT_TYPE}`, 'unsupported_grant_type');
+    throw new OAuthError('unsupported_grant_type', `grant_type ${shown(fields.grant_type)} is not supported; use ${GRANT_TYPE}`, 'unsupported_grant_type');
   }
   if (!fields.subject_token) throw invalid('subject_token is missing: send the GitHub Actions OIDC token');
   if (fields.subject_token_type !== ID_TOKEN_TYPE && fields.subject_token_type !== JWT_TOKEN_TYPE) {
-    throw invalid(`subject_token_type must be ${ID_TOKEN_TYPE} (or ${JWT_TOKEN_TYPE}), got ${JSON.stringify(fields.subject_token_type ?? null)}`);
+    throw invalid(`subject_token_type must be ${ID_TOKEN_TYPE} (or ${JWT_TOKEN_TYPE}), got ${shown(fields.subject_token_type)}`);
   }
   if (fields.requested_token_type !== undefined && fields.requested_token_type !== ACCESS_TOKEN_TYPE) {
     throw invalid(`requested_token_type can only be ${ACCESS_TOKEN_TYPE}`);

@@ -31,8 +31,10 @@ function readUnverified(token: string): { header: ReturnType<typeof decodeProtec
   }
 }
 
-function describeTime(seconds: number): string {
-  return new Date(seconds * 1000).toISOString();
+/** An ISO time for a claim value; never throws (claims may hold NaN, strings or numbers beyond Date's range). */
+function describeTime(seconds: unknown): string {
+  const ms = typeof seconds === 'number' ? seconds * 1000 : Number.NaN;
+  return Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : String(JSON.stringify(seconds));
 }
 
 export async function verifyGitHubToken(token: string, options: VerifierOptions): Promise<GitHubClaims> {
@@ -73,14 +75,15 @@ export async function verifyGitHubToken(token: string, options: VerifierOptions)
   if (typeof verified.iat === 'number' && verified.iat > nowSeconds + tolerance) {
     throw bad(`was issued in the future (iat ${describeTime(verified.iat)}); check the clocks`, 'iat_in_future');
   }
+  // jose accepts an array that contains the audience; GitHub sends exactly one string.
+  if (verified.aud !== options.audience) {
+    throw bad(`audience must be the single string ${JSON.stringify(options.audience)}`, 'bad_audience');
+  }
   const parsed = githubClaimsSchema.safeParse(verified);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const at = issue.path.join('.') || 'claims';
     throw bad(`claim ${at} is invalid (${issue.message}); it does not have the shape GitHub gives it`, 'bad_claims');
-  }
-  if (parsed.data.aud !== options.audience) {
-    throw bad(`audience must be the single string ${JSON.stringify(options.audience)}`, 'bad_audience');
   }
   return parsed.data;
 }
@@ -110,7 +113,8 @@ function mapJoseError(
       case 'iss':
         return bad(`issuer ${JSON.stringify(payload.iss ?? null)} is not trusted`, 'untrusted_issuer');
       case 'nbf':
-        return bad(`is not valid yet (nbf ${describeTime(Number(payload.nbf))}, now ${describeTime(now)}); check the clocks`, 'not_yet_valid');
+        if (typeof payload.nbf !== 'number') return bad(`claim nbf is ${error.reason === 'missing' ? 'missing' : 'not a number'}; GitHub always sets it`, 'bad_claims');
+        return bad(`is not valid yet (nbf ${describeTime(payload.nbf)}, now ${describeTime(now)}); check the clocks`, 'not_yet_valid');
       case 'iat':
         return bad(`has an invalid iat (${error.reason}); check the clocks`, 'bad_iat');
       default:

@@ -1,0 +1,199 @@
+import { randomBytes } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Pool } from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { dbKeyStore } from '../../exchange-service/keys/db-key-store.js';
+import { KeyEncryptionError, parseKeyEncryptionKey, readKeyEncryptionKey } from '../../exchange-service/keys/key-encryption.js';
+import { KeyRing } from '../../exchange-service/keys/key-ring.js';
+import { openStorage, type OpenedStorage } from '../../exchange-service/storage/open.js';
+import { migrate } from '../../exchange-service/storage/pg-migrations.js';
+import { createPool } from '../../exchange-service/storage/postgres.js';
+import type { StoredKey } from '../../exchange-service/storage/types.js';
+import { freePort, SKIP_POSTGRES, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { tempDir } from '../helpers/service.js';
+
+const dir = tempDir('deploy-sts-kek-');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function kekFile(name: string, contents = randomBytes(32).toString('base64')): string {
+  const file = join(dir, name);
+  writeFileSync(file, `${contents}\n`, { mode: 0o600 });
+  return file;
+}
+
+function errorCode(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (error) {
+    return error instanceof KeyEncryptionError ? error.code : 'not a KeyEncryptionError';
+  }
+  return undefined;
+}
+
+describe('the key-encryption key file', () => {
+  it('holds 32 random bytes as base64, base64url or hex', () => {
+    const bytes = randomBytes(32);
+    for (const text of [bytes.toString('base64'), bytes.toString('base64url'), bytes.toString('hex'), ` ${bytes.toString('hex').toUpperCase()}\n`]) {
+      expect(parseKeyEncryptionKey(text, 'kek').equals(bytes)).toBe(true);
+    }
+  });
+
+  it('is refused when it holds anything else, saying how to make one', () => {
+    for (const text of ['', randomBytes(16).toString('base64'), randomBytes(33).toString('hex'), 'not a key at all!']) {
+      expect(errorCode(() => parseKeyEncryptionKey(text, 'kek'))).toBe('kek_invalid');
+    }
+    expect(() => parseKeyEncryptionKey(randomBytes(16).toString('base64'), '/etc/kek')).toThrow(/\/etc\/kek.*32 random bytes.*holds 16 bytes.*openssl rand -base64 32/);
+  });
+
+  it('is refused when it cannot be read', async () => {
+    await expect(readKeyEncryptionKey(join(dir, 'missing'))).rejects.toMatchObject({ code: 'kek_unreadable' });
+  });
+});
+
+describe.skipIf(SKIP_POSTGRES)('signing keys in PostgreSQL', () => {
+  let server: TestPostgres;
+  const toClose: (() => Promise<void>)[] = [];
+
+  beforeAll(async () => {
+    server = await startPostgres();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  afterEach(async () => {
+    await Promise.all(toClose.splice(0).map((close) => close().catch(() => undefined)));
+  });
+
+  async function migratedPool(url?: string): Promise<Pool> {
+    const pool = createPool(url ?? (await server.createDatabase()));
+    toClose.push(() => pool.end());
+    await migrate(pool);
+    return pool;
+  }
+
+  async function open(config: { databaseUrl: string; keyEncryptionKeyFile?: string }, warnings: string[] = []): Promise<OpenedStorage> {
+    const opened = await openStorage({ dataDir: dir, synchronous: 'FULL', ...config, warn: (m) => warnings.push(m) });
+    toClose.push(() => opened.storage.close());
+    return opened;
+  }
+
+  const key = (kid: string, createdAt: number, retiredAt: number | null = null): StoredKey => ({
+    kid,
+    alg: 'EdDSA',
+    privateJwk: JSON.stringify({ kty: 'OKP', crv: 'Ed25519', x: `x-${kid}`, d: `secret-${kid}`, kid }),
+    createdAt,
+    retiredAt,
+  });
+
+  describe('the key store', () => {
+    it('saves, lists, retires and deletes keys', async () => {
+      const store = dbKeyStore(await migratedPool());
+      await store.save(key('one', 100));
+      await store.save(key('two', 200));
+      expect(await store.list()).toEqual([key('one', 100, 200), key('two', 200)]);
+      await store.retire('two', 300);
+      await store.retire('two', 400);
+      expect((await store.list()).map((k) => k.retiredAt)).toEqual([200, 300]);
+      await store.delete('one');
+      expect((await store.list()).map((k) => k.kid)).toEqual(['two']);
+    });
+
+    it('never holds two active keys: a new active key retires the previous one', async () => {
+      const pool = await migratedPool();
+      const store = dbKeyStore(pool);
+      await Promise.all(Array.from({ length: 8 }, (_, i) => store.save(key(`k${i}`, 100 + i))));
+      const keys = await store.list();
+      expect(keys).toHaveLength(8);
+      expect(keys.filter((k) => k.retiredAt === null)).toHaveLength(1);
+    });
+  });
+
+  describe('encryption at rest', () => {
+    it('seals the private key with the key-encryption key, so the row reveals nothing', async () => {
+      const pool = await migratedPool();
+      const kek = await readKeyEncryptionKey(kekFile('sealing'));
+      await dbKeyStore(pool, { kek }).save(key('sealed', 100));
+      const { rows } = await pool.query('SELECT private_jwk, encryption FROM signing_keys');
+      expect(rows[0].encryption).toBe('aes-256-gcm');
+      expect(rows[0].private_jwk).not.toContain('secret-sealed');
+      expect(rows[0].private_jwk).toMatch(/^v1\./);
+      expect(await dbKeyStore(pool, { kek }).list()).toEqual([key('sealed', 100)]);
+    });
+
+    it('refuses to read sealed keys without the key-encryption key, or with another one', async () => {
+      const pool = await migratedPool();
+      await dbKeyStore(pool, { kek: randomBytes(32) }).save(key('sealed', 100));
+      await expect(dbKeyStore(pool).list()).rejects.toMatchObject({ code: 'kek_missing', message: expect.stringMatching(/DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE/) });
+      await expect(dbKeyStore(pool, { kek: randomBytes(32) }).list()).rejects.toMatchObject({ code: 'key_undecryptable' });
+    });
+
+    it('binds a sealed key to its kid: moved to another row it no longer opens', async () => {
+      const pool = await migratedPool();
+      const kek = randomBytes(32);
+      const store = dbKeyStore(pool, { kek });
+      await store.save(key('a', 100, 150));
+      await store.save(key('b', 200));
+      await pool.query("UPDATE signing_keys SET private_jwk = (SELECT private_jwk FROM signing_keys WHERE kid = 'a') WHERE kid = 'b'");
+      await expect(store.list()).rejects.toMatchObject({ code: 'key_undecryptable', message: expect.stringContaining('signing key b') });
+    });
+
+    it('warns at start-up when the keys are not encrypted, and seals them once a key-encryption key is given', async () => {
+      const url = await server.createDatabase();
+      const warnings: string[] = [];
+      const plain = await open({ databaseUrl: url }, warnings);
+      expect(warnings.join('\n')).toMatch(/stored unencrypted: set DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE/);
+      expect(warnings.join('\n')).not.toContain(server.password);
+      expect(plain.description).toMatch(/NOT encrypted/);
+      const [first] = await plain.keyStore.list();
+
+      const sealedWarnings: string[] = [];
+      const sealed = await open({ databaseUrl: url, keyEncryptionKeyFile: kekFile('later') }, sealedWarnings);
+      expect(sealedWarnings).toEqual([]);
+      expect(sealed.description).toMatch(/sealed with AES-256-GCM/);
+      expect(await sealed.keyStore.list()).toEqual([first]);
+      const pool = await migratedPool(url);
+      const { rows } = await pool.query('SELECT encryption FROM signing_keys');
+      expect(rows.map((r) => r.encryption)).toEqual(['aes-256-gcm']);
+    });
+  });
+
+  describe('replicas opening one database', () => {
+    it('agree on a single first signing key when they start at the same moment', async () => {
+      const url = await server.createDatabase();
+      const kekPath = kekFile('together');
+      const replicas = await Promise.all(Array.from({ length: 4 }, () => open({ databaseUrl: url, keyEncryptionKeyFile: kekPath })));
+      const rings = await Promise.all(replicas.map((r) => KeyRing.open(r.keyStore)));
+      expect(new Set(rings.map((r) => r.active().kid)).size).toBe(1);
+      expect(rings[0]!.all()).toHaveLength(1);
+    });
+
+    it('end with exactly one active key when two rotate at the same moment', async () => {
+      const url = await server.createDatabase();
+      const [a, b] = await Promise.all([open({ databaseUrl: url }), open({ databaseUrl: url })]);
+      const [ringA, ringB] = await Promise.all([KeyRing.open(a!.keyStore), KeyRing.open(b!.keyStore)]);
+      await Promise.all([ringA.rotate(), ringB.rotate()]);
+      const keys = await a!.keyStore.list();
+      expect(keys).toHaveLength(3);
+      expect(keys.filter((k) => k.retiredAt === null)).toHaveLength(1);
+      await Promise.all([ringA.reload(), ringB.reload()]);
+      expect(ringA.active().kid).toBe(ringB.active().kid);
+    });
+  });
+
+  describe('opening', () => {
+    it('describes the database without its password', async () => {
+      const opened = await open({ databaseUrl: await server.createDatabase() });
+      expect(opened.storage.kind).toBe('postgres');
+      expect(opened.description).toMatch(/^postgres \(postgres:\/\/sts:\*\*\*@127\.0\.0\.1:\d+\/\w+, signing keys in the database/);
+      expect(opened.description).not.toContain(server.password);
+    });
+
+    it('fails with the redacted address when the database cannot be reached', async () => {
+      const databaseUrl = `postgres://sts:hunter2-password@127.0.0.1:${await freePort()}/deploy`;
+      const failure = openStorage({ dataDir: dir, synchronous: 'FULL', databaseUrl, warn: () => undefined });
+      await expect(failure).rejects.toThrow(/cannot prepare the PostgreSQL database postgres:\/\/sts:\*\*\*@127\.0\.0\.1:\d+\/deploy/);
+      await expect(failure).rejects.not.toThrow(/hunter2/);
+    });
+  });
+});

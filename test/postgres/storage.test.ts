@@ -1,0 +1,210 @@
+import type { Pool } from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MIGRATIONS, migrate } from '../../exchange-service/storage/pg-migrations.js';
+import { createPool, postgresStorage } from '../../exchange-service/storage/postgres.js';
+import type { Storage } from '../../exchange-service/storage/types.js';
+import { freePort, SKIP_POSTGRES, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { denialRecord, grantRecord, nowSeconds } from './support/records.js';
+
+describe.skipIf(SKIP_POSTGRES)('the PostgreSQL storage', () => {
+  let server: TestPostgres;
+  const opened: { close(): Promise<void> }[] = [];
+
+  beforeAll(async () => {
+    server = await startPostgres();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((o) => o.close().catch(() => undefined)));
+  });
+
+  function pool(url: string): Pool {
+    const p = createPool(url);
+    opened.push({ close: () => p.end() });
+    return p;
+  }
+
+  /** A migrated database and `replicas` independent storages (own pools) on it, as separate processes would have. */
+  async function freshStorage(replicas = 1): Promise<{ url: string; storages: Storage[]; admin: Pool }> {
+    const url = await server.createDatabase();
+    const admin = pool(url);
+    await migrate(admin);
+    const storages = Array.from({ length: replicas }, () => {
+      const storage = postgresStorage(createPool(url));
+      opened.push(storage);
+      return storage;
+    });
+    return { url, storages, admin };
+  }
+
+  describe('migrations', () => {
+    it('bring an empty database to the current version, and running them again changes nothing', async () => {
+      const admin = pool(await server.createDatabase());
+      expect(await migrate(admin)).toBe(MIGRATIONS.length);
+      expect(await migrate(admin)).toBe(MIGRATIONS.length);
+      const { rows } = await admin.query('SELECT version FROM schema_version ORDER BY version');
+      expect(rows.map((r) => r.version)).toEqual(MIGRATIONS.map((_, i) => i + 1));
+    });
+
+    it('apply each migration exactly once when several processes start at the same moment', async () => {
+      const url = await server.createDatabase();
+      const pools = [pool(url), pool(url), pool(url)];
+      expect(await Promise.all(pools.map((p) => migrate(p)))).toEqual(pools.map(() => MIGRATIONS.length));
+      const { rows } = await pools[0]!.query('SELECT count(*)::int AS n FROM schema_version');
+      expect(rows[0].n).toBe(MIGRATIONS.length);
+    });
+
+    it('refuse a database written by a newer deploy-sts', async () => {
+      const admin = pool(await server.createDatabase());
+      await migrate(admin);
+      await admin.query('INSERT INTO schema_version (version, applied_at) VALUES ($1, 0)', [MIGRATIONS.length + 1]);
+      await expect(migrate(admin)).rejects.toThrow(/newer than this deploy-sts.*upgrade deploy-sts/);
+    });
+  });
+
+  describe('the replay cache', () => {
+    it('accepts one jti exactly once among 50 concurrent uses', async () => {
+      const { storages: [storage] } = await freshStorage();
+      const results = await Promise.all(Array.from({ length: 50 }, () => storage!.consumeJti('https://issuer.test', 'jti-1', nowSeconds() + 300)));
+      expect(results.filter(Boolean)).toHaveLength(1);
+    });
+
+    it('accepts one jti exactly once when two replicas see it at the same instant', async () => {
+      const { storages } = await freshStorage(2);
+      const attempts = Array.from({ length: 40 }, (_, i) => storages[i % 2]!.consumeJti('https://issuer.test', 'shared-jti', nowSeconds() + 300));
+      expect((await Promise.all(attempts)).filter(Boolean)).toHaveLength(1);
+    });
+
+    it('keeps the jtis of different issuers apart', async () => {
+      const { storages: [storage] } = await freshStorage();
+      expect(await storage!.consumeJti('https://a.test', 'same', nowSeconds() + 300)).toBe(true);
+      expect(await storage!.consumeJti('https://b.test', 'same', nowSeconds() + 300)).toBe(true);
+      expect(await storage!.consumeJti('https://a.test', 'same', nowSeconds() + 300)).toBe(false);
+    });
+  });
+
+  describe('revocation', () => {
+    it('is seen by every replica as soon as one records it, and recording it twice is harmless', async () => {
+      const { storages: [a, b] } = await freshStorage(2);
+      expect(await b!.isRevoked('token-1')).toBe(false);
+      await a!.revoke('token-1', nowSeconds() + 600);
+      await a!.revoke('token-1', nowSeconds() + 600);
+      expect(await b!.isRevoked('token-1')).toBe(true);
+      expect(await b!.isRevoked('token-2')).toBe(false);
+    });
+  });
+
+  describe('the audit log', () => {
+    it('gives back every record as written, newest first, filtered by site, time and count', async () => {
+      const { storages: [a, b] } = await freshStorage(2);
+      const t = nowSeconds();
+      const first = grantRecord({ time: t - 100 });
+      const second = denialRecord({ time: t - 50, site: 'blog' });
+      const third = grantRecord({ time: t, context: 'preview', environment: null });
+      await a!.appendAudit(first);
+      await b!.appendAudit(second);
+      await a!.appendAudit(third);
+
+      const all = await b!.listAudit({});
+      expect(all.map(({ id: _id, ...record }) => record)).toEqual([third, second, first]);
+      expect(all.every((r) => Number.isInteger(r.id))).toBe(true);
+      expect((await a!.listAudit({ site: 'blog' })).map((r) => r.reason)).toEqual(['no_rule_matched']);
+      expect((await a!.listAudit({ since: t - 60 })).map((r) => r.time)).toEqual([t, t - 50]);
+      expect(await a!.listAudit({ limit: 1 })).toHaveLength(1);
+    });
+
+    it('refuses to change or delete a record, even with direct SQL', async () => {
+      const { storages: [storage], admin } = await freshStorage();
+      await storage!.appendAudit(grantRecord());
+      await expect(admin.query("UPDATE audit SET result = 'denied'")).rejects.toThrow(/append-only/);
+      await expect(admin.query('DELETE FROM audit')).rejects.toThrow(/append-only/);
+      await expect(admin.query('TRUNCATE audit')).rejects.toThrow(/append-only/);
+      expect((await storage!.listAudit({})).map((r) => r.result)).toEqual(['granted']);
+    });
+
+    it('records a minted token once: a second grant with the same token jti is refused', async () => {
+      const { storages: [storage] } = await freshStorage();
+      const grant = grantRecord();
+      await storage!.appendAudit(grant);
+      await expect(storage!.appendAudit(grantRecord({ tokenJti: grant.tokenJti }))).rejects.toThrow();
+    });
+  });
+
+  describe('issued tokens', () => {
+    it('lists the unexpired grants, newest first, with their revocation, by site and count', async () => {
+      const { storages: [storage] } = await freshStorage();
+      const t = nowSeconds();
+      const expired = grantRecord({ time: t - 2000, expiresAt: t - 1000 });
+      const older = grantRecord({ time: t - 10 });
+      const blog = grantRecord({ time: t - 5, site: 'blog' });
+      const newest = grantRecord({ time: t });
+      for (const r of [expired, older, denialRecord(), blog, newest]) await storage!.appendAudit(r);
+      await storage!.revoke(older.tokenJti!, older.expiresAt!);
+
+      const list = await storage!.listTokens({ now: t });
+      expect(list.map((x) => x.jti)).toEqual([newest.tokenJti, blog.tokenJti, older.tokenJti]);
+      expect(list.map((x) => x.revoked)).toEqual([false, false, true]);
+      expect(list[0]).toEqual({
+        jti: newest.tokenJti,
+        site: 'docs',
+        rule: newest.rule,
+        context: 'production',
+        scope: newest.scope,
+        repository: 'acme/docs',
+        issuedAt: t,
+        expiresAt: newest.expiresAt,
+        revoked: false,
+      });
+      expect((await storage!.listTokens({ now: t, site: 'blog' })).map((x) => x.jti)).toEqual([blog.tokenJti]);
+      expect(await storage!.listTokens({ now: t, limit: 1 })).toHaveLength(1);
+    });
+
+    it('finds one granted token by its jti, and nothing for an unknown one', async () => {
+      const { storages: [storage] } = await freshStorage();
+      const grant = grantRecord();
+      await storage!.appendAudit(grant);
+      expect((await storage!.findToken(grant.tokenJti!))?.site).toBe('docs');
+      expect(await storage!.findToken('no-such-jti')).toBeUndefined();
+    });
+  });
+
+  describe('pruning', () => {
+    it('deletes expired replay and revocation rows, keeps the audit log, and counts what it deleted', async () => {
+      const { storages: [storage] } = await freshStorage();
+      const t = nowSeconds();
+      await storage!.consumeJti('https://issuer.test', 'old', t - 10);
+      await storage!.consumeJti('https://issuer.test', 'live', t + 300);
+      await storage!.revoke('old-token', t - 10);
+      await storage!.revoke('live-token', t + 300);
+      await storage!.appendAudit(grantRecord({ time: t - 5000, expiresAt: t - 4000 }));
+
+      expect(await storage!.prune(t)).toBe(2);
+      expect(await storage!.isRevoked('old-token')).toBe(false);
+      expect(await storage!.isRevoked('live-token')).toBe(true);
+      expect(await storage!.consumeJti('https://issuer.test', 'live', t + 300)).toBe(false);
+      expect(await storage!.listAudit({})).toHaveLength(1);
+      expect(await storage!.prune(t)).toBe(0);
+    });
+  });
+
+  describe('failure', () => {
+    it('reports ready while the database answers, and rejects once closed', async () => {
+      const { storages: [storage] } = await freshStorage();
+      await expect(storage!.ping()).resolves.toBeUndefined();
+      await storage!.close();
+      await expect(storage!.ping()).rejects.toThrow(/closed/);
+      await expect(storage!.consumeJti('https://issuer.test', 'x', nowSeconds() + 60)).rejects.toThrow(/closed/);
+    });
+
+    it('rejects, rather than hangs or accepts, when the database cannot be reached', async () => {
+      const storage = postgresStorage(createPool(`postgres://sts:pw@127.0.0.1:${await freePort()}/nowhere`, { connectTimeoutMs: 1000 }));
+      opened.push(storage);
+      await expect(storage.ping()).rejects.toThrow();
+      await expect(storage.consumeJti('https://issuer.test', 'x', nowSeconds() + 60)).rejects.toThrow();
+      await expect(storage.appendAudit(grantRecord())).rejects.toThrow();
+      await expect(storage.isRevoked('x')).rejects.toThrow();
+    });
+  });
+});
