@@ -249,7 +249,9 @@ function crossFileProblems(files: readonly ParsedFile[]): PolicyProblem[] {
       problems.push({
         file: f.display,
         ...f.locate(['sites', index]),
-        message: `site ${JSON.stringify(slug)} belongs to org ${JSON.stringify(own.policy.org)} (${own.display}), not ${JSON.stringify(policy.org)}: an org file only governs its own org's sites`,
+        message: own.policy.org === undefined
+          ? `site ${JSON.stringify(slug)} has a site file (${own.display}) that names no org: an org file only governs sites whose site file says org: ${policy.org ?? ''}`
+          : `site ${JSON.stringify(slug)} belongs to org ${JSON.stringify(own.policy.org)} (${own.display}), not ${JSON.stringify(policy.org)}: an org file only governs its own org's sites`,
       });
     });
   }

@@ -388,7 +388,18 @@ export const orgFileSchema = meta(
       ...binding,
     },
     { error: unknownKeys('an org file', ORG_FILE_KEYS) },
-  ),
+  )
+  .superRefine((file, ctx) => {
+    // `org:` is what lets an org file govern a site: it must be the org that owns the repository it binds.
+    const owner = file.repository.split('/')[0] ?? '';
+    if (owner.toLowerCase() !== file.org.toLowerCase()) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['repository'],
+        message: `an org file's repository must belong to its org: ${JSON.stringify(file.repository)} is not in org ${JSON.stringify(file.org)}. Fix: bind a repository of ${file.org}, or move these rules to a site file`,
+      });
+    }
+  }),
   { id: 'orgFile', title: 'deploy-sts org policy', description: 'Rules for many sites (slugs or globs), bound to one repository.' },
 );
 

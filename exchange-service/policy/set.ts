@@ -2,8 +2,9 @@
  * The loaded policy set: which files govern a site.
  *
  * A site's own file is found by slug in O(1); org files follow, in file-name order, when one of their `sites`
- * entries (a slug or a glob) matches. An org file never governs a site whose site file declares a different
- * `org:` — a glob like `app-*` in acme's org file must not reach into another organisation's site.
+ * entries (a slug or a glob) matches. An org file never governs a site whose site file does not declare the same
+ * `org:` — a glob like `app-*` in acme's org file must not reach into another organisation's site — and an org
+ * file's repository must belong to its org (checked at load).
  * Names that are not slugs are governed by nothing (so a glob can never match a crafted name).
  */
 import { compileGlob, isGlob, type Glob } from './glob.js';
@@ -23,13 +24,14 @@ export class DuplicateSiteError extends Error {
   }
 }
 
-function sameOrg(a: string | undefined, b: string | undefined): boolean {
-  return a === undefined || b === undefined || a.toLowerCase() === b.toLowerCase();
-}
-
-/** True when the org file may govern a site with this site file (or none). */
+/**
+ * True when the org file may govern a site with this site file (or none). Fails closed: a site that has its own site
+ * file is governed by an org file only when the site file names that same org — a site file without `org:` belongs
+ * to no org file, however broad its `sites` globs.
+ */
 export function orgFileMayGovern(orgFile: PolicyFile, siteFile: PolicyFile | undefined): boolean {
-  return sameOrg(orgFile.org, siteFile?.org);
+  if (siteFile === undefined) return true;
+  return siteFile.org !== undefined && orgFile.org !== undefined && siteFile.org.toLowerCase() === orgFile.org.toLowerCase();
 }
 
 /** Build the set. Throws DuplicateSiteError when two site files name one site (the loader reports that first). */
