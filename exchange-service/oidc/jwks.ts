@@ -108,18 +108,42 @@ export function remoteKeySource(issuer: string, options: RemoteOptions = {}): Ke
     return inflight;
   }
 
-  async function ensure(kid: string | undefined): Promise<void> {
-    const age = cached ? now() - cached.fetchedAt : Infinity;
-    const unknownKid = cached !== undefined && kid !== undefined && !cached.kids.has(kid);
-    const due = age > maxAgeMs || (unknownKid && now() - lastAttempt >= cooldownMs);
-    if (!due) return;
+  let lastError: string | undefined;
+
+  /** Fetch now, sharing one fetch between concurrent callers; rejects with a 503 OAuthError. */
+  async function refreshOrFail(): Promise<void> {
     try {
       await refresh();
+      lastError = undefined;
     } catch (error) {
-      if (!cached || now() - cached.fetchedAt > staleMs) {
-        throw unavailable(`the signing keys of issuer ${issuer} (${(error as Error).message})`, 'jwks_unavailable');
-      }
+      lastError = (error as Error).message;
+      throw unavailable(`the signing keys of issuer ${issuer} (${lastError})`, 'jwks_unavailable');
     }
+  }
+
+  /**
+   * Every fetch respects the cooldown, whatever triggered it (no key set yet, a stale one, an unknown kid), so no
+   * stream of requests — signed or not — can make this service hammer the issuer. Stale keys are served at once
+   * while a background refresh runs; past `staleMs` they are no longer trusted and the answer is a 503.
+   */
+  async function ensure(kid: string | undefined): Promise<void> {
+    if (inflight) await inflight.catch(() => {});
+    const t = now();
+    const coolingDown = t - lastAttempt < cooldownMs;
+    if (!cached) {
+      if (coolingDown) throw unavailable(`the signing keys of issuer ${issuer} (${lastError ?? 'not fetched yet'})`, 'jwks_unavailable');
+      return refreshOrFail();
+    }
+    const age = t - cached.fetchedAt;
+    if (age > staleMs) {
+      if (!coolingDown) return refreshOrFail();
+      throw unavailable(`the signing keys of issuer ${issuer} (${lastError ?? 'stale'})`, 'jwks_unavailable');
+    }
+    if (age > maxAgeMs) {
+      if (!coolingDown) refreshOrFail().catch(() => {});
+      return;
+    }
+    if (kid !== undefined && !cached.kids.has(kid) && !coolingDown) await refreshOrFail().catch(() => {});
   }
 
   return {
@@ -127,7 +151,6 @@ export function remoteKeySource(issuer: string, options: RemoteOptions = {}): Ke
     stats,
     async ready() {
       await ensure(undefined);
-      if (!cached) await refresh();
     },
     async resolve(header, token) {
       await ensure(header.kid);
