@@ -126,6 +126,16 @@ export function loadConfig(
   }
   const c = parsed.data;
   const problems: string[] = [];
+  const publicHost = c.PUBLIC_URL ? new URL(c.PUBLIC_URL).hostname : undefined;
+  if (!isLoopbackHost(c.HOST) && !c.PUBLIC_URL) {
+    problems.push(`DEPLOY_STS_PUBLIC_URL is required when the service binds a non-loopback address (DEPLOY_STS_HOST is ${c.HOST}): the audience GitHub tokens must carry and the issuer of deploy tokens derive from it, and a default like http://${c.HOST}:${c.PORT} would be the same for every deployment`);
+  }
+  if (c.PUBLIC_URL && publicHost && !isLoopbackHost(publicHost) && !c.PUBLIC_URL.startsWith('https://')) {
+    problems.push(`DEPLOY_STS_PUBLIC_URL must use https:// (got ${c.PUBLIC_URL}); http:// is accepted only for loopback addresses`);
+  }
+  if (c.DEV_ISSUER && ((publicHost && !isLoopbackHost(publicHost)) || c.TRUST_PROXY > 0)) {
+    problems.push('DEPLOY_STS_DEV_ISSUER=1 is refused behind a proxy or with a public URL (DEPLOY_STS_TRUST_PROXY / DEPLOY_STS_PUBLIC_URL): the dev issuer is for local demos only');
+  }
   if (c.DEV_ISSUER && !isLoopbackHost(c.HOST)) {
     problems.push(`DEPLOY_STS_DEV_ISSUER=1 is refused unless the service binds a loopback address (DEPLOY_STS_HOST is ${c.HOST}); the dev issuer's key is on this machine and must never be trusted in production`);
   }

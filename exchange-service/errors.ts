@@ -69,3 +69,9 @@ const TOKEN_SHAPED = /eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?/g;
 export function redactTokens(text: string): string {
   return text.replace(TOKEN_SHAPED, '[redacted token]');
 }
+
+/** Quote a value the client chose, cut short: error descriptions and audit rows never carry a client's essay. */
+export function quote(value: unknown, max = 100): string {
+  const text = typeof value === 'string' ? value : (JSON.stringify(value ?? null) ?? String(value));
+  return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text);
+}

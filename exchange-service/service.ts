@@ -53,6 +53,20 @@ async function loadPolicySet(dir: string): Promise<PolicySet> {
   return result.set;
 }
 
+/** The operator's introspection secret, hashed for constant-time comparison. Too short a secret is refused. */
+async function readIntrospectSecret(file: string): Promise<Buffer> {
+  let secret: string;
+  try {
+    secret = (await readFile(file, 'utf8')).trim();
+  } catch (error) {
+    throw new Error(`DEPLOY_STS_INTROSPECT_SECRET_FILE: cannot read ${file}: ${(error as Error).message}`);
+  }
+  if (secret.length < 32) {
+    throw new Error(`DEPLOY_STS_INTROSPECT_SECRET_FILE: the secret in ${file} is shorter than 32 characters; make one with: openssl rand -base64 32`);
+  }
+  return createHash('sha256').update(secret).digest();
+}
+
 export function createLogger(level: Config['logLevel']): Logger {
   return pino({
     level,
@@ -74,9 +88,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
       sources.set(issuer, config.jwksFile ? await staticKeySource(issuer, config.jwksFile) : remoteKeySource(issuer));
     }
     if (config.devIssuer) sources.set(DEV_ISSUER, await devKeySource(config.dataDir));
-    const introspectSecretHash = config.introspectSecretFile
-      ? createHash('sha256').update((await readFile(config.introspectSecretFile, 'utf8')).trim()).digest()
-      : undefined;
+    const introspectSecretHash = config.introspectSecretFile ? await readIntrospectSecret(config.introspectSecretFile) : undefined;
 
     const server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 });
     await new Promise<void>((resolve, reject) => {

@@ -180,6 +180,30 @@ describe('deploy-sts serve configuration', () => {
     expect(r.stderr).toMatch(/DEV_ISSUER.*loopback/);
   });
 
+  it('refuses a public bind without a public URL, and a public URL without https', async () => {
+    const env = { DEPLOY_STS_POLICIES: EXAMPLE_POLICIES, DEPLOY_STS_DATA_DIR: join(work, 'cfg') };
+    const noUrl = await cli(['serve', '--host', '0.0.0.0'], env);
+    expect(noUrl.code).toBe(1);
+    expect(noUrl.stderr).toMatch(/DEPLOY_STS_PUBLIC_URL is required/);
+    const plain = await cli(['serve', '--host', '0.0.0.0', '--public-url', 'http://sts.example.com'], env);
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toMatch(/PUBLIC_URL must use https/);
+  });
+
+  it('refuses the dev issuer behind a proxy', async () => {
+    const r = await cli(['serve', '--dev-issuer', '--trust-proxy', '1'], { DEPLOY_STS_POLICIES: EXAMPLE_POLICIES, DEPLOY_STS_DATA_DIR: join(work, 'cfg') });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/DEV_ISSUER=1 is refused behind a proxy/);
+  });
+
+  it('refuses an introspection secret shorter than 32 characters', async () => {
+    const file = join(work, 'short-secret');
+    writeFileSync(file, 'too-short');
+    const r = await cli(['serve', '--port', '0', '--introspect-secret-file', file], { DEPLOY_STS_POLICIES: EXAMPLE_POLICIES, DEPLOY_STS_DATA_DIR: join(work, 'cfg') });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/shorter than 32 characters/);
+  });
+
   it('refuses an http:// issuer that is not loopback', async () => {
     const r = await cli(['serve', '--issuer', 'http://token.example.com'], { DEPLOY_STS_POLICIES: EXAMPLE_POLICIES, DEPLOY_STS_DATA_DIR: join(work, 'cfg') });
     expect(r.code).toBe(1);

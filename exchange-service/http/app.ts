@@ -8,7 +8,7 @@ import { OAuthError, rateLimited, redactTokens, unavailable } from '../errors.js
 import { exchange, type ExchangeDeps, type ExchangeOutcome } from '../exchange.js';
 import type { KeyRing } from '../keys/key-ring.js';
 import type { Metrics } from '../metrics.js';
-import type { RateLimiter } from '../rate-limit.js';
+import { RateLimiter } from '../rate-limit.js';
 import type { Storage } from '../storage/types.js';
 import { verifyAccessToken } from '../verify-access-token.js';
 import { GRANT_TYPE } from './token-request.js';
@@ -109,6 +109,11 @@ export function createApp(deps: AppDeps): express.Express {
   app.disable('x-powered-by');
   app.disable('etag');
   app.set('trust proxy', deps.trustProxy);
+  // Exactly `/token`, not `/TOKEN` or `/token/`: one path per endpoint, so every /token answer is audited.
+  app.set('case sensitive routing', true);
+  app.set('strict routing', true);
+  // At most one audit row per client address per minute for requests refused by the address limit.
+  const refusalAuditSampler = new RateLimiter({ perMinute: 1 });
   app.set('json spaces', 0);
 
   // Request id and one log line per request, written when the answer is finished.
@@ -140,9 +145,16 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   });
   for (const path of ['/token', '/introspect', '/revoke']) {
-    app.use(path, (_req, res, next) => {
+    app.use(path, (req, res, next) => {
       res.setHeader('Cache-Control', NO_STORE);
       res.setHeader('Pragma', 'no-cache');
+      // The address limit comes first, before any parsing or method check: it also bounds secret guessing at
+      // /introspect and audit-log growth from junk requests.
+      const decision = deps.ipLimiter?.take(req.ip ?? 'unknown');
+      if (decision && !decision.allowed) {
+        deps.metrics?.rateLimited.inc({ kind: 'ip' });
+        return next(rateLimited(`too many requests from ${req.ip}; retry in ${decision.retryAfter} s`, decision.retryAfter));
+      }
       next();
     });
     app.use(onlyPost(path));
@@ -151,15 +163,6 @@ export function createApp(deps: AppDeps): express.Express {
     express.urlencoded({ extended: false, limit: BODY_LIMIT_BYTES, parameterLimit: 20 }),
     express.json({ limit: BODY_LIMIT_BYTES, strict: true }),
   ];
-
-  app.use('/token', (req, _res, next) => {
-    const decision = deps.ipLimiter?.take(req.ip ?? 'unknown');
-    if (decision && !decision.allowed) {
-      deps.metrics?.rateLimited.inc({ kind: 'ip' });
-      return next(rateLimited(`too many requests from ${req.ip}; retry in ${decision.retryAfter} s`, decision.retryAfter));
-    }
-    next();
-  });
 
   app.post('/token', ...parsers, async (req, res, next) => {
     const started = performance.now();
@@ -269,7 +272,8 @@ export function createApp(deps: AppDeps): express.Express {
       await deps.ready();
       res.json({ status: 'ready' });
     } catch (error) {
-      res.status(503).json({ status: 'not ready', reason: (error as Error).message });
+      deps.log?.('warn', 'not ready', { error: (error as Error).message });
+      res.status(503).json({ status: 'not ready', reason: 'storage is unavailable or the service is shutting down' });
     }
   });
 
@@ -292,7 +296,8 @@ export function createApp(deps: AppDeps): express.Express {
       deps.log?.('error', 'unhandled error', { path: req.path, error: (error as Error)?.name });
       oauth = new OAuthError('server_error', 'internal error; nothing was issued', 'internal_error');
     }
-    if (req.path === '/token') {
+    const sampledOut = oauth.reason === 'rate_limited' && !refusalAuditSampler.take(req.ip ?? 'unknown').allowed;
+    if (req.path === '/token' && !sampledOut) {
       deps.metrics?.denials.inc({ reason: oauth.reason });
       res.locals.logFields = { result: 'denied', reason: oauth.reason };
       try {

@@ -7,7 +7,7 @@
  */
 import { createLocalJWKSet, type JSONWebKeySet, type JWTHeaderParameters, type FlattenedJWSInput } from 'jose';
 import { readFile } from 'node:fs/promises';
-import { OAuthError, unavailable } from '../errors.js';
+import { OAuthError, quote, unavailable } from '../errors.js';
 import { isLoopbackHost } from './issuers.js';
 
 export type KeyResolver = ReturnType<typeof createLocalJWKSet>;
@@ -158,7 +158,7 @@ export function remoteKeySource(issuer: string, options: RemoteOptions = {}): Ke
       if (header.kid === undefined || !cached.kids.has(header.kid)) {
         throw new OAuthError(
           'invalid_request',
-          `subject_token: no key with kid ${JSON.stringify(header.kid ?? null)} in the JWKS of ${issuer}; the token was not signed by that issuer`,
+          `subject_token: no key with kid ${quote(header.kid)} in the JWKS of ${issuer}; the token was not signed by that issuer`,
           'unknown_kid',
         );
       }
@@ -188,7 +188,7 @@ export function jwksKeySource(issuer: string, jwks: JSONWebKeySet): KeySource {
       if (!kids.has(header.kid)) {
         throw new OAuthError(
           'invalid_request',
-          `subject_token: no key with kid ${JSON.stringify(header.kid ?? null)} in the configured JWKS of ${issuer}`,
+          `subject_token: no key with kid ${quote(header.kid)} in the configured JWKS of ${issuer}`,
           'unknown_kid',
         );
       }

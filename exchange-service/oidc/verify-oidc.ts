@@ -4,7 +4,7 @@
  * Every failure is an OAuthError naming the exact condition; a key source that is down is a 503.
  */
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify } from 'jose';
-import { OAuthError } from '../errors.js';
+import { OAuthError, quote } from '../errors.js';
 import { githubClaimsSchema, type GitHubClaims } from './claims.js';
 import type { KeySource } from './jwks.js';
 
@@ -45,13 +45,13 @@ export async function verifyGitHubToken(token: string, options: VerifierOptions)
   if (token.length > MAX_SUBJECT_TOKEN_BYTES) throw bad(`is larger than ${MAX_SUBJECT_TOKEN_BYTES} bytes`, 'oversized');
   const { header, payload } = readUnverified(token);
   if (header.alg !== 'RS256') {
-    throw bad(`algorithm ${JSON.stringify(header.alg ?? null)} is not accepted; GitHub signs OIDC tokens with RS256`, 'bad_algorithm');
+    throw bad(`algorithm ${quote(header.alg)} is not accepted; GitHub signs OIDC tokens with RS256`, 'bad_algorithm');
   }
   const issuer = payload.iss;
   const source = typeof issuer === 'string' ? options.issuers.get(issuer) : undefined;
   if (!source) {
     throw bad(
-      `issuer ${JSON.stringify(issuer ?? null)} is not trusted; this service trusts ${JSON.stringify([...options.issuers.keys()])} (set DEPLOY_STS_ISSUER for GHES or an enterprise issuer)`,
+      `issuer ${quote(issuer)} is not trusted by this service (operators: DEPLOY_STS_ISSUER lists the trusted issuers, e.g. for GHES or an enterprise issuer)`,
       'untrusted_issuer',
     );
   }
@@ -107,11 +107,11 @@ function mapJoseError(
     switch (error.claim) {
       case 'aud':
         return bad(
-          `audience ${JSON.stringify(payload.aud ?? null)} is not this service's audience ${JSON.stringify(audience)}; request the token with that audience (core.getIDToken(audience) — the Action does this by default)`,
+          `audience ${quote(payload.aud)} is not this service's audience ${JSON.stringify(audience)}; request the token with that audience (core.getIDToken(audience) — the Action does this by default)`,
           'bad_audience',
         );
       case 'iss':
-        return bad(`issuer ${JSON.stringify(payload.iss ?? null)} is not trusted`, 'untrusted_issuer');
+        return bad(`issuer ${quote(payload.iss)} is not trusted`, 'untrusted_issuer');
       case 'nbf':
         if (typeof payload.nbf !== 'number') return bad(`claim nbf is ${error.reason === 'missing' ? 'missing' : 'not a number'}; GitHub always sets it`, 'bad_claims');
         return bad(`is not valid yet (nbf ${describeTime(payload.nbf)}, now ${describeTime(now)}); check the clocks`, 'not_yet_valid');
