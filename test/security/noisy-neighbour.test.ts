@@ -1,0 +1,76 @@
+/**
+ * Noisy neighbours: the per-IP limit on /token cannot be dodged by forging X-Forwarded-For. With no trusted proxy
+ * the header is ignored; behind one trusted proxy only the hop that proxy appended counts. A refused request is a
+ * 429 with Retry-After and no token; the first refusal of an address is audited with that address, and a flood of
+ * refusals cannot grow the audit log by more than a row a minute.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exchangeToken, postForm, TOKEN_EXCHANGE } from '../helpers/service.js';
+import { auditAfter, expectRefused, lastAuditId, NO_RATE_LIMITS, startSuite, type Suite } from './support.js';
+
+const LIMIT = 3;
+const limited = { status: 429, error: 'temporarily_unavailable', reason: 'rate_limited' };
+
+async function exchangeFrom(suite: Suite, forwardedFor: string) {
+  return postForm(
+    `${suite.svc.url}/token`,
+    { ...TOKEN_EXCHANGE, subject_token: await suite.issuer.token(), resource: 'site:docs' },
+    { 'x-forwarded-for': forwardedFor },
+  );
+}
+
+describe('without a trusted proxy (DEPLOY_STS_TRUST_PROXY=0)', () => {
+  let suite: Suite;
+  beforeAll(async () => {
+    suite = await startSuite({ env: { ...NO_RATE_LIMITS, DEPLOY_STS_RATE_LIMIT_IP: String(LIMIT), DEPLOY_STS_TRUST_PROXY: '0' } });
+  });
+  afterAll(async () => {
+    await suite?.stop();
+  });
+
+  it('ignores X-Forwarded-For: a new forged address per request does not refill the bucket', async () => {
+    for (let i = 0; i < LIMIT; i++) expect((await exchangeFrom(suite, `203.0.113.${i}`)).status).toBe(200);
+    const { answer, audit } = await expectRefused(suite.svc, () => exchangeFrom(suite, '203.0.113.99'), limited);
+    expect(Number(answer.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(audit.clientIp).toMatch(/127\.0\.0\.1$/);
+  });
+
+  it('keeps refusing while the bucket is empty, whatever the request carries, without growing the audit log', async () => {
+    const before = await lastAuditId(suite.svc);
+    const refusals = [
+      await exchangeToken(suite.svc.url, await suite.issuer.token()),
+      await postForm(`${suite.svc.url}/token`, { grant_type: 'x' }),
+      await postForm(`${suite.svc.url}/introspect`, { token: 'x' }),
+      ...(await Promise.all(Array.from({ length: 20 }, () => postForm(`${suite.svc.url}/token`, {})))),
+    ];
+    for (const res of refusals) {
+      expect(res.status).toBe(429);
+      expect(res.body.error).toBe('temporarily_unavailable');
+      expect(res.body).not.toHaveProperty('access_token');
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+    }
+    // The first refusal of this address was audited above; a flood of refusals adds at most one row a minute.
+    expect((await auditAfter(suite.svc, before)).length).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('behind one trusted proxy (DEPLOY_STS_TRUST_PROXY=1)', () => {
+  let suite: Suite;
+  beforeAll(async () => {
+    suite = await startSuite({ env: { ...NO_RATE_LIMITS, DEPLOY_STS_RATE_LIMIT_IP: String(LIMIT), DEPLOY_STS_TRUST_PROXY: '1' } });
+  });
+  afterAll(async () => {
+    await suite?.stop();
+  });
+
+  it('limits by the address the proxy appended, not by what the client prepended', async () => {
+    // The proxy appends the real client address last; anything before it came from the client.
+    for (let i = 0; i < LIMIT; i++) expect((await exchangeFrom(suite, `10.0.0.${i}, 198.51.100.7`)).status).toBe(200);
+    const { audit } = await expectRefused(suite.svc, () => exchangeFrom(suite, '10.9.9.9, 198.51.100.7'), limited);
+    expect(audit.clientIp).toBe('198.51.100.7');
+  });
+
+  it('gives another client its own bucket', async () => {
+    expect((await exchangeFrom(suite, '198.51.100.8')).status).toBe(200);
+  });
+});
