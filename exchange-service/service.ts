@@ -199,10 +199,13 @@ export async function startService(config: Config, options: StartOptions = {}): 
         watcher?.close();
         clearTimeout(debounce);
         for (const t of timers) clearInterval(t);
+        // Drain: stop accepting, let in-flight requests finish, and drop each keep-alive connection once idle.
+        const dropIdle = setInterval(() => server.closeIdleConnections(), 50);
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeIdleConnections();
         });
+        clearInterval(dropIdle);
         await storage.close();
       },
     };

@@ -65,9 +65,14 @@ export async function startService(options: ServiceOptions): Promise<TestService
       done();
     },
   });
-  const config = loadConfig(envFor(options, dataDir));
   const logger = pino({ level: 'debug', base: undefined }, sink);
-  const service = await start(config, { logger, banner: (text) => logs.push(text) });
+  let service: RunningService;
+  try {
+    service = await start(loadConfig(envFor(options, dataDir)), { logger, banner: (text) => logs.push(text) });
+  } catch (error) {
+    if (ownDir) rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     url: service.url,
     audience: service.audience,
