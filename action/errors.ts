@@ -22,9 +22,9 @@ export type ActionErrorCode =
   | 'unreachable'
   /** TLS handshake or certificate verification failed. */
   | 'tls_failure'
-  /** Connect or total timeout. */
+  /** Connect, total or overall timeout. */
   | 'timeout'
-  /** 5xx or 429 on every attempt. */
+  /** 5xx or 429 on every attempt, or a Retry-After longer than the Action waits. */
   | 'service_unavailable'
   /** The service answered something that is not a valid token response. */
   | 'bad_response'
@@ -138,7 +138,7 @@ export function serviceRefused(refusal: ServiceRefusal): ActionError {
         return new ActionError(
           'rejected',
           head,
-          'Leave the `audience` input empty so the Action uses the audience the service advertises, or set it to the audience the service expects (its DEPLOY_STS audience setting).',
+          'Leave the `audience` input empty so the Action uses the audience the service advertises, or set it to the audience the service expects (its DEPLOY_STS_AUDIENCE setting). An advertised audience is used only when it is an https:// URL on the same host as `url`: if the log warns that it was ignored, set the `audience` input.',
           details,
         );
       }
@@ -164,6 +164,14 @@ export function serviceRefused(refusal: ServiceRefusal): ActionError {
   }
 }
 
+function plural(count: number, word: string): string {
+  return `${count} ${word}${count === 1 ? '' : 's'}`;
+}
+
+function seconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(1))}s`;
+}
+
 export type TransportFailureKind = 'unreachable' | 'tls_failure' | 'timeout';
 
 export interface TransportFailure {
@@ -177,7 +185,7 @@ export interface TransportFailure {
 /** No usable HTTP answer: say which failure, where, and after how many attempts. */
 export function transportFailed(failure: TransportFailure): ActionError {
   const { kind, detail, url, attempts } = failure;
-  const tries = `${attempts} attempt${attempts === 1 ? '' : 's'}`;
+  const tries = plural(attempts, 'attempt');
   switch (kind) {
     case 'unreachable':
       return new ActionError(
@@ -200,25 +208,55 @@ export function transportFailed(failure: TransportFailure): ActionError {
   }
 }
 
+/** Why the Action stopped retrying before it ran out of attempts. */
+export type GiveUp =
+  /** The service's `Retry-After` is longer than the Action waits, or than the time left. */
+  | { reason: 'retry-after'; retryAfterMs: number }
+  /** The next wait would pass the overall deadline. */
+  | { reason: 'deadline'; deadlineMs: number };
+
 export interface Unavailable {
   status: number;
   error?: string;
   description?: string;
   url: string;
   attempts: number;
+  gaveUp?: GiveUp;
 }
 
-/** 5xx / 429 on every attempt. */
+/** 5xx / 429 on every attempt, or until the service asked for a longer wait than the Action allows. */
 export function serviceUnavailable(answer: Unavailable): ActionError {
+  const { status, url, attempts, gaveUp } = answer;
   const details = answer.error ? [`${answer.error}: ${answer.description ?? ''}`.trimEnd()] : [];
-  const busy = answer.status === 429;
+  const busy = status === 429;
+  if (gaveUp?.reason === 'retry-after') {
+    const asked = Math.ceil(gaveUp.retryAfterMs / 1000);
+    return new ActionError(
+      'service_unavailable',
+      `The exchange service at ${url} answered HTTP ${status} (after ${plural(attempts, 'attempt')}) and asked to be retried in ${asked} s, later than this step waits; no token was issued.`,
+      `The service asked to retry in ${asked} s; re-run the job later${busy ? ' (it is rate limiting this repository)' : ''}.`,
+      details,
+    );
+  }
+  const answered = attempts === 1 ? `answered HTTP ${status} (after 1 attempt)` : `answered HTTP ${status} on each of ${attempts} attempts`;
+  const stopped = gaveUp?.reason === 'deadline' ? `, and the step's overall time limit of ${seconds(gaveUp.deadlineMs)} leaves no time for another` : '';
   return new ActionError(
     'service_unavailable',
-    `The exchange service at ${answer.url} answered HTTP ${answer.status} on each of ${answer.attempts} attempts; no token was issued.`,
+    `The exchange service at ${url} ${answered}${stopped}; no token was issued.`,
     busy
       ? 'The service is rate limiting this repository: re-run the job later, or ask the service operator to raise the limit.'
       : 'The service (or a dependency such as its keys, storage or audit log) is down: re-run the job later, and ask the service operator to check its health and logs.',
     details,
+  );
+}
+
+/** The step's overall deadline passed before the service gave a usable answer. */
+export function deadlinePassed(url: string, deadlineMs: number, attempts: number): ActionError {
+  const when = attempts === 0 ? 'before the first attempt' : `after ${plural(attempts, 'attempt')}`;
+  return new ActionError(
+    'timeout',
+    `The exchange service at ${url} gave no usable answer within the step's overall time limit of ${seconds(deadlineMs)} (${when}).`,
+    'Check that the service is healthy and reachable from this runner (a firewall that drops packets shows up as a timeout), then re-run the job.',
   );
 }
 

@@ -1,12 +1,18 @@
 /**
  * The RFC 8693 token exchange against the deploy-sts service: a fresh GitHub OIDC token for every attempt
- * (the service accepts a subject token once), retries per retry.ts, and every answer mapped to an issued token
- * or a typed ActionError. The issued token is handed to `mask` the moment it is parsed, before anything else.
+ * (the service accepts a subject token once, and each fetch has a bounded wait), retries per retry.ts within
+ * the step's deadline, and every answer mapped to an issued token or a typed ActionError. The issued token is
+ * handed to `mask` the moment it is parsed, before anything else; a token the Action then refuses (another
+ * site, a malformed answer) is revoked before the error is thrown. Text the service chose is shown on one line.
  */
 import { z } from 'zod';
-import { ActionError, badResponse, idTokenFailed, serviceRefused, serviceUnavailable } from './errors.js';
+import { startDeadline, type Deadline } from './deadline.js';
+import { ActionError, badResponse, serviceRefused, serviceUnavailable, type GiveUp } from './errors.js';
 import { DEFAULT_TIMEOUTS, type HttpAnswer, type Timeouts } from './http-transport.js';
+import { DEFAULT_ID_TOKEN_TIMEOUT_MS, fetchIdToken } from './id-token.js';
+import { hasControlCharacters, printable } from './printable.js';
 import { DEFAULT_RETRY_POLICY, isRetryableStatus, sendWithRetries, type RetryPolicy } from './retry.js';
+import { revokeToken } from './revoke.js';
 import { decodeClaimsForDisplay } from './subject-claims.js';
 import { displayUrl, endpoint } from './url.js';
 
@@ -48,18 +54,26 @@ export interface ExchangeClientOptions {
   mask: (secret: string) => void;
   timeouts?: Timeouts;
   retry?: Partial<RetryPolicy>;
+  /** The step's overall deadline, shared with metadata discovery; default: a fresh one. */
+  deadline?: Deadline;
+  /** How long one OIDC token fetch may take (never longer than the time left before the deadline). */
+  idTokenTimeoutMs?: number;
   log?: (line: string) => void;
 }
 
+/** Strings the Action prints or outputs carry no control characters (they could forge workflow commands). */
+const printableText = (t: string) => !hasControlCharacters(t);
+const CONTROL = 'contains control characters';
+
 const TokenResponse = z.object({
-  access_token: z.string().min(1),
-  issued_token_type: z.string().optional(),
+  access_token: z.string().min(1).refine(printableText, CONTROL),
+  issued_token_type: z.string().refine(printableText, CONTROL).optional(),
   token_type: z.string().refine((t) => t.toLowerCase() === 'bearer', 'token_type is not Bearer'),
   expires_in: z.number().positive().max(86_400),
-  scope: z.string().default(''),
-  site: z.string().min(1),
+  scope: z.string().refine(printableText, CONTROL).default(''),
+  site: z.string().min(1).refine(printableText, CONTROL),
   context: z.enum(['production', 'preview']),
-  rule: z.string().min(1),
+  rule: z.string().min(1).refine(printableText, CONTROL),
 });
 
 const ErrorResponse = z.object({
@@ -84,17 +98,22 @@ function maskCredentials(json: unknown, mask: (secret: string) => void): void {
   }
 }
 
-function parseIssued(answer: HttpAnswer, request: ExchangeRequest, url: string, startedAt: number, attempts: number, mask: (s: string) => void): IssuedToken {
-  const json = parseJson(answer.body);
-  maskCredentials(json, mask);
+/** The access token of an answer, whether or not the rest of it is valid. */
+function accessTokenOf(json: unknown): string | undefined {
+  if (typeof json !== 'object' || json === null) return undefined;
+  const value = (json as Record<string, unknown>).access_token;
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+function parseIssued(json: unknown, status: number, request: ExchangeRequest, url: string, startedAt: number, attempts: number): IssuedToken {
   const parsed = TokenResponse.safeParse(json);
   if (!parsed.success) {
     const fields = [...new Set(parsed.error.issues.map((i) => i.path.join('.') || '(body)'))].join(', ');
-    throw badResponse(url, json === undefined ? `HTTP ${answer.status} with a body that is not JSON` : `HTTP ${answer.status} without a valid ${fields}`);
+    throw badResponse(url, json === undefined ? `HTTP ${status} with a body that is not JSON` : `HTTP ${status} without a valid ${fields}`);
   }
   const token = parsed.data;
   if (token.site !== request.site) {
-    throw badResponse(url, `the token is for site "${token.site}", not the requested "${request.site}"`);
+    throw badResponse(url, `the token is for site "${printable(token.site, 100)}", not the requested "${request.site}"`);
   }
   return {
     accessToken: token.access_token,
@@ -110,37 +129,42 @@ function parseIssued(answer: HttpAnswer, request: ExchangeRequest, url: string, 
   };
 }
 
-function refusal(answer: HttpAnswer, request: ExchangeRequest, url: string, subjectToken: string): ActionError {
+/** A refused token is still a live token: revoke it (best effort) and say how that went. */
+async function revokeRefused(error: ActionError, token: string, options: ExchangeClientOptions): Promise<ActionError> {
+  const outcome = await revokeToken(options.url, token, {
+    timeouts: options.timeouts ?? DEFAULT_TIMEOUTS,
+    retry: { ...options.retry, maxAttempts: 2 },
+    log: options.log ?? (() => {}),
+  });
+  const said = outcome.revoked
+    ? 'The Action revoked the token the service issued with this answer.'
+    : `The Action could not revoke the token the service issued with this answer (${outcome.reason}); it stays valid until it expires.`;
+  return new ActionError(error.code, error.problem, error.fix, [...error.details, said]);
+}
+
+/** The service's OAuth error, on one line each. */
+function oauthError(answer: HttpAnswer): { error: string; description: string } | undefined {
   const parsed = ErrorResponse.safeParse(parseJson(answer.body));
+  if (!parsed.success) return undefined;
+  return { error: printable(parsed.data.error, 200), description: printable(parsed.data.error_description ?? '') };
+}
+
+function refusal(answer: HttpAnswer, request: ExchangeRequest, url: string, subjectToken: string): ActionError {
+  const said = oauthError(answer);
   const claims = decodeClaimsForDisplay(subjectToken);
-  if (!parsed.success) {
-    return serviceRefused({
-      status: answer.status,
-      error: `http_${answer.status}`,
-      description: 'the answer is not an OAuth error (JSON with `error`), so this is probably not a deploy-sts service',
-      site: request.site,
-      url,
-      ...(claims ? { claims } : {}),
-    });
-  }
   return serviceRefused({
     status: answer.status,
-    error: parsed.data.error,
-    description: parsed.data.error_description ?? '',
+    error: said?.error ?? `http_${answer.status}`,
+    description: said?.description ?? 'the answer is not an OAuth error (JSON with `error`), so this is probably not a deploy-sts service',
     site: request.site,
     url,
     ...(claims ? { claims } : {}),
   });
 }
 
-function unavailable(answer: HttpAnswer, url: string, attempts: number): ActionError {
-  const parsed = ErrorResponse.safeParse(parseJson(answer.body));
-  return serviceUnavailable({
-    status: answer.status,
-    url,
-    attempts,
-    ...(parsed.success ? { error: parsed.data.error, description: parsed.data.error_description ?? '' } : {}),
-  });
+function unavailable(answer: HttpAnswer, url: string, attempts: number, gaveUp: GiveUp | undefined): ActionError {
+  const said = oauthError(answer);
+  return serviceUnavailable({ status: answer.status, url, attempts, gaveUp, ...(said ? { error: said.error, description: said.description } : {}) });
 }
 
 export function tokenRequestBody(request: ExchangeRequest, subjectToken: string): string {
@@ -159,18 +183,17 @@ export async function exchangeToken(request: ExchangeRequest, options: ExchangeC
   const url = displayUrl(options.url);
   const tokenUrl = endpoint(options.url, 'token');
   const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
+  const deadline = options.deadline ?? startDeadline(undefined, policy.now);
+  const idTokenTimeoutMs = options.idTokenTimeoutMs ?? DEFAULT_ID_TOKEN_TIMEOUT_MS;
   const final = await sendWithRetries<string>({
     serviceUrl: url,
     timeouts: options.timeouts ?? DEFAULT_TIMEOUTS,
     policy,
+    deadline,
     log: options.log ?? (() => {}),
     prepare: async () => {
-      let subjectToken: string;
-      try {
-        subjectToken = await options.getIdToken(request.audience);
-      } catch (error) {
-        throw error instanceof ActionError ? error : idTokenFailed(error instanceof Error ? error.message : String(error));
-      }
+      const wait = Math.max(0, Math.min(idTokenTimeoutMs, deadline.remaining()));
+      const subjectToken = await fetchIdToken(options.getIdToken, request.audience, wait);
       return {
         context: subjectToken,
         request: {
@@ -184,12 +207,20 @@ export async function exchangeToken(request: ExchangeRequest, options: ExchangeC
   });
   const { answer, attempts, startedAt } = final;
   if (answer.status >= 200 && answer.status < 300) {
-    return parseIssued(answer, request, url, startedAt, attempts, options.mask);
+    const json = parseJson(answer.body);
+    maskCredentials(json, options.mask);
+    try {
+      return parseIssued(json, answer.status, request, url, startedAt, attempts);
+    } catch (error) {
+      const token = accessTokenOf(json);
+      if (error instanceof ActionError && token !== undefined) throw await revokeRefused(error, token, options);
+      throw error;
+    }
   }
   if (answer.status >= 300 && answer.status < 400) {
     const location = answer.headers.location;
-    throw badResponse(url, `HTTP ${answer.status} redirect${location ? ` to ${location}` : ''} (the Action does not follow redirects; set \`url\` to the final address)`);
+    throw badResponse(url, `HTTP ${answer.status} redirect${location ? ` to ${printable(location, 300)}` : ''} (the Action does not follow redirects; set \`url\` to the final address)`);
   }
-  if (isRetryableStatus(answer.status)) throw unavailable(answer, url, attempts);
+  if (isRetryableStatus(answer.status)) throw unavailable(answer, url, attempts, final.gaveUp);
   throw refusal(answer, request, url, final.context);
 }

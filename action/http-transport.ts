@@ -1,10 +1,11 @@
 /**
  * One HTTP request with @actions/http-client (which honours the runner's HTTPS_PROXY / NO_PROXY), bounded by a
- * connect timeout and a total timeout, with the body read up to a size cap. A failure without an HTTP answer
- * becomes a TransportError saying which: refused, DNS, reset, TLS, connect timeout or total timeout.
+ * connect timeout and a total timeout, with the body read up to a size cap (AnswerTooLarge beyond it). A failure
+ * without an HTTP answer becomes a TransportError saying which: refused, DNS, reset, TLS, connect timeout or total
+ * timeout — decided by the error's code, so a connection dropped mid-handshake is a network failure, not TLS.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { HttpClient } from '@actions/http-client';
+import { getProxyUrl, HttpClient } from '@actions/http-client';
 import type { RequestHandler } from '@actions/http-client/lib/interfaces';
 import type { TransportFailureKind } from './errors.js';
 
@@ -48,7 +49,23 @@ export class TransportError extends Error {
   }
 }
 
-const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_|HOSTNAME_MISMATCH|EPROTO$)/;
+/** Certificate and TLS protocol failures: retrying cannot fix them. */
+const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|ERR_OSSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|HOSTNAME_MISMATCH$)/;
+
+/** Connection-level failures, by code: worth another attempt, whatever the message says (even during TLS). */
+const NETWORK_ERRORS: Record<string, { kind: TransportFailureKind; text: string }> = {
+  ECONNREFUSED: { kind: 'unreachable', text: 'connection refused' },
+  ENOTFOUND: { kind: 'unreachable', text: 'host name not found' },
+  EAI_AGAIN: { kind: 'unreachable', text: 'host name not found' },
+  EAI_FAIL: { kind: 'unreachable', text: 'host name not found' },
+  ECONNRESET: { kind: 'unreachable', text: 'connection reset by the other end' },
+  EPIPE: { kind: 'unreachable', text: 'connection reset by the other end' },
+  ECONNABORTED: { kind: 'unreachable', text: 'connection aborted' },
+  EHOSTUNREACH: { kind: 'unreachable', text: 'no route to the host' },
+  ENETUNREACH: { kind: 'unreachable', text: 'no route to the host' },
+  ENETDOWN: { kind: 'unreachable', text: 'no route to the host' },
+  ETIMEDOUT: { kind: 'timeout', text: 'the operating system gave up connecting' },
+};
 
 function seconds(ms: number): string {
   return `${Number((ms / 1000).toFixed(3))}s`;
@@ -77,6 +94,11 @@ function describeTlsFailure(code: string, message: string): string {
   return `${line}${code ? ` (${code})` : ''}`;
 }
 
+/** A certificate or protocol failure: decided by the code; EPROTO only when OpenSSL is the one complaining. */
+function isTlsFailure(code: string, message: string): boolean {
+  return TLS_CODE.test(code) || (code === 'EPROTO' && /\b(SSL|TLS)\b|ssl|tls/i.test(message));
+}
+
 /** Maps what Node or http-client threw to a TransportError. */
 export function classifyNetworkError(error: unknown, timeouts: Timeouts, totalTimedOut: boolean): TransportError {
   if (totalTimedOut) {
@@ -90,27 +112,26 @@ export function classifyNetworkError(error: unknown, timeouts: Timeouts, totalTi
   if (message.startsWith('Request timeout')) {
     return new TransportError('timeout', `could not connect within the connect timeout of ${seconds(timeouts.connectMs)}`, true);
   }
-  if (TLS_CODE.test(code) || /\b(SSL|TLS)\b/.test(message)) {
+  // The code decides: a connection dropped during the handshake mentions TLS but is a network failure.
+  const network = NETWORK_ERRORS[code];
+  if (network) {
+    const during = /\b(SSL|TLS)\b/.test(message) ? ' during the TLS handshake' : '';
+    return new TransportError(network.kind, `${network.text}${during} (${code})`, true);
+  }
+  if (isTlsFailure(code, message)) {
     return new TransportError('tls_failure', describeTlsFailure(code, message), false);
   }
-  switch (code) {
-    case 'ECONNREFUSED':
-      return new TransportError('unreachable', 'connection refused (ECONNREFUSED)', true);
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-    case 'EAI_FAIL':
-      return new TransportError('unreachable', `host name not found (${code})`, true);
-    case 'ECONNRESET':
-    case 'EPIPE':
-      return new TransportError('unreachable', `connection reset by the other end (${code})`, true);
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-    case 'ENETDOWN':
-      return new TransportError('unreachable', `no route to the host (${code})`, true);
-    case 'ETIMEDOUT':
-      return new TransportError('timeout', 'the operating system gave up connecting (ETIMEDOUT)', true);
-    default:
-      return new TransportError('unreachable', `${message}${code ? ` (${code})` : ''}`, true);
+  return new TransportError('unreachable', `${message.split('\n')[0]?.slice(0, 200) ?? ''}${code ? ` (${code})` : ''}`, true);
+}
+
+/** The answer's body is larger than MAX_BODY_BYTES: whatever it is, it is not a token response. */
+export class AnswerTooLarge extends Error {
+  constructor(
+    readonly status: number,
+    readonly limitBytes: number = MAX_BODY_BYTES,
+  ) {
+    super(`the answer (HTTP ${status}) is larger than ${limitBytes / 1024} KiB`);
+    this.name = 'AnswerTooLarge';
   }
 }
 
@@ -122,14 +143,19 @@ async function readCapped(message: IncomingMessage): Promise<string> {
     size += buffer.length;
     if (size > MAX_BODY_BYTES) {
       message.destroy();
-      throw new TransportError('unreachable', `the answer is larger than ${MAX_BODY_BYTES} bytes`, false);
+      throw new AnswerTooLarge(message.statusCode ?? 0);
     }
     chunks.push(buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** Sends one request; resolves with any HTTP answer (all statuses), rejects with a TransportError. */
+/** `[::1]` → `::1`: WHATWG URLs keep an IPv6 literal's brackets in `hostname`, Node's connect wants the address. */
+export function unbracketHost(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+/** Sends one request; resolves with any HTTP answer (all statuses), rejects with a TransportError or AnswerTooLarge. */
 export async function sendOnce(request: HttpRequest, timeouts: Timeouts): Promise<HttpAnswer> {
   const controller = new AbortController();
   let totalTimedOut = false;
@@ -137,11 +163,14 @@ export async function sendOnce(request: HttpRequest, timeouts: Timeouts): Promis
     totalTimedOut = true;
     controller.abort();
   }, timeouts.totalMs);
+  // Through a proxy, the CONNECT line needs `[v6]:port` as is; only a direct connection needs the bare address.
+  const direct = getProxyUrl(request.url) === '';
   const bounded: RequestHandler = {
     prepareRequest(options) {
       options.signal = controller.signal;
       // Arms the socket's timeout before it connects; http-client replaces it with `socketTimeout` once connected.
       options.timeout = timeouts.connectMs;
+      if (direct && typeof options.host === 'string') options.host = unbracketHost(options.host);
     },
     canHandleAuthentication: () => false,
     handleAuthentication: () => Promise.reject(new Error('no authentication handler')),
@@ -157,7 +186,7 @@ export async function sendOnce(request: HttpRequest, timeouts: Timeouts): Promis
     const body = await readCapped(response.message);
     return { status: response.message.statusCode ?? 0, headers: response.message.headers, body };
   } catch (error) {
-    if (error instanceof TransportError) throw error;
+    if (error instanceof AnswerTooLarge) throw error;
     throw classifyNetworkError(error, timeouts, totalTimedOut);
   } finally {
     clearTimeout(timer);

@@ -22,12 +22,23 @@ export interface ActionInputs {
 /** Reads one input by its action.yml name, trimmed, '' when unset (like `core.getInput`). */
 export type InputReader = (name: string) => string;
 
-const SITE = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$/;
-const PERMISSION = /^[A-Za-z0-9][A-Za-z0-9._:*/-]{0,127}$/;
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
-/** Variables whose value the runner or later tools interpret: exporting a token into them breaks the job or worse. */
-const RESERVED_ENV = new Set(['PATH', 'HOME', 'NODE_OPTIONS', 'BASH_ENV', 'ENV', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'CI']);
-const RESERVED_ENV_PREFIXES = ['GITHUB_', 'RUNNER_', 'ACTIONS_', 'INPUT_', 'STATE_'];
+/** The service's site slug (exchange-service/http/token-request.ts): a typo fails here, not at the service. */
+const SITE = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** The service's permission shape, `resource:action` in lowercase (exchange-service/policy/permissions.ts). */
+const PERMISSION = /^[a-z]+:[a-z]+$/;
+/** Upper case, digits and `_`, as environment variables meant for later steps are written. */
+const ENV_NAME = /^[A-Z_][A-Z0-9_]{0,127}$/;
+/**
+ * Variables a runner, shell, language runtime or tool interprets: a token exported into one of them would
+ * break the job, or be read as code, a path or a proxy by some later step.
+ */
+export const RESERVED_ENV_NAMES: readonly string[] = [
+  'PATH', 'HOME', 'CI', 'SHELL', 'TMPDIR', 'ENV', 'BASH_ENV', 'PROMPT_COMMAND', 'PS4', 'SHELLOPTS', 'BASHOPTS', 'IFS',
+  'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'RUBYOPT', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'ALL_PROXY',
+];
+export const RESERVED_ENV_PREFIXES: readonly string[] = [
+  'GITHUB_', 'RUNNER_', 'ACTIONS_', 'INPUT_', 'STATE_', 'NODE_', 'LD_', 'DYLD_', 'GIT_', 'SSH_', 'SSL_CERT_', 'PYTHON', 'PERL5',
+];
 
 export function parseSite(raw: string): string {
   const site = raw.trim();
@@ -38,7 +49,7 @@ export function parseSite(raw: string): string {
     throw new ActionError(
       'invalid_input',
       `Input \`site\` is not a site slug: ${JSON.stringify(site)}.`,
-      'Set `site` to the slug as written in the trust policy: letters, digits, `.`, `_` and `-` only (e.g. `docs`).',
+      'Set `site` to the slug as written in the trust policy: lowercase letters, digits and `-`, starting with a letter or digit, at most 63 characters (e.g. `docs`).',
     );
   }
   return site;
@@ -52,7 +63,7 @@ export function parseScope(raw: string): string[] {
     throw new ActionError(
       'invalid_input',
       `Input \`scope\` has an invalid permission: ${JSON.stringify(bad)}.`,
-      'List permissions as written in the policy, separated by spaces or commas (e.g. `deployments:write`), or leave `scope` empty for everything the rule grants.',
+      'List permissions as written in the policy, `resource:action` in lowercase, separated by spaces or commas (e.g. `deployments:write`), or leave `scope` empty for everything the rule grants.',
     );
   }
   return [...new Set(items)];
@@ -70,19 +81,19 @@ export function parseBoolean(name: string, raw: string, fallback: boolean): bool
 export function parseExportEnv(raw: string): string | undefined {
   const name = raw.trim();
   if (name === '') return undefined;
+  const upper = name.toUpperCase();
+  if (RESERVED_ENV_NAMES.includes(upper) || RESERVED_ENV_PREFIXES.some((p) => upper.startsWith(p))) {
+    throw new ActionError(
+      'invalid_input',
+      `Input \`export-env\` names a variable the runner, a shell or a tool interprets: ${name}.`,
+      `Pick a name of your own such as \`DEPLOY_TOKEN\` (not ${RESERVED_ENV_PREFIXES.map((p) => `${p}*`).join(', ')}, ${RESERVED_ENV_NAMES.join(', ')}).`,
+    );
+  }
   if (!ENV_NAME.test(name)) {
     throw new ActionError(
       'invalid_input',
       `Input \`export-env\` is not an environment variable name: ${JSON.stringify(name)}.`,
-      'Use letters, digits and `_`, not starting with a digit (e.g. `DEPLOY_TOKEN`), or leave it empty to use the `token` output only.',
-    );
-  }
-  const upper = name.toUpperCase();
-  if (RESERVED_ENV.has(upper) || RESERVED_ENV_PREFIXES.some((p) => upper.startsWith(p))) {
-    throw new ActionError(
-      'invalid_input',
-      `Input \`export-env\` names a variable the runner or Node.js interprets: ${name}.`,
-      `Pick a name of your own such as \`DEPLOY_TOKEN\` (not ${[...RESERVED_ENV_PREFIXES.map((p) => `${p}*`), 'PATH', 'NODE_OPTIONS'].join(', ')}, …).`,
+      'Use upper-case letters, digits and `_`, not starting with a digit (e.g. `DEPLOY_TOKEN`), or leave it empty to use the `token` output only.',
     );
   }
   return name;

@@ -1,10 +1,15 @@
 /**
  * Retries of one logical request: on network errors, timeouts, 5xx and 429, with exponential backoff and
- * jitter, honouring `Retry-After` (seconds or an HTTP date, capped); never on any other 4xx. Each attempt is
- * prepared afresh (the token endpoint gets a new OIDC token every time: a subject token is accepted once).
+ * jitter, honouring `Retry-After` (seconds or an HTTP date); never on any other 4xx. Each attempt is prepared
+ * afresh (the token endpoint gets a new OIDC token every time: a subject token is accepted once).
+ *
+ * Everything stays within the step's overall deadline: each attempt's timeouts are cut to the time left, a wait
+ * that would pass the deadline ends the retries, and a `Retry-After` longer than the cap or than the time left
+ * ends them too, rather than retrying early and spending a subject token on a service that asked for patience.
  */
-import { transportFailed } from './errors.js';
-import { sendOnce, TransportError, type HttpAnswer, type HttpRequest, type Timeouts } from './http-transport.js';
+import { badResponse, deadlinePassed, transportFailed, type GiveUp } from './errors.js';
+import type { Deadline } from './deadline.js';
+import { AnswerTooLarge, sendOnce, TransportError, type HttpAnswer, type HttpRequest, type Timeouts } from './http-transport.js';
 
 export interface RetryPolicy {
   maxAttempts: number;
@@ -12,7 +17,7 @@ export interface RetryPolicy {
   baseDelayMs: number;
   /** Backoff never exceeds this. */
   maxDelayMs: number;
-  /** A `Retry-After` longer than this is cut to this. */
+  /** A `Retry-After` longer than this ends the retries (the step fails, saying when the service wants a retry). */
   retryAfterCapMs: number;
   /** In [0, 1); injectable for tests. */
   random: () => number;
@@ -48,11 +53,22 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
   return Math.max(0, at - now);
 }
 
-/** The wait before the next attempt: the server's `Retry-After` (capped) when it gave one, else backoff. */
-export function retryDelay(failedAttempt: number, retryAfter: string | string[] | undefined, policy: RetryPolicy): number {
+export type RetryPlan = { retry: true; waitMs: number } | { retry: false; gaveUp: GiveUp };
+
+/**
+ * What to do after a failed attempt that may be retried: wait as the server's `Retry-After` says, else back
+ * off — unless that wait is longer than the policy allows or than the time left before the deadline.
+ */
+export function planRetry(failedAttempt: number, retryAfter: string | string[] | undefined, policy: RetryPolicy, deadline: Deadline): RetryPlan {
+  const timeLeft = deadline.remaining();
   const asked = parseRetryAfter(retryAfter, policy.now());
-  if (asked !== undefined) return Math.min(asked, policy.retryAfterCapMs);
-  return backoffDelay(failedAttempt, policy);
+  if (asked !== undefined) {
+    if (asked > policy.retryAfterCapMs || asked >= timeLeft) return { retry: false, gaveUp: { reason: 'retry-after', retryAfterMs: asked } };
+    return { retry: true, waitMs: asked };
+  }
+  const backoff = backoffDelay(failedAttempt, policy);
+  if (backoff >= timeLeft) return { retry: false, gaveUp: { reason: 'deadline', deadlineMs: deadline.totalMs } };
+  return { retry: true, waitMs: backoff };
 }
 
 export function isRetryableStatus(status: number): boolean {
@@ -71,6 +87,8 @@ export interface FinalAnswer<C> {
   context: C;
   /** When the answering attempt started (for expiry times computed conservatively). */
   startedAt: number;
+  /** Set when a 5xx/429 ended the retries before the attempts ran out, and why. */
+  gaveUp?: GiveUp;
 }
 
 export interface RetryRun<C> {
@@ -79,6 +97,8 @@ export interface RetryRun<C> {
   prepare: (attempt: number) => Promise<PreparedAttempt<C>>;
   timeouts: Timeouts;
   policy: RetryPolicy;
+  /** Shared with every other request of the step; attempts and waits never go past it. */
+  deadline: Deadline;
   log: (line: string) => void;
 }
 
@@ -86,34 +106,53 @@ function seconds(ms: number): string {
   return `${Number((ms / 1000).toFixed(1))}s`;
 }
 
+/** The attempt's timeouts, cut to the time left before the deadline. */
+function timeoutsWithin(timeouts: Timeouts, timeLeftMs: number): { timeouts: Timeouts; cut: boolean } {
+  const cut = timeLeftMs < timeouts.totalMs || timeLeftMs < timeouts.connectMs;
+  return { timeouts: { connectMs: Math.min(timeouts.connectMs, timeLeftMs), totalMs: Math.min(timeouts.totalMs, timeLeftMs) }, cut };
+}
+
 /**
- * Sends until an answer that is not retryable, or attempts run out. Resolves with the last answer (which may be
- * a 5xx/429 when attempts ran out: the caller decides what that means); throws the ActionError of a transport
- * failure that was not retryable or was the last.
+ * Sends until an answer that is not retryable, or attempts (or time) run out. Resolves with the last answer
+ * (which may be a 5xx/429 when the retries ended: the caller decides what that means, `gaveUp` says why they
+ * ended early); throws the ActionError of a transport failure that was not retried, of an oversized answer,
+ * or of the deadline passing.
  */
 export async function sendWithRetries<C>(run: RetryRun<C>): Promise<FinalAnswer<C>> {
-  const { policy } = run;
+  const { policy, deadline } = run;
   for (let attempt = 1; ; attempt++) {
+    if (deadline.remaining() <= 0) throw deadlinePassed(run.serviceUrl, deadline.totalMs, attempt - 1);
     const { request, context } = await run.prepare(attempt);
+    const timeLeft = deadline.remaining();
+    if (timeLeft <= 0) throw deadlinePassed(run.serviceUrl, deadline.totalMs, attempt - 1);
+    const { timeouts, cut } = timeoutsWithin(run.timeouts, timeLeft);
     const startedAt = policy.now();
-    let wait: number;
+    let plan: RetryPlan;
     let why: string;
     try {
-      const answer = await sendOnce(request, run.timeouts);
+      const answer = await sendOnce(request, timeouts);
       if (!isRetryableStatus(answer.status) || attempt >= policy.maxAttempts) {
         return { answer, attempts: attempt, context, startedAt };
       }
-      wait = retryDelay(attempt, answer.headers['retry-after'], policy);
+      plan = planRetry(attempt, answer.headers['retry-after'], policy, deadline);
+      if (!plan.retry) return { answer, attempts: attempt, context, startedAt, gaveUp: plan.gaveUp };
       why = `HTTP ${answer.status}`;
     } catch (error) {
+      if (error instanceof AnswerTooLarge) throw badResponse(run.serviceUrl, error.message);
       if (!(error instanceof TransportError)) throw error;
+      // A timeout cut short by the deadline is the deadline passing, not a slow service.
+      if (error.kind === 'timeout' && cut) throw deadlinePassed(run.serviceUrl, deadline.totalMs, attempt);
       if (!error.retryable || attempt >= policy.maxAttempts) {
         throw transportFailed({ kind: error.kind, detail: error.detail, url: run.serviceUrl, attempts: attempt });
       }
-      wait = backoffDelay(attempt, policy);
+      plan = planRetry(attempt, undefined, policy, deadline);
+      if (!plan.retry) {
+        const detail = `${error.detail}; the step's overall time limit of ${seconds(deadline.totalMs)} leaves no time for another attempt`;
+        throw transportFailed({ kind: error.kind, detail, url: run.serviceUrl, attempts: attempt });
+      }
       why = error.detail;
     }
-    run.log(`Attempt ${attempt} of ${policy.maxAttempts} to ${request.url} failed (${why}); retrying in ${seconds(wait)}.`);
-    await policy.sleep(wait);
+    run.log(`Attempt ${attempt} of ${policy.maxAttempts} to ${request.url} failed (${why}); retrying in ${seconds(plan.waitMs)}.`);
+    await policy.sleep(plan.waitMs);
   }
 }

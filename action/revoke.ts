@@ -2,6 +2,7 @@
  * RFC 7009 revocation of the deploy token when the job ends, best-effort: a failure is reported, never thrown.
  * The service authenticates the request with the token itself (`Authorization: Bearer`).
  */
+import { startDeadline, type Deadline } from './deadline.js';
 import { ActionError } from './errors.js';
 import { DEFAULT_TIMEOUTS, type Timeouts } from './http-transport.js';
 import { DEFAULT_RETRY_POLICY, sendWithRetries, type RetryPolicy } from './retry.js';
@@ -12,6 +13,8 @@ export type RevokeOutcome = { revoked: true } | { revoked: false; reason: string
 export interface RevokeOptions {
   timeouts?: Timeouts;
   retry?: Partial<RetryPolicy>;
+  /** Default: a fresh overall deadline. */
+  deadline?: Deadline;
   log?: (line: string) => void;
 }
 
@@ -22,6 +25,7 @@ export async function revokeToken(url: URL, token: string, options: RevokeOption
       serviceUrl: displayUrl(url),
       timeouts: options.timeouts ?? DEFAULT_TIMEOUTS,
       policy,
+      deadline: options.deadline ?? startDeadline(undefined, policy.now),
       log: options.log ?? (() => {}),
       prepare: async () => ({
         context: null,

@@ -3,6 +3,7 @@
  * the Action fetched this token itself, and shows the maintainer what it carried so they can compare it with
  * the policy. The token itself is never kept or printed.
  */
+import { printable } from './printable.js';
 
 /** The claims a trust policy is written against, in the order a maintainer reads them. */
 export const DISPLAYED_CLAIMS = [
@@ -22,11 +23,7 @@ export type DisplayClaims = Partial<Record<DisplayedClaim, string>>;
 const MAX_VALUE_LENGTH = 300;
 
 function clean(value: unknown): string | undefined {
-  if (typeof value === 'string') {
-    // eslint-disable-next-line no-control-regex
-    const text = value.replace(/[\u0000-\u001f\u007f]/g, ' ');
-    return text.length > MAX_VALUE_LENGTH ? `${text.slice(0, MAX_VALUE_LENGTH)}…` : text;
-  }
+  if (typeof value === 'string') return printable(value, MAX_VALUE_LENGTH);
   if (Array.isArray(value)) {
     const parts = value.filter((v): v is string => typeof v === 'string');
     return parts.length > 0 ? clean(parts.join(', ')) : undefined;

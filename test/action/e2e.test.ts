@@ -8,7 +8,13 @@ import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
 import { postForm, startService, type TestService } from '../helpers/service.js';
 import { startFlakyProxy } from './support/flaky-proxy.js';
 import { closedPort } from './support/loopback.js';
-import { oidcEnv, startJob, startRunnerTokenEndpoint, stateEnv, type Job, type RunnerTokenEndpoint, type StepResult } from './support/runner.js';
+import { assertNodeForBundles, oidcEnv, startJob, startRunnerTokenEndpoint, stateEnv, type Job, type RunnerTokenEndpoint, type StepResult } from './support/runner.js';
+
+/**
+ * The audience the service expects and advertises. The Action uses an advertised audience only on the service's
+ * own host, so it names 127.0.0.1 (the default test audience, https://deploy-sts.test, would be ignored).
+ */
+const AUDIENCE = 'https://127.0.0.1/deploy-sts';
 
 let issuer: TestIssuer;
 let service: TestService;
@@ -16,7 +22,7 @@ const cleanups: (() => Promise<void>)[] = [];
 
 beforeAll(async () => {
   issuer = await startIssuer();
-  service = await startService({ issuer: issuer.url });
+  service = await startService({ issuer: issuer.url, audience: AUDIENCE });
 });
 afterAll(async () => {
   await service?.stop();
@@ -60,6 +66,14 @@ function expectMaskedFirst(step: StepResult, token: string): void {
   expect(printed.map((e) => e.text)).toEqual([`::add-mask::${token}\n`]);
 }
 
+describe('the runner stand-in', () => {
+  it('runs the bundles under Node 24 or later, as action.yml declares', () => {
+    expect(Number(process.versions.node.split('.')[0])).toBeGreaterThanOrEqual(24);
+    expect(() => assertNodeForBundles('20.19.0')).toThrow(/under Node 24; this is Node 20\.19\.0/);
+    expect(() => assertNodeForBundles('24.0.0')).not.toThrow();
+  });
+});
+
 describe('a production deploy from a push to main', () => {
   it('gets a production token, masks it first, outputs and exports it, summarises, and the post step revokes it', async () => {
     const endpoint = await runnerEndpoint();
@@ -79,6 +93,7 @@ describe('a production deploy from a push to main', () => {
     expect(expiresAt).toBeGreaterThan(Date.now());
     expect(main.exportedEnv).toEqual({ DEPLOY_TOKEN: token });
     expect(endpoint.audiences).toEqual([service.audience]);
+    expect(service.audience).toBe(AUDIENCE);
 
     expectMaskedFirst(main, token);
     expect(main.stderr).not.toContain(token);

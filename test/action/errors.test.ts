@@ -6,6 +6,7 @@ import {
   missingIdToken,
   serviceRefused,
   serviceUnavailable,
+  deadlinePassed,
   toActionError,
   transportFailed,
 } from '../../action/errors.js';
@@ -82,6 +83,27 @@ describe('an unavailable service', () => {
     expect(serviceUnavailable({ status: 503, url: 'u', attempts: 4, error: 'temporarily_unavailable', description: 'JWKS is unavailable' }).render()).toContain(
       'temporarily_unavailable: JWKS is unavailable',
     );
+  });
+
+  it('says when the service asked for a longer wait than the Action gives it', () => {
+    const error = serviceUnavailable({ status: 503, url: 'https://sts.example.com', attempts: 1, gaveUp: { reason: 'retry-after', retryAfterMs: 90_500 } });
+    expect(error.code).toBe('service_unavailable');
+    expect(error.problem).toContain('answered HTTP 503 (after 1 attempt) and asked to be retried in 91 s');
+    expect(error.fix).toBe('The service asked to retry in 91 s; re-run the job later.');
+  });
+
+  it("says when the step's overall time limit ended the retries", () => {
+    const error = serviceUnavailable({ status: 502, url: 'u', attempts: 3, gaveUp: { reason: 'deadline', deadlineMs: 120_000 } });
+    expect(error.problem).toContain("answered HTTP 502 on each of 3 attempts, and the step's overall time limit of 120s leaves no time for another");
+  });
+});
+
+describe('the overall deadline passing', () => {
+  it('is a timeout that names the limit and the attempts made', () => {
+    const error = deadlinePassed('https://sts.example.com', 120_000, 2);
+    expect(error.code).toBe('timeout');
+    expect(error.problem).toBe("The exchange service at https://sts.example.com gave no usable answer within the step's overall time limit of 120s (after 2 attempts).");
+    expect(deadlinePassed('u', 1_000, 0).problem).toContain('(before the first attempt)');
   });
 });
 

@@ -1,9 +1,24 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startDeadline } from '../../action/deadline.js';
 import { ActionError } from '../../action/errors.js';
 import { exchangeToken, GRANT_TYPE, ID_TOKEN_TYPE, type ExchangeClientOptions, type ExchangeRequest } from '../../action/exchange-client.js';
 import type { RetryPolicy } from '../../action/retry.js';
 import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
-import { closedPort, hang, json, reset, startServer, startStalledListener, text, type LoopbackServer, type Reply } from './support/loopback.js';
+import { fakeClock } from './support/fake-clock.js';
+import {
+  canListenOn,
+  closedPort,
+  hang,
+  json,
+  reset,
+  startDroppingListener,
+  startServer,
+  startServerOn,
+  startStalledListener,
+  text,
+  type LoopbackServer,
+  type Reply,
+} from './support/loopback.js';
 
 const ACCESS_TOKEN = 'dsts_test_access_token_value';
 
@@ -41,6 +56,13 @@ async function serve(...replies: Reply[]): Promise<LoopbackServer> {
   servers.push(server);
   return server;
 }
+
+/** Routes `/revoke` to `revoke` and everything else to `token`. */
+function byPath(token: Reply, revoke: Reply = json(200, {})): Reply {
+  return (req, res, i) => (req.path.endsWith('/revoke') ? revoke(req, res, i) : token(req, res, i));
+}
+
+const hasIpv6Loopback = await canListenOn('::1');
 
 interface Harness {
   options: ExchangeClientOptions;
@@ -184,11 +206,15 @@ describe('retries', () => {
     expect(h.sleeps).toEqual([12_000]);
   });
 
-  it('caps a long Retry-After', async () => {
+  it('stops, rather than retry early, when Retry-After is longer than the Action waits', async () => {
     const server = await serve(json(503, {}, { 'retry-after': '86400' }), issued());
     const h = harness(server.url, { retryAfterCapMs: 20_000 });
-    await exchangeToken(request, h.options);
-    expect(h.sleeps).toEqual([20_000]);
+    const error = await failure(exchangeToken(request, h.options));
+    expect(h.sleeps).toEqual([]);
+    expect(server.received).toHaveLength(1);
+    expect(h.subjectTokens).toHaveLength(1);
+    expect(error.code).toBe('service_unavailable');
+    expect(error.render()).toMatch(/the service asked to retry in 86400 s; re-run the job later/i);
   });
 
   it('says in the log which attempt failed and how long it waits', async () => {
@@ -206,6 +232,70 @@ describe('retries', () => {
     expect(error.code).toBe('service_unavailable');
     expect(error.render()).toContain(`at ${server.url} answered HTTP 503 on each of 3 attempts`);
     expect(error.render()).toContain('temporarily_unavailable: storage is unavailable');
+  });
+});
+
+describe('the overall deadline', () => {
+  function clocked(url: string, deadlineMs: number, retry: Partial<RetryPolicy> = {}) {
+    const clock = fakeClock();
+    const h = harness(url, { now: clock.now, sleep: clock.sleep, maxAttempts: 10, ...retry });
+    h.options.deadline = startDeadline(deadlineMs, clock.now);
+    return { h, clock };
+  }
+
+  it('ends the retries when the next backoff would pass it, and says so', async () => {
+    const server = await serve(unavailable);
+    const { h, clock } = clocked(server.url, 10_000, { baseDelayMs: 4_000, maxDelayMs: 60_000, random: () => 0.5 });
+    const error = await failure(exchangeToken(request, h.options));
+    // 3 s and 6 s fit in 10 s; the next 12 s would not.
+    expect(clock.sleeps).toEqual([3_000, 6_000]);
+    expect(server.received).toHaveLength(3);
+    expect(error.code).toBe('service_unavailable');
+    expect(error.problem).toContain("answered HTTP 503 on each of 3 attempts, and the step's overall time limit of 10s leaves no time for another");
+  });
+
+  it('does not retry early when Retry-After is longer than the time left', async () => {
+    const server = await serve(json(503, { error: 'temporarily_unavailable' }, { 'retry-after': '30' }), issued());
+    const { h, clock } = clocked(server.url, 10_000);
+    const error = await failure(exchangeToken(request, h.options));
+    expect(clock.sleeps).toEqual([]);
+    expect(h.subjectTokens).toHaveLength(1);
+    expect(error.code).toBe('service_unavailable');
+    expect(error.render()).toMatch(/the service asked to retry in 30 s; re-run the job later/i);
+    expect(error.render()).toContain('temporarily_unavailable');
+  });
+
+  it('ends the retries of a network failure when the next backoff would pass it', async () => {
+    const url = `http://127.0.0.1:${await closedPort()}`;
+    const { h, clock } = clocked(url, 2_000, { baseDelayMs: 1_000, random: () => 0.5 });
+    const error = await failure(exchangeToken(request, h.options));
+    expect(clock.sleeps).toEqual([750]);
+    expect(error.code).toBe('unreachable');
+    expect(error.problem).toContain("connection refused (ECONNREFUSED); the step's overall time limit of 2s leaves no time for another attempt (after 2 attempts)");
+  });
+
+  it("cuts an attempt's total timeout to the time left", async () => {
+    const server = await serve(hang);
+    const h = harness(server.url);
+    h.options.timeouts = { connectMs: 2_000, totalMs: 30_000 };
+    h.options.deadline = startDeadline(300);
+    const error = await failure(exchangeToken(request, h.options));
+    expect(error.code).toBe('timeout');
+    expect(error.problem).toContain("gave no usable answer within the step's overall time limit of 0.3s (after 1 attempt)");
+    expect(server.received).toHaveLength(1);
+  });
+
+  it('makes no attempt once it has passed', async () => {
+    const server = await serve(issued());
+    const clock = fakeClock();
+    const h = harness(server.url, { now: clock.now, sleep: clock.sleep });
+    h.options.deadline = startDeadline(1_000, clock.now);
+    await clock.sleep(1_000);
+    const error = await failure(exchangeToken(request, h.options));
+    expect(error.code).toBe('timeout');
+    expect(error.problem).toContain('before the first attempt');
+    expect(server.received).toHaveLength(0);
+    expect(h.subjectTokens).toHaveLength(0);
   });
 });
 
@@ -272,6 +362,13 @@ describe('a denial', () => {
     expect(error.fix).toContain('`audience` input');
   });
 
+  it("shows the service's words on one line, so they cannot forge a workflow command", async () => {
+    const server = await serve(json(400, { error: 'invalid_target', error_description: 'no rule matched\n::error::forged\r\u2028x' }));
+    const error = await failure(exchangeToken(request, harness(server.url).options));
+    expect(error.render()).toContain('invalid_target: no rule matched ::error::forged  x');
+    expect(error.render()).not.toMatch(/\n::error::/);
+  });
+
   it('says so when a 4xx is not an OAuth error at all', async () => {
     const server = await serve(text(404, '<html>not here</html>'));
     const error = await failure(exchangeToken(request, harness(server.url).options));
@@ -296,6 +393,53 @@ describe('unusable answers', () => {
     const error = await failure(exchangeToken(request, harness(server.url).options));
     expect(error.code).toBe('bad_response');
     expect(error.problem).toContain('site "blog"');
+  });
+
+  it('revokes a token issued for another site before failing', async () => {
+    const server = await serve(byPath(issued({ site: 'blog' })));
+    const error = await failure(exchangeToken(request, harness(server.url).options));
+    expect(error.code).toBe('bad_response');
+    expect(server.received.map((r) => r.path)).toEqual(['/token', '/revoke']);
+    expect(server.received[1]!.form.get('token')).toBe(ACCESS_TOKEN);
+    expect(server.received[1]!.headers.authorization).toBe(`Bearer ${ACCESS_TOKEN}`);
+    expect(error.render()).toContain('The Action revoked the token the service issued with this answer.');
+    expect(error.render()).not.toContain(ACCESS_TOKEN);
+  });
+
+  it('revokes the token of a malformed answer before failing', async () => {
+    const server = await serve(byPath(json(200, { access_token: ACCESS_TOKEN, token_type: 'Bearer', site: 'docs' })));
+    const error = await failure(exchangeToken(request, harness(server.url).options));
+    expect(error.code).toBe('bad_response');
+    expect(server.received.map((r) => r.path)).toEqual(['/token', '/revoke']);
+    expect(server.received[1]!.form.get('token')).toBe(ACCESS_TOKEN);
+  });
+
+  it('still fails, saying the token stays valid, when that revocation fails', async () => {
+    const server = await serve(byPath(issued({ site: 'blog' }), json(401, { error: 'invalid_token' })));
+    const error = await failure(exchangeToken(request, harness(server.url).options));
+    expect(error.code).toBe('bad_response');
+    expect(error.render()).toContain(`could not revoke the token the service issued with this answer (the service answered HTTP 401 at ${server.url}/revoke)`);
+  });
+
+  it('refuses, and revokes, a token whose rule or scope has control characters', async () => {
+    for (const field of ['rule', 'scope'] as const) {
+      const server = await serve(byPath(issued({ [field]: 'production\n::warning::forged' })));
+      const h = harness(server.url);
+      const error = await failure(exchangeToken(request, h.options));
+      expect(error.code).toBe('bad_response');
+      expect(error.problem).toContain(`without a valid ${field}`);
+      expect(h.masked).toEqual([ACCESS_TOKEN]);
+      expect(server.received.map((r) => r.path)).toEqual(['/token', '/revoke']);
+    }
+  });
+
+  it('refuses an oversized answer as an unusable answer, without retrying', async () => {
+    const server = await serve(text(200, 'x'.repeat(300 * 1024)));
+    const h = harness(server.url);
+    const error = await failure(exchangeToken(request, h.options));
+    expect(error.code).toBe('bad_response');
+    expect(error.problem).toContain('the answer (HTTP 200) is larger than 256 KiB');
+    expect(server.received).toHaveLength(1);
   });
 
   it('does not follow a redirect', async () => {
@@ -363,6 +507,46 @@ describe('network failures', () => {
     expect(error.code).toBe('tls_failure');
     expect(error.render()).toMatch(/TLS with the exchange service at https:\/\/127\.0\.0\.1:\d+ failed: .+ \(after 1 attempt\)/);
     expect(h.subjectTokens).toHaveLength(1);
+  });
+
+  it('retries a connection dropped during the TLS handshake as a network failure, not a TLS one', async () => {
+    const listener = await startDroppingListener();
+    try {
+      const url = `https://127.0.0.1:${listener.port}`;
+      const h = harness(url, { maxAttempts: 3 });
+      const error = await failure(exchangeToken(request, h.options));
+      expect(error.code).toBe('unreachable');
+      expect(error.render()).toContain(`${url} is unreachable: connection reset by the other end during the TLS handshake (ECONNRESET) (after 3 attempts)`);
+      expect(listener.connections).toBe(3);
+      expect(h.subjectTokens).toHaveLength(3);
+    } finally {
+      await listener.close();
+    }
+  });
+
+  it.skipIf(!hasIpv6Loopback)('reaches a service on the IPv6 loopback, http://[::1]', async () => {
+    const server = await startServerOn('::1', issued());
+    servers.push(server);
+    expect(server.url).toMatch(/^http:\/\/\[::1\]:\d+$/);
+    const token = await exchangeToken(request, harness(server.url).options);
+    expect(token.attempts).toBe(1);
+    expect(server.received[0]!.headers.host).toBe(`[::1]:${server.port}`);
+  });
+
+  it('gives up on an OIDC token endpoint that never answers, saying so', async () => {
+    const runner = await serve(hang);
+    const server = await serve(issued());
+    const h = harness(server.url);
+    h.options.getIdToken = async (audience) => {
+      const answer = await fetch(`${runner.url}/idtoken?audience=${encodeURIComponent(audience)}`, { headers: { authorization: 'Bearer request-token' } });
+      return ((await answer.json()) as { value: string }).value;
+    };
+    h.options.idTokenTimeoutMs = 200;
+    const error = await failure(exchangeToken(request, h.options));
+    expect(error.code).toBe('id_token_failed');
+    expect(error.problem).toContain("it gave no token within 0.2s (the runner's ACTIONS_ID_TOKEN_REQUEST_URL did not answer in time)");
+    expect(runner.received).toHaveLength(1);
+    expect(server.received).toHaveLength(0);
   });
 
   it('reports a failing OIDC token endpoint as such', async () => {

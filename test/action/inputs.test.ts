@@ -1,6 +1,9 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ActionError } from '../../action/errors.js';
 import { parseBoolean, parseExportEnv, parseInputs, parseScope, parseSite } from '../../action/inputs.js';
+import { PERMISSIONS } from '../../exchange-service/policy/permissions.js';
+import { SLUG } from '../../exchange-service/policy/schema.js';
 
 function reader(values: Record<string, string>) {
   return (name: string) => (values[name] ?? '').trim();
@@ -50,12 +53,36 @@ describe('inputs', () => {
 
 describe('site', () => {
   it('accepts slugs', () => {
-    for (const slug of ['docs', 'my-site', 'site.v2', 'a', 'A_b-9']) expect(parseSite(slug)).toBe(slug);
+    // `docs-` is a slug to the service too (policies and /token use the same rule).
+    for (const slug of ['docs', 'my-site', 'a', 'b9', 'docs-', 'x'.repeat(63)]) expect(parseSite(slug)).toBe(slug);
   });
   it('refuses anything that could change the resource it names', () => {
-    for (const bad of ['docs blog', 'site:docs', '../docs', '-docs', 'docs-', 'x'.repeat(200), 'döcs']) {
+    for (const bad of ['docs blog', 'site:docs', '../docs', '-docs', 'x'.repeat(200), 'döcs']) {
       expect(refusal(() => parseSite(bad)).code).toBe('invalid_input');
     }
+  });
+  it('refuses what the service would refuse, so a typo fails before any request', () => {
+    for (const bad of ['site.v2', 'A_b-9', 'Docs', 'my_site', 'x'.repeat(64)]) {
+      const error = refusal(() => parseSite(bad));
+      expect(error.code).toBe('invalid_input');
+      expect(error.fix).toContain('lowercase letters, digits and `-`');
+    }
+  });
+  it("accepts exactly the service's slugs", () => {
+    const chars = fc.constantFrom(...'abcxyz0189-_.A Z:/'.split(''));
+    fc.assert(
+      fc.property(fc.array(chars, { minLength: 1, maxLength: 70 }), (parts) => {
+        const slug = parts.join('').trim();
+        if (slug === '') return;
+        let accepted = true;
+        try {
+          parseSite(slug);
+        } catch {
+          accepted = false;
+        }
+        expect(accepted).toBe(SLUG.test(slug));
+      }),
+    );
   });
 });
 
@@ -70,6 +97,14 @@ describe('scope', () => {
   it('refuses a malformed permission, naming it', () => {
     const error = refusal(() => parseScope('deploy:write "quoted"'));
     expect(error.problem).toContain('"\\"quoted\\""');
+  });
+  it('accepts every permission the service knows', () => {
+    expect(parseScope(PERMISSIONS.join(' '))).toEqual([...PERMISSIONS]);
+  });
+  it('refuses what is not `resource:action` in lowercase', () => {
+    for (const bad of ['Deployments:write', 'deployments:WRITE', 'deployments', 'deployments:write:all', 'deployments.write', 'deploy-ments:write', 'deployments:*', 'a/b:c']) {
+      expect(refusal(() => parseScope(bad)).problem, bad).toContain('invalid permission');
+    }
   });
 });
 
@@ -92,6 +127,23 @@ describe('export-env', () => {
   });
   it('refuses names that are not variable names', () => {
     for (const bad of ['1TOKEN', 'DEPLOY-TOKEN', 'A B', 'X=Y']) expect(refusal(() => parseExportEnv(bad)).code).toBe('invalid_input');
+  });
+  it('accepts only upper-case names', () => {
+    for (const bad of ['deploy_token', 'Deploy_Token']) expect(refusal(() => parseExportEnv(bad)).problem).toContain('not an environment variable name');
+    for (const ok of ['DEPLOY_TOKEN', '_TOKEN', 'TOKEN2']) expect(parseExportEnv(ok)).toBe(ok);
+  });
+  it('refuses variables that shells, runtimes and tools read as code, paths or proxies', () => {
+    const reserved = [
+      'NODE_EXTRA_CA_CERTS', 'LD_LIBRARY_PATH', 'DYLD_INSERT_LIBRARIES', 'GIT_SSH_COMMAND', 'GIT_ASKPASS', 'SSH_AUTH_SOCK',
+      'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'PYTHONPATH', 'PYTHONSTARTUP', 'PERL5OPT', 'PERL5LIB', 'RUBYOPT',
+      'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'BASH_ENV', 'ENV', 'PROMPT_COMMAND',
+      'PS4', 'SHELLOPTS', 'BASHOPTS', 'IFS', 'SHELL', 'TMPDIR', 'HOME', 'CI', 'https_proxy',
+    ];
+    for (const name of reserved) {
+      const error = refusal(() => parseExportEnv(name));
+      expect(error.problem, name).toContain('interprets');
+      expect(error.fix).toContain('DEPLOY_TOKEN');
+    }
   });
   it('refuses variables the runner or Node.js interprets', () => {
     for (const reserved of ['GITHUB_TOKEN', 'github_env', 'RUNNER_TEMP', 'ACTIONS_RUNTIME_TOKEN', 'NODE_OPTIONS', 'PATH', 'LD_PRELOAD', 'INPUT_URL']) {

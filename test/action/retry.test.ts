@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, isRetryableStatus, parseRetryAfter, retryDelay, DEFAULT_RETRY_POLICY } from '../../action/retry.js';
+import { startDeadline } from '../../action/deadline.js';
+import { backoffDelay, isRetryableStatus, parseRetryAfter, planRetry, DEFAULT_RETRY_POLICY } from '../../action/retry.js';
 
 const policy = { ...DEFAULT_RETRY_POLICY, baseDelayMs: 1_000, maxDelayMs: 8_000, retryAfterCapMs: 30_000 };
 
@@ -23,10 +24,27 @@ describe('Retry-After', () => {
   it('ignores what it cannot read', () => {
     for (const bad of [undefined, '', '-1', '1.5', 'soon']) expect(parseRetryAfter(bad, now)).toBeUndefined();
   });
+  const plenty = startDeadline(120_000, () => now);
   it('wins over backoff, up to the cap', () => {
-    expect(retryDelay(1, '5', { ...policy, now: () => now })).toBe(5_000);
-    expect(retryDelay(1, '600', { ...policy, now: () => now })).toBe(30_000);
-    expect(retryDelay(1, 'soon', { ...policy, now: () => now, random: () => 0 })).toBe(500);
+    expect(planRetry(1, '5', { ...policy, now: () => now }, plenty)).toEqual({ retry: true, waitMs: 5_000 });
+    expect(planRetry(1, 'soon', { ...policy, now: () => now, random: () => 0 }, plenty)).toEqual({ retry: true, waitMs: 500 });
+  });
+  it('beyond the cap ends the retries rather than retrying early', () => {
+    expect(planRetry(1, '600', { ...policy, now: () => now }, plenty)).toEqual({ retry: false, gaveUp: { reason: 'retry-after', retryAfterMs: 600_000 } });
+  });
+  it('beyond the time left ends the retries too', () => {
+    const tenSeconds = startDeadline(10_000, () => now);
+    expect(planRetry(1, '10', { ...policy, now: () => now }, tenSeconds)).toEqual({ retry: false, gaveUp: { reason: 'retry-after', retryAfterMs: 10_000 } });
+    expect(planRetry(1, '9', { ...policy, now: () => now }, tenSeconds)).toEqual({ retry: true, waitMs: 9_000 });
+  });
+});
+
+describe('the overall deadline', () => {
+  const now = Date.parse('2030-06-01T12:00:00Z');
+  it('bounds backoff: a wait that would reach it ends the retries', () => {
+    const p = { ...policy, now: () => now, random: () => 0.999999 };
+    expect(planRetry(4, undefined, p, startDeadline(8_001, () => now))).toEqual({ retry: true, waitMs: 8_000 });
+    expect(planRetry(4, undefined, p, startDeadline(8_000, () => now))).toEqual({ retry: false, gaveUp: { reason: 'deadline', deadlineMs: 8_000 } });
   });
 });
 

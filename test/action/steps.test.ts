@@ -4,10 +4,12 @@
  * service; these pin down ordering and what is (not) saved.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startDeadline } from '../../action/deadline.js';
 import { ActionError } from '../../action/errors.js';
 import { runMainStep, type StepIO } from '../../action/main-step.js';
 import { runPostStep } from '../../action/post-step.js';
 import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
+import { fakeClock } from './support/fake-clock.js';
 import { json, startServer, type LoopbackServer, type Reply } from './support/loopback.js';
 
 const TOKEN = 'dsts_main_step_token';
@@ -24,14 +26,19 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-const metadata = json(200, { issuer: 'x', subject_token_audience: 'https://sts.example.test' });
+const ADVERTISED = 'https://127.0.0.1/deploy-sts';
+const metadata = json(200, { issuer: 'x', subject_token_audience: ADVERTISED });
 const issued = json(200, { access_token: TOKEN, token_type: 'Bearer', expires_in: 600, scope: 'deploy:write', site: 'docs', context: 'production', rule: 'production' });
 
 /** Routes by path: metadata, then the scripted token answers. */
 async function service(...tokenReplies: Reply[]): Promise<LoopbackServer> {
+  return serviceWith(metadata, ...tokenReplies);
+}
+
+async function serviceWith(metadataReply: Reply, ...tokenReplies: Reply[]): Promise<LoopbackServer> {
   let tokenCalls = 0;
   const server = await startServer((req, res, i) => {
-    if (req.path.endsWith('/.well-known/oauth-authorization-server')) return metadata(req, res, i);
+    if (req.path.endsWith('/.well-known/oauth-authorization-server')) return metadataReply(req, res, i);
     const reply = tokenReplies[Math.min(tokenCalls++, tokenReplies.length - 1)]!;
     return reply(req, res, i);
   });
@@ -114,11 +121,36 @@ describe('the main step', () => {
     const server = await service(issued);
     const advertised = recorder({ url: server.url, site: 'docs' });
     await runMainStep(advertised, oidcEnv);
-    expect(advertised.audiences).toEqual(['https://sts.example.test']);
+    expect(advertised.audiences).toEqual([ADVERTISED]);
 
     const explicit = recorder({ url: server.url, site: 'docs', audience: 'custom-aud' });
     await runMainStep(explicit, oidcEnv);
     expect(explicit.audiences).toEqual(['custom-aud']);
+  });
+
+  it('warns, and uses the service URL, when the advertised audience names another host', async () => {
+    const server = await serviceWith(json(200, { subject_token_audience: 'https://vault.example.com' }), issued);
+    const io = recorder({ url: server.url, site: 'docs' });
+    await runMainStep(io, oidcEnv);
+    expect(io.audiences).toEqual([server.url]);
+    const warning = io.events.find((e) => e.startsWith('warning '));
+    expect(warning).toContain(`Ignoring the audience "https://vault.example.com" that the service's metadata advertises: its host vault.example.com is not the service's host 127.0.0.1.`);
+    expect(warning).toContain('set the `audience` input');
+  });
+
+  it('shares one overall deadline between metadata discovery and the exchange', async () => {
+    const unavailable = json(503, { error: 'temporarily_unavailable' });
+    let metadataCalls = 0;
+    const server = await serviceWith((req, res, i) => (metadataCalls++ === 0 ? unavailable : metadata)(req, res, i), unavailable, issued);
+    const clock = fakeClock();
+    const io = recorder({ url: server.url, site: 'docs' });
+    const retry = { now: clock.now, sleep: clock.sleep, random: () => 0.5, baseDelayMs: 4_000 };
+    // Metadata waits 3 s of the 5 s; after the exchange's 503 the next 3 s wait no longer fits.
+    const error = await runMainStep(io, oidcEnv, { deadline: startDeadline(5_000, clock.now), retry }).catch((e: unknown) => e);
+    expect(clock.sleeps).toEqual([3_000]);
+    expect(error).toBeInstanceOf(ActionError);
+    expect((error as ActionError).problem).toContain("answered HTTP 503 (after 1 attempt), and the step's overall time limit of 5s leaves no time for another");
+    expect(io.outputs).toEqual({});
   });
 
   it('saves nothing for the post step with revoke: false', async () => {

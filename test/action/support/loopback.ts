@@ -1,6 +1,7 @@
 /**
- * Real HTTP servers on 127.0.0.1:0 for the Action's tests: a scripted server that records what it received,
- * a port nobody listens on, and a listener that never accepts (so connecting hangs).
+ * Real HTTP servers on 127.0.0.1:0 (or ::1) for the Action's tests: a scripted server that records what it
+ * received, a port nobody listens on, a listener that never accepts (so connecting hangs), and one that accepts
+ * and at once drops every connection (so a TLS handshake never starts).
  */
 import http from 'node:http';
 import net from 'node:net';
@@ -25,8 +26,13 @@ export interface LoopbackServer {
   close(): Promise<void>;
 }
 
-/** Answers request number i (0-based) with `replies[min(i, last)]`. */
+/** Answers request number i (0-based) with `replies[min(i, last)]`, on 127.0.0.1. */
 export async function startServer(...replies: Reply[]): Promise<LoopbackServer> {
+  return startServerOn('127.0.0.1', ...replies);
+}
+
+/** `startServer` on another loopback address, e.g. `::1` (its URL then has the address in brackets). */
+export async function startServerOn(host: string, ...replies: Reply[]): Promise<LoopbackServer> {
   const received: ReceivedRequest[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -52,10 +58,10 @@ export async function startServer(...replies: Reply[]): Promise<LoopbackServer> 
       reply(record, res, index);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     port,
     received,
     async close() {
@@ -141,4 +147,35 @@ export async function startStalledListener(): Promise<StalledListener> {
       await exited;
     },
   };
+}
+
+/** Whether this machine can listen on `host` (e.g. `::1`: some CI machines have no IPv6 loopback). */
+export async function canListenOn(host: string): Promise<boolean> {
+  const server = net.createServer();
+  const listening = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(0, host, () => resolve(true));
+  });
+  if (listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+  return listening;
+}
+
+export interface DroppingListener {
+  port: number;
+  /** Connections accepted (and dropped) so far. */
+  connections: number;
+  close(): Promise<void>;
+}
+
+/** A TCP listener that accepts every connection and destroys it at once, before a byte is exchanged. */
+export async function startDroppingListener(): Promise<DroppingListener> {
+  const listener: DroppingListener = { port: 0, connections: 0, close: async () => {} };
+  const server = net.createServer((socket) => {
+    listener.connections++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  listener.port = (server.address() as AddressInfo).port;
+  listener.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  return listener;
 }

@@ -111,7 +111,16 @@ export interface Job {
   cleanup(): Promise<void>;
 }
 
+/** action.yml says `runs.using: node24`: the bundles must be tried under Node 24 or later, never an older one. */
+export function assertNodeForBundles(version: string = process.versions.node): void {
+  const major = Number(version.split('.')[0]);
+  if (!(major >= 24)) {
+    throw new Error(`The end-to-end tests run dist/ as a runner does, under Node 24; this is Node ${version}. Run them with \`npm test\` or \`npm exec -- vitest\`, which use the node devDependency.`);
+  }
+}
+
 export async function startJob(): Promise<Job> {
+  assertNodeForBundles();
   const dir = await mkdtemp(join(tmpdir(), 'deploy-sts-job-'));
   let step = 0;
   return {
