@@ -17,7 +17,7 @@ import { compileCondition } from './condition.js';
 import { KEY_ISSUE, validatePolicyData, type PolicyData } from './schema.js';
 import { createPolicySet, orgFileMayGovern } from './set.js';
 import { isGlob } from './glob.js';
-import { PolicyLoadError, type PolicyFile, type PolicyProblem, type PolicySet, type Rule } from './types.js';
+import { PolicyLoadError, type Condition, type PolicyFile, type PolicyProblem, type PolicySet, type Rule } from './types.js';
 
 export const MAX_POLICY_FILE_BYTES = 1024 * 1024;
 const POLICY_FILE = /\.ya?ml$/i;
@@ -42,7 +42,9 @@ interface Position {
 interface ParsedFile {
   policy: PolicyFile;
   display: string;
-  locate(at: readonly PathSegment[], key?: boolean): Position;
+  /** Positions the cross-file checks may report, taken while the document is at hand so it is not kept alive. */
+  sitePosition: Position;
+  sitesPositions: Position[];
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -137,7 +139,23 @@ function withPath(located: Located): string {
 // ---------------------------------------------------------------------------------------------------------
 // One file
 
-function toPolicyFile(name: string, data: PolicyData, raw: unknown): PolicyFile {
+/**
+ * Compiled conditions of one load, by claim and patterns: a fleet of sites repeats the same conditions (event names,
+ * refs, environments), and conditions are immutable, so each distinct one is compiled and held once.
+ */
+type ConditionCache = Map<string, Condition>;
+
+function internCondition(cache: ConditionCache, claim: ConditionClaim, patterns: string[]): Condition {
+  const key = JSON.stringify([claim, patterns]);
+  let condition = cache.get(key);
+  if (!condition) {
+    condition = compileCondition(claim, patterns);
+    cache.set(key, condition);
+  }
+  return condition;
+}
+
+function toPolicyFile(name: string, data: PolicyData, raw: unknown, conditions: ConditionCache): PolicyFile {
   const rawRules = (raw as { rules?: unknown[] }).rules ?? [];
   const rules: Rule[] = data.rules.map((rule, index) => {
     const when = rule.when as Record<string, string[] | undefined>;
@@ -151,7 +169,7 @@ function toPolicyFile(name: string, data: PolicyData, raw: unknown): PolicyFile 
       maxTtl: rule.max_ttl,
       when: order.flatMap((claim) => {
         const patterns = when[claim];
-        return patterns === undefined ? [] : [compileCondition(claim as ConditionClaim, patterns)];
+        return patterns === undefined ? [] : [internCondition(conditions, claim as ConditionClaim, patterns)];
       }),
     };
   });
@@ -173,7 +191,7 @@ function firstLine(message: string): string {
   return message.split('\n')[0]!.trim();
 }
 
-function parseSource(source: PolicySource): { parsed?: ParsedFile; problems: PolicyProblem[] } {
+function parseSource(source: PolicySource, conditions: ConditionCache): { parsed?: ParsedFile; problems: PolicyProblem[] } {
   const display = source.display ?? source.file;
   const lines = new LineCounter();
   const problem = (pos: Position, message: string): PolicyProblem => ({ file: display, line: pos.line, column: pos.column, message });
@@ -215,7 +233,10 @@ function parseSource(source: PolicySource): { parsed?: ParsedFile; problems: Pol
     const problems = validation.issues.flatMap((issue) => flatten(issue)).map((l) => problem(locate(l.path, l.key), withPath(l)));
     return { problems };
   }
-  return { parsed: { policy: toPolicyFile(source.file, validation.data, raw), display, locate }, problems: [] };
+  const policy = toPolicyFile(source.file, validation.data, raw, conditions);
+  const sitePosition = locate(['site']);
+  const sitesPositions = (policy.sites ?? []).map((_, index) => locate(['sites', index]));
+  return { parsed: { policy, display, sitePosition, sitesPositions }, problems: [] };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -232,7 +253,7 @@ function crossFileProblems(files: readonly ParsedFile[]): PolicyProblem[] {
       siteFiles.set(policy.site, f);
       continue;
     }
-    const pos = f.locate(['site']);
+    const pos = f.sitePosition;
     problems.push({
       file: f.display,
       ...pos,
@@ -248,7 +269,7 @@ function crossFileProblems(files: readonly ParsedFile[]): PolicyProblem[] {
       if (own === undefined || orgFileMayGovern(policy, own.policy)) return;
       problems.push({
         file: f.display,
-        ...f.locate(['sites', index]),
+        ...f.sitesPositions[index]!,
         message: own.policy.org === undefined
           ? `site ${JSON.stringify(slug)} has a site file (${own.display}) that names no org: an org file only governs sites whose site file says org: ${policy.org ?? ''}`
           : `site ${JSON.stringify(slug)} belongs to org ${JSON.stringify(own.policy.org)} (${own.display}), not ${JSON.stringify(policy.org)}: an org file only governs its own org's sites`,
@@ -278,8 +299,9 @@ function byPosition(order: Map<string, number>) {
 export function checkPolicyTexts(sources: readonly PolicySource[]): PolicyCheck {
   const problems: PolicyProblem[] = [];
   const parsed: ParsedFile[] = [];
+  const conditions: ConditionCache = new Map();
   for (const source of sources) {
-    const result = parseSource(source);
+    const result = parseSource(source, conditions);
     problems.push(...result.problems);
     if (result.parsed) parsed.push(result.parsed);
   }
