@@ -18,10 +18,16 @@
  * answered at commit: no token leaves before that request's audit record is synced, which syncs the insert too.
  * A failed fdatasync poisons the storage (every later call rejects): after a failed sync the state of the file
  * is unknown, and guessing would break the promise made to callers.
+ *
+ * Checkpoints. A WAL checkpoint fsyncs the WAL and the database file; SQLite runs it inside the commit that crosses
+ * the threshold, which would stall the event loop for as long as the disk takes (tens of ms on a busy disk). Once
+ * the service is writing, checkpoints move to a thread of their own with its own connection (PASSIVE: it never
+ * blocks a writer); if that thread fails, SQLite's automatic checkpoints come back.
  */
 import { chmodSync, closeSync, fdatasync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { Worker } from 'node:worker_threads';
 import type { AuditRecord, IssuedToken, Storage, StoredAudit } from './types.js';
 
 export type Synchronous = 'NORMAL' | 'FULL';
@@ -39,7 +45,11 @@ export interface SqliteOptions {
 /** Most writes in one transaction; a full batch is committed at once instead of at the end of the loop turn. */
 export const MAX_BATCH = 512;
 /** Rows deleted per statement when pruning, so pruning a large backlog never stalls requests for long. */
-export const PRUNE_CHUNK = 1000;
+export const PRUNE_CHUNK = 500;
+/** Commits before checkpoints move to their own thread (a short CLI command never starts it). */
+const CHECKPOINTER_AFTER_COMMITS = 200;
+/** At most one checkpoint per this many ms. */
+const CHECKPOINT_INTERVAL_MS = 200;
 
 type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
 
@@ -81,8 +91,122 @@ function directWriter(): Writer {
   };
 }
 
+/** The checkpoint thread: its own connection, one PASSIVE checkpoint per request. Plain JS, run with `eval`. */
+const CHECKPOINT_THREAD = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { DatabaseSync } = require('node:sqlite');
+const db = new DatabaseSync(workerData.file);
+db.exec('PRAGMA busy_timeout = 5000');
+db.exec('PRAGMA synchronous = NORMAL'); // a checkpoint syncs the WAL before and the database after copying
+const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+parentPort.on('message', (message) => {
+  if (message === 'close') {
+    db.close();
+    parentPort.close();
+    return;
+  }
+  try {
+    checkpoint.get();
+    parentPort.postMessage({ done: true, ok: true });
+  } catch (error) {
+    parentPort.postMessage({ done: true, ok: false, error: String(error && error.message) });
+  }
+});
+parentPort.postMessage({ ready: true });
+`;
+
+interface Checkpointer {
+  afterCommit(): void;
+  /** Start the thread now (before a burst of large commits, such as pruning). */
+  start(): void;
+  close(): Promise<void>;
+}
+
+/** Moves WAL checkpoints off the event loop (see the top of this file). */
+function checkpointer(db: DatabaseSync, file: string): Checkpointer {
+  let worker: Worker | undefined;
+  let ready = false;
+  let inFlight = false;
+  let failed = false;
+  let commits = 0;
+  let lastAt = 0;
+
+  const fallBack = () => {
+    if (failed) return;
+    failed = true;
+    ready = false;
+    try {
+      db.exec('PRAGMA wal_autocheckpoint = 1000');
+    } catch {
+      // the next commit reports a broken connection
+    }
+    void worker?.terminate();
+  };
+  const start = () => {
+    if (worker || failed) return;
+    let thread: Worker;
+    try {
+      thread = new Worker(CHECKPOINT_THREAD, { eval: true, workerData: { file } });
+    } catch {
+      failed = true; // automatic checkpoints were never turned off
+      return;
+    }
+    worker = thread;
+    thread.unref();
+    thread.on('message', (message: { ready?: true; done?: true; ok?: boolean }) => {
+      if (message.ready) {
+        if (failed) return;
+        try {
+          db.exec('PRAGMA wal_autocheckpoint = 0');
+          ready = true;
+        } catch {
+          fallBack();
+        }
+      } else if (message.done) {
+        inFlight = false;
+        if (!message.ok) fallBack();
+      }
+    });
+    thread.on('error', fallBack);
+    thread.on('exit', () => {
+      if (ready) fallBack();
+    });
+  };
+
+  return {
+    afterCommit() {
+      commits++;
+      if (failed) return;
+      if (!worker) {
+        if (commits >= CHECKPOINTER_AFTER_COMMITS) start();
+        return;
+      }
+      const now = performance.now();
+      if (!ready || inFlight || now - lastAt < CHECKPOINT_INTERVAL_MS) return;
+      inFlight = true;
+      lastAt = now;
+      worker.postMessage('checkpoint');
+    },
+    start,
+    async close() {
+      const thread = worker;
+      if (!thread) return;
+      ready = false;
+      failed = true;
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => void thread.terminate(), 5_000);
+        thread.once('exit', () => {
+          clearTimeout(force);
+          resolve();
+        });
+        thread.postMessage('close');
+      });
+    },
+  };
+}
+
 /** The group-commit writer described at the top of this file. `walFd`: the WAL file, when FULL. */
-function groupWriter(db: DatabaseSync, walFd: number | undefined): Writer {
+function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () => void): Writer {
   let queue: PendingWrite[] = [];
   let scheduled: NodeJS.Immediate | undefined;
   /** Committed writes waiting for the next sync, with their outcomes. */
@@ -169,6 +293,7 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined): Writer {
       else settle(write, outcome);
     });
     sync();
+    onCommit();
   };
 
   return {
@@ -325,7 +450,8 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     db.close();
     throw error;
   }
-  const writer = grouped ? groupWriter(db, walFd) : directWriter();
+  const checkpoints = grouped ? checkpointer(db, file) : undefined;
+  const writer = grouped ? groupWriter(db, walFd, () => checkpoints!.afterCommit()) : directWriter();
 
   const statements = new Map<string, StatementSync>();
   const stmt = (sql: string): StatementSync => {
@@ -345,9 +471,16 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     if (closed) throw new Error('storage is closed');
     writer.check();
   };
-  const pruneChunk = async (sql: string, now: number): Promise<number> => {
+  /** Delete up to about PRUNE_CHUNK expired rows of `table`, oldest first, by a range of its expiry index. */
+  const pruneChunk = async (table: 'replay' | 'revoked', now: number): Promise<number> => {
     open();
-    return writer.submit(() => Number(stmt(sql).run(now, PRUNE_CHUNK).changes), false);
+    return writer.submit(() => {
+      const edge = stmt(`SELECT expires_at AS e FROM ${table} WHERE expires_at < ? ORDER BY expires_at LIMIT 1 OFFSET ?`).get(now, PRUNE_CHUNK - 1) as
+        | { e: number }
+        | undefined;
+      const until = edge === undefined ? now : Math.min(now, edge.e + 1);
+      return Number(stmt(`DELETE FROM ${table} WHERE expires_at < ?`).run(until).changes);
+    }, false);
   };
 
   return {
@@ -399,14 +532,11 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     async prune(now) {
       open();
       // Chunks, each committed with the requests' writes of its loop turn: requests run in between.
+      checkpoints?.start();
       let total = 0;
-      const chunks = [
-        'DELETE FROM replay WHERE (issuer, jti) IN (SELECT issuer, jti FROM replay WHERE expires_at < ? LIMIT ?)',
-        'DELETE FROM revoked WHERE jti IN (SELECT jti FROM revoked WHERE expires_at < ? LIMIT ?)',
-      ];
-      for (const sql of chunks) {
+      for (const table of ['replay', 'revoked'] as const) {
         for (;;) {
-          const deleted = await pruneChunk(sql, now);
+          const deleted = await pruneChunk(table, now);
           total += deleted;
           if (deleted < PRUNE_CHUNK) break;
         }
@@ -421,6 +551,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
       if (closed) return;
       closed = true;
       await writer.drain();
+      await checkpoints?.close();
       db.close();
       if (walFd !== undefined) closeSync(walFd);
     },

@@ -1,0 +1,155 @@
+/**
+ * The load generator, run as its own process (it takes one core; the service gets the other). It reads the
+ * pre-signed token pool, opens `concurrency` keep-alive connections and runs one request loop per connection:
+ * a warm-up (not recorded), then the measured requests, each token used once. It checks every answer against
+ * the expected decision and reports throughput, latency percentiles and errors to its parent over IPC.
+ */
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { redactTokens, summarise, type LatencySummary } from './stats.js';
+import type { TokenKind } from './issuer.js';
+
+export interface LoadConfig {
+  /** Base URL of the server under test, e.g. http://127.0.0.1:41234. */
+  url: string;
+  /** JSON file written by the parent: `{ tokens: string[], kinds: TokenKind[] }`. */
+  tokensFile: string;
+  /** Site slugs to spread requests over (request i goes to sites[i % length]). */
+  sites: string[];
+  concurrency: number;
+  warmup: number;
+  /** Most measured requests (the pool must hold warmup + requests tokens). */
+  requests: number;
+  /** The measured phase also ends after this long (no new request is started after it). */
+  maxSeconds: number;
+  /**
+   * Open loop: start measured requests at this fixed rate instead of as fast as answers come back. Latency is
+   * then counted from each request's scheduled start, so a stalled server is not hidden (no coordinated omission).
+   */
+  ratePerSecond?: number;
+  /** `decisions`: grants must be 200 with the expected context, denials 400 invalid_target. `status`: any 200. */
+  check: 'decisions' | 'status';
+}
+
+export interface LoadResult {
+  requests: number;
+  seconds: number;
+  rps: number;
+  latencyMs: LatencySummary;
+  errors: number;
+  statuses: Record<string, number>;
+  /** CPU seconds the generator itself used in the measured phase (user + system, all threads). */
+  generatorCpuSeconds: number;
+  firstError?: string;
+}
+
+const FORM_PREFIX =
+  'grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange' +
+  '&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aid_token&resource=site%3A';
+
+function expected(kind: TokenKind, status: number, body: string): boolean {
+  if (kind === 'denied') return status === 400 && body.includes('"invalid_target"');
+  return status === 200 && body.includes(`"context":"${kind}"`);
+}
+
+async function run(config: LoadConfig): Promise<LoadResult> {
+  const pool = JSON.parse(readFileSync(config.tokensFile, 'utf8')) as { tokens: string[]; kinds: TokenKind[] };
+  const total = config.warmup + config.requests;
+  if (pool.tokens.length < total) throw new Error(`the token pool holds ${pool.tokens.length} tokens; this run needs ${total}`);
+  const target = new URL(config.url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: config.concurrency, maxFreeSockets: config.concurrency });
+  const latencies = new Float64Array(config.requests);
+  let deadline = Infinity;
+  const statuses: Record<string, number> = {};
+  let errors = 0;
+  let firstError: string | undefined;
+  let next = 0;
+
+  let measuredFrom = 0;
+  const scheduledAt = (i: number) =>
+    config.ratePerSecond && i >= config.warmup ? measuredFrom + ((i - config.warmup) * 1000) / config.ratePerSecond : undefined;
+
+  const one = async (i: number): Promise<void> => {
+    const at = scheduledAt(i);
+    if (at !== undefined && at > performance.now()) await new Promise((resolve) => setTimeout(resolve, at - performance.now()));
+    return send(i, at ?? performance.now());
+  };
+
+  const send = (i: number, started: number): Promise<void> =>
+    new Promise((resolve) => {
+      const kind = pool.kinds[i]!;
+      const body = `${FORM_PREFIX}${config.sites[i % config.sites.length]}&subject_token=${pool.tokens[i]}`;
+      const fail = (why: string) => {
+        if (i >= config.warmup) errors++;
+        firstError ??= redactTokens(why);
+      };
+      const req = http.request(
+        {
+          host: target.hostname,
+          port: target.port,
+          path: '/token',
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            text += chunk;
+          });
+          res.on('end', () => {
+            const status = res.statusCode ?? 0;
+            if (i >= config.warmup) {
+              latencies[i - config.warmup] = performance.now() - started;
+              statuses[status] = (statuses[status] ?? 0) + 1;
+            }
+            const ok = config.check === 'status' ? status === 200 : expected(kind, status, text);
+            if (!ok) fail(`request ${i} (${kind}): HTTP ${status} ${text.slice(0, 300)}`);
+            resolve();
+          });
+        },
+      );
+      req.on('error', (error) => {
+        if (i >= config.warmup) latencies[i - config.warmup] = performance.now() - started;
+        fail(`request ${i}: ${error.message}`);
+        resolve();
+      });
+      req.end(body);
+    });
+
+  const phase = async (until: number) => {
+    const loop = async () => {
+      while (next < until && performance.now() < deadline) await one(next++);
+    };
+    await Promise.all(Array.from({ length: config.concurrency }, loop));
+  };
+
+  await phase(config.warmup);
+  const started = performance.now();
+  measuredFrom = started;
+  deadline = started + config.maxSeconds * 1000;
+  const cpu = process.cpuUsage();
+  await phase(total);
+  const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  agent.destroy();
+  const done = next - config.warmup;
+  return {
+    requests: done,
+    seconds,
+    rps: done / seconds,
+    latencyMs: summarise(latencies.subarray(0, done)),
+    errors,
+    statuses,
+    generatorCpuSeconds: (used.user + used.system) / 1e6,
+    ...(firstError !== undefined ? { firstError } : {}),
+  };
+}
+
+process.once('message', (config: LoadConfig) => {
+  run(config).then(
+    (result) => process.send!({ ok: true, result }, () => process.exit(0)),
+    (error: Error) => process.send!({ ok: false, error: error.stack ?? error.message }, () => process.exit(1)),
+  );
+});

@@ -1,0 +1,165 @@
+/**
+ * Child processes of the benchmark: the service under test (the real CLI), the bound server, and the load
+ * generator. Every child binds 127.0.0.1:0 and announces its URL; every child is stopped by the run that started it.
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { LoadConfig, LoadResult } from './load-generator.js';
+
+export const ROOT = resolve(import.meta.dirname, '..', '..');
+const BENCH_BUILD = import.meta.dirname;
+
+export interface Server {
+  url: string;
+  pid: number;
+  /** Milliseconds from spawn to the listening announcement. */
+  startMs: number;
+  /** Everything the child wrote (its log lines, warnings, the start-up banner). */
+  output(): string;
+  /** Peak and current resident set size in bytes, from /proc/<pid>/status. */
+  memory(): { peakRss: number; rss: number };
+  /** CPU seconds (user + system) used so far, from /proc/<pid>/stat. */
+  cpuSeconds(): number;
+  stop(): Promise<void>;
+}
+
+function readStatus(pid: number): { peakRss: number; rss: number } {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
+  return { peakRss: kb('VmHWM'), rss: kb('VmRSS') };
+}
+
+const CLOCK_TICKS = 100;
+
+function readCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Start a Node child and wait until a line of its output matches `listening`, whose group 1 is the URL. */
+function startServer(args: string[], env: NodeJS.ProcessEnv, listening: RegExp, timeoutMs = 60_000): Promise<Server> {
+  const started = performance.now();
+  const child: ChildProcess = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  return new Promise<Server>((resolvePromise, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${args.join(' ')} did not start within ${timeoutMs} ms:\n${err}`));
+    }, timeoutMs);
+    let announced = false;
+    const check = () => {
+      if (announced) return;
+      const match = listening.exec(out) ?? listening.exec(err);
+      if (!match) return;
+      announced = true;
+      clearTimeout(timer);
+      const startMs = performance.now() - started;
+      const exited = new Promise<void>((done) => {
+        if (child.exitCode !== null) done();
+        else child.once('exit', () => done());
+      });
+      resolvePromise({
+        url: match[1]!,
+        pid: child.pid!,
+        startMs,
+        output: () => `${out}\n${err}`,
+        memory: () => readStatus(child.pid!),
+        cpuSeconds: () => readCpuSeconds(child.pid!),
+        async stop() {
+          if (child.exitCode === null) child.kill('SIGTERM');
+          const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
+          await exited;
+          clearTimeout(force);
+        },
+      });
+    };
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+      check();
+    });
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      err += chunk;
+      check();
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${args.join(' ')} exited with ${code} before listening:\n${err}`));
+    });
+  });
+}
+
+export interface ServiceOptions {
+  issuer: string;
+  /** The audience subject tokens must carry; default the service's URL (as in a deployment without the variable). */
+  audience?: string;
+  policies: string;
+  dataDir: string;
+  synchronous?: 'NORMAL' | 'FULL';
+  /** Write a V8 CPU profile of the service into this directory. */
+  cpuProfileDir?: string;
+  /** More flags for node (investigations, e.g. --trace-gc). */
+  nodeFlags?: string[];
+  /** More environment (e.g. MALLOC_ARENA_MAX). */
+  env?: Record<string, string>;
+  /** Another build of the CLI (to measure a change side by side); default build/exchange-service/cli.js. */
+  cli?: string;
+}
+
+/** The real service: `node build/exchange-service/cli.js serve`, audit on, default storage, no rate limits. */
+export function startService(options: ServiceOptions): Promise<Server> {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    DEPLOY_STS_ISSUER: options.issuer,
+    ...(options.audience ? { DEPLOY_STS_AUDIENCE: options.audience } : {}),
+    DEPLOY_STS_POLICIES: options.policies,
+    DEPLOY_STS_DATA_DIR: options.dataDir,
+    DEPLOY_STS_HOST: '127.0.0.1',
+    DEPLOY_STS_PORT: '0',
+    DEPLOY_STS_RATE_LIMIT_IP: '0',
+    DEPLOY_STS_RATE_LIMIT_REPOSITORY: '0',
+    DEPLOY_STS_LOG_LEVEL: 'warn',
+    ...(options.synchronous ? { DEPLOY_STS_SYNCHRONOUS: options.synchronous } : {}),
+    ...options.env,
+  };
+  const profile = options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : [];
+  return startServer([...profile, ...(options.nodeFlags ?? []), options.cli ?? join(ROOT, 'build', 'exchange-service', 'cli.js'), 'serve'], env, /deploy-sts listening on (\S+)/);
+}
+
+export interface BoundOptions {
+  /** The issuer's public JWK (RS256 verification key). */
+  publicJwk: Record<string, unknown>;
+  dataDir: string;
+  synchronous: 'NORMAL' | 'FULL';
+}
+
+/** The bound: bench/bound-server.ts in its own process. */
+export function startBound(options: BoundOptions): Promise<Server> {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    BOUND_PUBLIC_JWK: JSON.stringify(options.publicJwk),
+    BOUND_DATA_DIR: options.dataDir,
+    BOUND_SYNCHRONOUS: options.synchronous,
+  };
+  return startServer([join(BENCH_BUILD, 'bound-server.js')], env, /bound listening on (\S+)/);
+}
+
+/** Run the load generator in its own process and return what it measured. */
+export function runLoad(config: LoadConfig): Promise<LoadResult> {
+  const child = fork(join(BENCH_BUILD, 'load-generator.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise<LoadResult>((resolvePromise, reject) => {
+    let answered = false;
+    child.once('message', (message: { ok: true; result: LoadResult } | { ok: false; error: string }) => {
+      answered = true;
+      if (message.ok) resolvePromise(message.result);
+      else reject(new Error(`load generator failed: ${message.error}`));
+    });
+    child.once('exit', (code) => {
+      if (!answered) reject(new Error(`load generator exited with ${code}`));
+    });
+    child.send(config);
+  });
+}
