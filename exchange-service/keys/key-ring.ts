@@ -4,7 +4,7 @@
  * Why Ed25519: signatures are deterministic (no per-signature randomness to get wrong), keys and signatures are small
  * (32/64 bytes), and signing is the cheapest of the asymmetric choices in node:crypto (see BENCHMARKS.md).
  */
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
 import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import type { KeyStore, StoredKey } from '../storage/types.js';
 
@@ -15,6 +15,8 @@ export const RETIRED_KEY_GRACE_SECONDS = 3600 + 60;
 export interface SigningKey {
   kid: string;
   privateKey: CryptoKey;
+  /** The same private key for node:crypto's one-shot `sign` (the hot path: no WebCrypto job per token). */
+  keyObject: KeyObject;
   publicJwk: JWK;
   createdAt: number;
   retiredAt: number | null;
@@ -33,6 +35,7 @@ async function load(stored: StoredKey): Promise<SigningKey> {
   return {
     kid: stored.kid,
     privateKey,
+    keyObject: createPrivateKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' }),
     publicJwk: { ...pub, kid: stored.kid, alg: SIGNING_ALG, use: 'sig' },
     createdAt: stored.createdAt,
     retiredAt: stored.retiredAt,
