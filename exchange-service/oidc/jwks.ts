@@ -5,17 +5,35 @@
  * Fetches are bounded in time and size. Static: a JWKS file (air-gapped installs, offline debugging).
  * Only the `kid` and `alg` of a token header are read: `jku`, `x5u` and `jwk` are never followed.
  */
-import { createLocalJWKSet, type JSONWebKeySet, type JWTHeaderParameters, type FlattenedJWSInput } from 'jose';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { FlattenedJWSInput, JSONWebKeySet, JWTHeaderParameters } from 'jose';
 import { readFile } from 'node:fs/promises';
 import { OAuthError, quote, unavailable } from '../errors.js';
 import { isLoopbackHost } from './issuers.js';
 
-export type KeyResolver = ReturnType<typeof createLocalJWKSet>;
+/**
+ * The RS256 verification keys of a JWK set, by kid: RSA keys of at least 2048 bits whose `alg` (when given) is RS256
+ * and whose `use` (when given) is `sig`. Anything else in the set is ignored; the first key wins for a repeated kid.
+ */
+export function rs256Keys(jwks: JSONWebKeySet): Map<string, KeyObject> {
+  const keys = new Map<string, KeyObject>();
+  for (const jwk of jwks.keys) {
+    if (typeof jwk.kid !== 'string' || keys.has(jwk.kid) || jwk.kty !== 'RSA') continue;
+    if ((jwk.alg !== undefined && jwk.alg !== 'RS256') || (jwk.use !== undefined && jwk.use !== 'sig')) continue;
+    try {
+      const key = createPublicKey({ key: { kty: 'RSA', n: jwk.n, e: jwk.e }, format: 'jwk' });
+      if ((key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048) keys.set(jwk.kid, key);
+    } catch {
+      // not a usable RSA public key
+    }
+  }
+  return keys;
+}
 
 export interface KeySource {
   readonly issuer: string;
   /** Resolve the verification key for a token header; rejects with an OAuthError. */
-  resolve(header: JWTHeaderParameters, token: FlattenedJWSInput): ReturnType<KeyResolver>;
+  resolve(header: JWTHeaderParameters, token?: FlattenedJWSInput): Promise<KeyObject>;
   /** Fetch statistics (remote sources): how many discovery/JWKS fetches were made and how many failed. */
   readonly stats: { fetches: number; failures: number };
   /** Fetch now (start-up warm-up, readiness). Rejects when the keys cannot be had. */
@@ -77,7 +95,7 @@ export function remoteKeySource(issuer: string, options: RemoteOptions = {}): Ke
   const now = options.now ?? Date.now;
   const stats = { fetches: 0, failures: 0 };
 
-  let cached: { resolver: KeyResolver; kids: Set<string>; fetchedAt: number } | undefined;
+  let cached: { keys: Map<string, KeyObject>; fetchedAt: number } | undefined;
   let lastAttempt = -Infinity;
   let inflight: Promise<void> | undefined;
 
@@ -90,11 +108,7 @@ export function remoteKeySource(issuer: string, options: RemoteOptions = {}): Ke
       if (doc.issuer !== issuer) throw new Error(`discovery document names issuer ${JSON.stringify(doc.issuer)}, expected ${issuer}`);
       if (typeof doc.jwks_uri !== 'string') throw new Error('discovery document has no jwks_uri');
       const jwks = parseJwks(await fetchJson(checkFetchUrl(doc.jwks_uri, 'jwks_uri'), timeoutMs, maxBytes), 'jwks_uri');
-      cached = {
-        resolver: createLocalJWKSet(jwks),
-        kids: new Set(jwks.keys.map((k) => k.kid).filter((k): k is string => typeof k === 'string')),
-        fetchedAt: now(),
-      };
+      cached = { keys: rs256Keys(jwks), fetchedAt: now() };
     } catch (error) {
       stats.failures++;
       throw error;
@@ -143,7 +157,7 @@ export function remoteKeySource(issuer: string, options: RemoteOptions = {}): Ke
       if (!coolingDown) refreshOrFail().catch(() => {});
       return;
     }
-    if (kid !== undefined && !cached.kids.has(kid) && !coolingDown) await refreshOrFail().catch(() => {});
+    if (kid !== undefined && !cached.keys.has(kid) && !coolingDown) await refreshOrFail().catch(() => {});
   }
 
   return {
@@ -152,17 +166,18 @@ export function remoteKeySource(issuer: string, options: RemoteOptions = {}): Ke
     async ready() {
       await ensure(undefined);
     },
-    async resolve(header, token) {
-      await ensure(header.kid);
+    async resolve(header) {
+      await ensure(typeof header.kid === 'string' ? header.kid : undefined);
       if (!cached) throw unavailable(`the signing keys of issuer ${issuer}`, 'jwks_unavailable');
-      if (header.kid === undefined || !cached.kids.has(header.kid)) {
+      const key = typeof header.kid === 'string' ? cached.keys.get(header.kid) : undefined;
+      if (!key) {
         throw new OAuthError(
           'invalid_request',
           `subject_token: no key with kid ${quote(header.kid)} in the JWKS of ${issuer}; the token was not signed by that issuer`,
           'unknown_kid',
         );
       }
-      return cached.resolver(header, token);
+      return key;
     },
   };
 }
@@ -178,21 +193,21 @@ export async function staticKeySource(issuer: string, file: string): Promise<Key
 }
 
 export function jwksKeySource(issuer: string, jwks: JSONWebKeySet): KeySource {
-  const resolver = createLocalJWKSet(jwks);
-  const kids = new Set(jwks.keys.map((k) => k.kid));
+  const keys = rs256Keys(jwks);
   return {
     issuer,
     stats: { fetches: 0, failures: 0 },
     async ready() {},
-    async resolve(header, token) {
-      if (!kids.has(header.kid)) {
+    async resolve(header) {
+      const key = typeof header.kid === 'string' ? keys.get(header.kid) : undefined;
+      if (!key) {
         throw new OAuthError(
           'invalid_request',
           `subject_token: no key with kid ${quote(header.kid)} in the configured JWKS of ${issuer}`,
           'unknown_kid',
         );
       }
-      return resolver(header, token);
+      return key;
     },
   };
 }

@@ -3,9 +3,9 @@
  * required, 60 s clock tolerance, at most 10 minutes old; then the claim set is validated with zod.
  * Every failure is an OAuthError naming the exact condition; a key source that is down is a 503.
  */
-import { decodeJwt, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import { OAuthError, quote } from '../errors.js';
 import { githubClaimsSchema, type GitHubClaims } from './claims.js';
+import { decodeCompactJws, verifyRs256 } from './jws-rs256.js';
 import type { KeySource } from './jwks.js';
 
 export interface VerifierOptions {
@@ -23,14 +23,6 @@ export const MAX_SUBJECT_TOKEN_BYTES = 16 * 1024;
 
 const bad = (description: string, reason: string) => new OAuthError('invalid_request', `subject_token: ${description}`, reason);
 
-function readUnverified(token: string): { header: ReturnType<typeof decodeProtectedHeader>; payload: ReturnType<typeof decodeJwt> } {
-  try {
-    return { header: decodeProtectedHeader(token), payload: decodeJwt(token) };
-  } catch {
-    throw bad('is not a well-formed JWT (three base64url parts: header, claims, signature)', 'malformed');
-  }
-}
-
 /** An ISO time for a claim value; never throws (claims may hold NaN, strings or numbers beyond Date's range). */
 function describeTime(seconds: unknown): string {
   const ms = typeof seconds === 'number' ? seconds * 1000 : Number.NaN;
@@ -40,12 +32,17 @@ function describeTime(seconds: unknown): string {
 export async function verifyGitHubToken(token: string, options: VerifierOptions): Promise<GitHubClaims> {
   const tolerance = options.clockToleranceSeconds ?? 60;
   const maxAge = options.maxAgeSeconds ?? 600;
-  const nowSeconds = options.now ? options.now() : Math.floor(Date.now() / 1000);
+  const now = options.now ? options.now() : Math.floor(Date.now() / 1000);
 
   if (token.length > MAX_SUBJECT_TOKEN_BYTES) throw bad(`is larger than ${MAX_SUBJECT_TOKEN_BYTES} bytes`, 'oversized');
-  const { header, payload } = readUnverified(token);
+  const jws = decodeCompactJws(token);
+  if (!jws) throw bad('is not a well-formed JWT (three base64url parts: header, claims, signature)', 'malformed');
+  const { header, payload } = jws;
   if (header.alg !== 'RS256') {
     throw bad(`algorithm ${quote(header.alg)} is not accepted; GitHub signs OIDC tokens with RS256`, 'bad_algorithm');
+  }
+  if (header.crit !== undefined) {
+    throw bad('uses a critical header extension (crit), which GitHub never sends and this service does not support', 'unsupported_header');
   }
   const issuer = payload.iss;
   const source = typeof issuer === 'string' ? options.issuers.get(issuer) : undefined;
@@ -55,80 +52,42 @@ export async function verifyGitHubToken(token: string, options: VerifierOptions)
       'untrusted_issuer',
     );
   }
+  // Only the kid selects a key, among the issuer's own; the signature is checked before any claim is trusted.
+  const key = await source.resolve({ alg: 'RS256', ...(typeof header.kid === 'string' ? { kid: header.kid } : {}) });
+  if (!verifyRs256(jws, key)) throw bad("signature does not verify against the issuer's key", 'bad_signature');
 
-  let verified: Record<string, unknown>;
-  try {
-    const result = await jwtVerify(token, (h, t) => source.resolve(h, t), {
-      algorithms: ['RS256'],
-      issuer: source.issuer,
-      audience: options.audience,
-      clockTolerance: tolerance,
-      maxTokenAge: maxAge,
-      requiredClaims: ['exp', 'iat', 'nbf', 'jti', 'aud', 'iss'],
-      currentDate: new Date(nowSeconds * 1000),
-    });
-    verified = result.payload as Record<string, unknown>;
-  } catch (error) {
-    throw mapJoseError(error, payload, options.audience, nowSeconds, maxAge);
+  if (payload.aud === undefined) throw bad(`the audience (aud) is missing; request the token with audience ${JSON.stringify(options.audience)}`, 'bad_audience');
+  for (const claim of ['exp', 'iat', 'nbf', 'jti'] as const) {
+    if (payload[claim] === undefined) throw bad(`claim ${claim} is missing; GitHub always sets it`, 'bad_claims');
+  }
+  // GitHub sends exactly one audience string; an array, even one that contains ours, is refused.
+  if (Array.isArray(payload.aud)) throw bad(`audience must be the single string ${JSON.stringify(options.audience)}`, 'bad_audience');
+  if (payload.aud !== options.audience) {
+    throw bad(
+      `audience ${quote(payload.aud)} is not this service's audience ${JSON.stringify(options.audience)}; request the token with that audience (core.getIDToken(audience) — the Action does this by default)`,
+      'bad_audience',
+    );
+  }
+  const { exp, iat, nbf } = payload;
+  if (typeof iat !== 'number' || !Number.isFinite(iat)) throw bad('has an invalid iat (not a number); check the clocks', 'bad_iat');
+  if (typeof nbf !== 'number' || !Number.isFinite(nbf)) throw bad('claim nbf is not a number; GitHub always sets it', 'bad_claims');
+  if (typeof exp !== 'number' || !Number.isFinite(exp)) throw bad('claim exp is invalid; GitHub always sets it', 'bad_claims');
+  if (nbf > now + tolerance) {
+    throw bad(`is not valid yet (nbf ${describeTime(nbf)}, now ${describeTime(now)}); check the clocks`, 'not_yet_valid');
+  }
+  if (exp <= now - tolerance) {
+    throw bad(`expired at ${describeTime(exp)} (now ${describeTime(now)}); request the OIDC token right before the exchange`, 'expired');
+  }
+  if (iat > now + tolerance) throw bad(`was issued in the future (iat ${describeTime(iat)}); check the clocks`, 'bad_iat');
+  if (now - iat - tolerance > maxAge) {
+    throw bad(`is older than the maximum age of ${maxAge} s (issued ${describeTime(iat)}); request the OIDC token right before the exchange`, 'too_old');
   }
 
-  if (typeof verified.iat === 'number' && verified.iat > nowSeconds + tolerance) {
-    throw bad(`was issued in the future (iat ${describeTime(verified.iat)}); check the clocks`, 'iat_in_future');
-  }
-  // jose accepts an array that contains the audience; GitHub sends exactly one string.
-  if (verified.aud !== options.audience) {
-    throw bad(`audience must be the single string ${JSON.stringify(options.audience)}`, 'bad_audience');
-  }
-  const parsed = githubClaimsSchema.safeParse(verified);
+  const parsed = githubClaimsSchema.safeParse(payload);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const at = issue.path.join('.') || 'claims';
     throw bad(`claim ${at} is invalid (${issue.message}); it does not have the shape GitHub gives it`, 'bad_claims');
   }
   return parsed.data;
-}
-
-function mapJoseError(
-  error: unknown,
-  payload: Record<string, unknown>,
-  audience: string,
-  now: number,
-  maxAge: number,
-): OAuthError {
-  if (error instanceof OAuthError) return error;
-  if (error instanceof errors.JWTExpired) {
-    const exp = typeof payload.exp === 'number' ? ` at ${describeTime(payload.exp)}` : '';
-    if (error.claim === 'iat') {
-      return bad(`is older than the maximum age of ${maxAge} s (issued ${describeTime(Number(payload.iat))}); request the OIDC token right before the exchange`, 'too_old');
-    }
-    return bad(`expired${exp} (now ${describeTime(now)}); request the OIDC token right before the exchange`, 'expired');
-  }
-  if (error instanceof errors.JWTClaimValidationFailed) {
-    switch (error.claim) {
-      case 'aud':
-        return bad(
-          `audience ${quote(payload.aud)} is not this service's audience ${JSON.stringify(audience)}; request the token with that audience (core.getIDToken(audience) — the Action does this by default)`,
-          'bad_audience',
-        );
-      case 'iss':
-        return bad(`issuer ${quote(payload.iss)} is not trusted`, 'untrusted_issuer');
-      case 'nbf':
-        if (typeof payload.nbf !== 'number') return bad(`claim nbf is ${error.reason === 'missing' ? 'missing' : 'not a number'}; GitHub always sets it`, 'bad_claims');
-        return bad(`is not valid yet (nbf ${describeTime(payload.nbf)}, now ${describeTime(now)}); check the clocks`, 'not_yet_valid');
-      case 'iat':
-        return bad(`has an invalid iat (${error.reason}); check the clocks`, 'bad_iat');
-      default:
-        return bad(`claim ${error.claim} is ${error.reason === 'missing' ? 'missing' : 'invalid'}; GitHub always sets it`, 'bad_claims');
-    }
-  }
-  if (error instanceof errors.JWSSignatureVerificationFailed) {
-    return bad('signature does not verify against the issuer\'s key', 'bad_signature');
-  }
-  if (error instanceof errors.JOSEAlgNotAllowed) return bad('algorithm is not accepted; GitHub signs with RS256', 'bad_algorithm');
-  if (error instanceof errors.JOSENotSupported) return bad(`uses an unsupported header (${error.message})`, 'unsupported_header');
-  if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) {
-    return bad('no key of the issuer matches the token header', 'unknown_kid');
-  }
-  if (error instanceof errors.JOSEError) return bad(`is invalid (${error.code})`, 'malformed');
-  return bad('could not be verified', 'malformed');
 }
