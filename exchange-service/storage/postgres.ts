@@ -6,7 +6,8 @@
  * service turns into a 503 with no token, and the next request simply tries again once the database is back.
  */
 import pg from 'pg';
-import type { AuditRecord, IssuedToken, Storage, StoredAudit } from './types.js';
+import { AUDIT_COLUMNS, auditFromRow, auditParams, tokenFromRow, type Row } from './audit-row.js';
+import type { AuditRecord, Storage } from './types.js';
 
 export interface PoolOptions {
   /** Most connections this process opens (default 10). */
@@ -37,66 +38,11 @@ export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
   return pool;
 }
 
-const AUDIT_COLUMNS = [
-  'time', 'result', 'site', 'rule', 'context', 'reason', 'detail', 'repository', 'repository_id', 'event_name', 'ref',
-  'workflow_ref', 'environment', 'run_id', 'subject_jti', 'token_jti', 'scope', 'expires_at', 'client_ip',
-] as const;
-
 const INSERT_AUDIT = `INSERT INTO audit (${AUDIT_COLUMNS.join(', ')}) VALUES (${AUDIT_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})`;
 const TOKEN_SELECT = `SELECT a.*, r.jti AS revoked FROM audit a LEFT JOIN revoked r ON r.jti = a.token_jti
                       WHERE a.result = 'granted' AND a.token_jti IS NOT NULL`;
 
 /** BIGINT columns arrive as strings (pg keeps 64-bit precision); every value here is far below 2^53. */
-type Row = Record<string, string | number | null>;
-
-const num = (value: string | number | null | undefined): number => Number(value);
-const text = (value: string | number | null | undefined): string | null => (value === null || value === undefined ? null : String(value));
-
-function auditParams(r: AuditRecord): (string | number | null)[] {
-  return [
-    r.time, r.result, r.site, r.rule, r.context, r.reason, r.detail, r.repository, r.repositoryId, r.eventName, r.ref,
-    r.workflowRef, r.environment, r.runId, r.subjectJti, r.tokenJti, r.scope, r.expiresAt, r.clientIp,
-  ];
-}
-
-function auditFromRow(row: Row): StoredAudit {
-  return {
-    id: num(row.id),
-    time: num(row.time),
-    result: row.result as StoredAudit['result'],
-    site: text(row.site),
-    rule: text(row.rule),
-    context: text(row.context) as StoredAudit['context'],
-    reason: String(row.reason),
-    detail: String(row.detail),
-    repository: text(row.repository),
-    repositoryId: text(row.repository_id),
-    eventName: text(row.event_name),
-    ref: text(row.ref),
-    workflowRef: text(row.workflow_ref),
-    environment: text(row.environment),
-    runId: text(row.run_id),
-    subjectJti: text(row.subject_jti),
-    tokenJti: text(row.token_jti),
-    scope: text(row.scope),
-    expiresAt: row.expires_at === null ? null : num(row.expires_at),
-    clientIp: text(row.client_ip),
-  };
-}
-
-function tokenFromRow(row: Row): IssuedToken {
-  return {
-    jti: String(row.token_jti),
-    site: String(row.site),
-    rule: String(row.rule),
-    context: row.context as IssuedToken['context'],
-    scope: String(row.scope),
-    repository: String(row.repository),
-    issuedAt: num(row.time),
-    expiresAt: num(row.expires_at),
-    revoked: row.revoked !== null && row.revoked !== undefined,
-  };
-}
 
 /** Storage over a migrated database (see `migrate`). Closing it ends the pool. */
 export function postgresStorage(pool: pg.Pool): Storage {

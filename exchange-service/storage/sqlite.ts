@@ -28,7 +28,8 @@ import { chmodSync, closeSync, fdatasync, fsyncSync, mkdirSync, openSync } from 
 import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
-import type { AuditRecord, IssuedToken, Storage, StoredAudit } from './types.js';
+import { AUDIT_COLUMNS, auditFromRow, auditParams, tokenFromRow, type Row } from './audit-row.js';
+import type { AuditRecord, Storage } from './types.js';
 
 export type Synchronous = 'NORMAL' | 'FULL';
 
@@ -343,58 +344,6 @@ const MIGRATIONS: string[] = [
    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;`,
 ];
 
-const AUDIT_COLUMNS = [
-  'time', 'result', 'site', 'rule', 'context', 'reason', 'detail', 'repository', 'repository_id', 'event_name', 'ref',
-  'workflow_ref', 'environment', 'run_id', 'subject_jti', 'token_jti', 'scope', 'expires_at', 'client_ip',
-] as const;
-
-type Row = Record<string, string | number | null>;
-
-function auditParams(r: AuditRecord): (string | number | null)[] {
-  return [
-    r.time, r.result, r.site, r.rule, r.context, r.reason, r.detail, r.repository, r.repositoryId, r.eventName, r.ref,
-    r.workflowRef, r.environment, r.runId, r.subjectJti, r.tokenJti, r.scope, r.expiresAt, r.clientIp,
-  ];
-}
-
-function auditFromRow(row: Row): StoredAudit {
-  return {
-    id: Number(row.id),
-    time: Number(row.time),
-    result: row.result as StoredAudit['result'],
-    site: row.site as string | null,
-    rule: row.rule as string | null,
-    context: row.context as StoredAudit['context'],
-    reason: String(row.reason),
-    detail: String(row.detail),
-    repository: row.repository as string | null,
-    repositoryId: row.repository_id as string | null,
-    eventName: row.event_name as string | null,
-    ref: row.ref as string | null,
-    workflowRef: row.workflow_ref as string | null,
-    environment: row.environment as string | null,
-    runId: row.run_id as string | null,
-    subjectJti: row.subject_jti as string | null,
-    tokenJti: row.token_jti as string | null,
-    scope: row.scope as string | null,
-    expiresAt: row.expires_at === null ? null : Number(row.expires_at),
-    clientIp: row.client_ip as string | null,
-  };
-}
-
-function tokenFromRow(row: Row): IssuedToken {
-  return {
-    jti: String(row.token_jti),
-    site: String(row.site),
-    rule: String(row.rule),
-    context: row.context as IssuedToken['context'],
-    scope: String(row.scope),
-    repository: String(row.repository),
-    issuedAt: Number(row.time),
-    expiresAt: Number(row.expires_at),
-    revoked: row.revoked !== null && row.revoked !== undefined,
-  };
-}
 
 export function migrate(db: DatabaseSync): number {
   db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
