@@ -342,6 +342,10 @@ const MIGRATIONS: string[] = [
    CREATE UNIQUE INDEX audit_token_jti ON audit (token_jti) WHERE token_jti IS NOT NULL;
    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;`,
+  // 2: REPLACE deletes the conflicting row without firing delete triggers (recursive_triggers is off): refuse it too.
+  `CREATE TRIGGER audit_no_replace BEFORE INSERT ON audit
+     WHEN EXISTS (SELECT 1 FROM audit WHERE id = NEW.id OR (NEW.token_jti IS NOT NULL AND token_jti = NEW.token_jti))
+     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;`,
 ];
 
 
@@ -355,6 +359,13 @@ export function migrate(db: DatabaseSync): number {
   while (version < MIGRATIONS.length) {
     db.exec('BEGIN IMMEDIATE');
     try {
+      // Another process may have migrated while this one waited for the write lock: read the version again under it.
+      const current = (db.prepare('SELECT MAX(version) AS v FROM schema_version').get() as { v: number | null }).v ?? 0;
+      if (current >= version + 1) {
+        version = current;
+        db.exec('COMMIT');
+        continue;
+      }
       db.exec(MIGRATIONS[version]!);
       version++;
       db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(version);
