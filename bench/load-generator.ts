@@ -1,7 +1,8 @@
 /**
  * The load generator, run as its own process (it takes one core; the service gets the other). It reads the
  * pre-signed token pool, opens `concurrency` keep-alive connections and runs one request loop per connection:
- * a warm-up (not recorded), then the measured requests, each token used once. It checks every answer against
+ * a warm-up (not recorded), then the measured requests, each token used once. Given several servers (replicas),
+ * it spreads the connections over them round-robin: connection k always talks to server k mod n. It checks every answer against
  * the expected decision and reports throughput, latency percentiles and errors to its parent over IPC.
  */
 import { readFileSync } from 'node:fs';
@@ -10,8 +11,11 @@ import { redactTokens, summarise, type LatencySummary } from './stats.js';
 import type { TokenKind } from './issuer.js';
 
 export interface LoadConfig {
-  /** Base URL of the server under test, e.g. http://127.0.0.1:41234. */
-  url: string;
+  /**
+   * Base URLs of the servers under test, e.g. [http://127.0.0.1:41234]. With several (replicas of one service),
+   * connection k is pinned to urls[k % urls.length].
+   */
+  urls: string[];
   /** JSON file written by the parent: `{ tokens: string[], kinds: TokenKind[] }`. */
   tokensFile: string;
   /** Site slugs to spread requests over (request i goes to sites[i % length]). */
@@ -38,10 +42,15 @@ export interface LoadResult {
   latencyMs: LatencySummary;
   errors: number;
   statuses: Record<string, number>;
+  /** Measured requests answered by each server, in the order of `urls`. */
+  requestsPerServer: number[];
   /** CPU seconds the generator itself used in the measured phase (user + system, all threads). */
   generatorCpuSeconds: number;
   firstError?: string;
 }
+
+/** What the generator tells its parent: the start of the measured phase, then the result (or why it failed). */
+export type GeneratorMessage = { measuring: true } | { ok: true; result: LoadResult } | { ok: false; error: string };
 
 const FORM_PREFIX =
   'grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange' +
@@ -56,7 +65,8 @@ async function run(config: LoadConfig): Promise<LoadResult> {
   const pool = JSON.parse(readFileSync(config.tokensFile, 'utf8')) as { tokens: string[]; kinds: TokenKind[] };
   const total = config.warmup + config.requests;
   if (pool.tokens.length < total) throw new Error(`the token pool holds ${pool.tokens.length} tokens; this run needs ${total}`);
-  const target = new URL(config.url);
+  if (config.urls.length === 0) throw new Error('no server to load');
+  const targets = config.urls.map((u) => new URL(u));
   const agent = new http.Agent({ keepAlive: true, maxSockets: config.concurrency, maxFreeSockets: config.concurrency });
   const latencies = new Float64Array(config.requests);
   let deadline = Infinity;
@@ -69,13 +79,15 @@ async function run(config: LoadConfig): Promise<LoadResult> {
   const scheduledAt = (i: number) =>
     config.ratePerSecond && i >= config.warmup ? measuredFrom + ((i - config.warmup) * 1000) / config.ratePerSecond : undefined;
 
-  const one = async (i: number): Promise<void> => {
+  const perServer = config.urls.map(() => 0);
+  const one = async (i: number, t: number): Promise<void> => {
     const at = scheduledAt(i);
     if (at !== undefined && at > performance.now()) await new Promise((resolve) => setTimeout(resolve, at - performance.now()));
-    return send(i, at ?? performance.now());
+    if (i >= config.warmup) perServer[t]!++;
+    return send(i, targets[t]!, at ?? performance.now());
   };
 
-  const send = (i: number, started: number): Promise<void> =>
+  const send = (i: number, target: URL, started: number): Promise<void> =>
     new Promise((resolve) => {
       const kind = pool.kinds[i]!;
       const body = `${FORM_PREFIX}${config.sites[i % config.sites.length]}&subject_token=${pool.tokens[i]}`;
@@ -119,13 +131,16 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     });
 
   const phase = async (until: number) => {
-    const loop = async () => {
-      while (next < until && performance.now() < deadline) await one(next++);
+    // One agent pools sockets per host:port, so the loops of one target share only that target's connections.
+    const loop = async (_: unknown, k: number) => {
+      const t = k % targets.length;
+      while (next < until && performance.now() < deadline) await one(next++, t);
     };
     await Promise.all(Array.from({ length: config.concurrency }, loop));
   };
 
   await phase(config.warmup);
+  process.send?.({ measuring: true } satisfies GeneratorMessage);
   const started = performance.now();
   measuredFrom = started;
   deadline = started + config.maxSeconds * 1000;
@@ -142,6 +157,7 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     latencyMs: summarise(latencies.subarray(0, done)),
     errors,
     statuses,
+    requestsPerServer: perServer,
     generatorCpuSeconds: (used.user + used.system) / 1e6,
     ...(firstError !== undefined ? { firstError } : {}),
   };
@@ -149,7 +165,7 @@ async function run(config: LoadConfig): Promise<LoadResult> {
 
 process.once('message', (config: LoadConfig) => {
   run(config).then(
-    (result) => process.send!({ ok: true, result }, () => process.exit(0)),
-    (error: Error) => process.send!({ ok: false, error: error.stack ?? error.message }, () => process.exit(1)),
+    (result) => process.send!({ ok: true, result } satisfies GeneratorMessage, () => process.exit(0)),
+    (error: Error) => process.send!({ ok: false, error: error.stack ?? error.message } satisfies GeneratorMessage, () => process.exit(1)),
   );
 });

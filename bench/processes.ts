@@ -4,8 +4,9 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { join, resolve } from 'node:path';
-import type { LoadConfig, LoadResult } from './load-generator.js';
+import type { GeneratorMessage, LoadConfig, LoadResult } from './load-generator.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 const BENCH_BUILD = import.meta.dirname;
@@ -38,8 +39,11 @@ function readCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
-/** Start a Node child and wait until a line of its output matches `listening`, whose group 1 is the URL. */
-function startServer(args: string[], env: NodeJS.ProcessEnv, listening: RegExp, timeoutMs = 60_000): Promise<Server> {
+/**
+ * Start a Node child and wait until a line of its output matches `listening`, whose group 1 is the URL — unless
+ * `url` is given (a service announcing its public URL rather than the address it binds).
+ */
+function startServer(args: string[], env: NodeJS.ProcessEnv, listening: RegExp, url?: string, timeoutMs = 60_000): Promise<Server> {
   const started = performance.now();
   const child: ChildProcess = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -62,7 +66,7 @@ function startServer(args: string[], env: NodeJS.ProcessEnv, listening: RegExp, 
         else child.once('exit', () => done());
       });
       resolvePromise({
-        url: match[1]!,
+        url: url ?? match[1]!,
         pid: child.pid!,
         startMs,
         output: () => `${out}\n${err}`,
@@ -106,6 +110,14 @@ export interface ServiceOptions {
   env?: Record<string, string>;
   /** Another build of the CLI (to measure a change side by side); default build/exchange-service/cli.js. */
   cli?: string;
+  /** Bind this loopback port instead of a free one chosen by the OS (needed with `publicUrl`, which hides the port). */
+  port?: number;
+  /** DEPLOY_STS_PUBLIC_URL: the URL the service announces and issues tokens as (replicas share one). */
+  publicUrl?: string;
+  /** DEPLOY_STS_DATABASE_URL: PostgreSQL instead of SQLite in the data directory. Holds a password: never printed. */
+  databaseUrl?: string;
+  /** DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE: seals the signing keys kept in PostgreSQL. */
+  keyEncryptionKeyFile?: string;
 }
 
 /** The real service: `node build/exchange-service/cli.js serve`, audit on, default storage, no rate limits. */
@@ -118,15 +130,19 @@ export function startService(options: ServiceOptions): Promise<Server> {
     DEPLOY_STS_POLICIES: options.policies,
     DEPLOY_STS_DATA_DIR: options.dataDir,
     DEPLOY_STS_HOST: '127.0.0.1',
-    DEPLOY_STS_PORT: '0',
+    DEPLOY_STS_PORT: String(options.port ?? 0),
     DEPLOY_STS_RATE_LIMIT_IP: '0',
     DEPLOY_STS_RATE_LIMIT_REPOSITORY: '0',
     DEPLOY_STS_LOG_LEVEL: 'warn',
     ...(options.synchronous ? { DEPLOY_STS_SYNCHRONOUS: options.synchronous } : {}),
+    ...(options.publicUrl ? { DEPLOY_STS_PUBLIC_URL: options.publicUrl } : {}),
+    ...(options.databaseUrl ? { DEPLOY_STS_DATABASE_URL: options.databaseUrl } : {}),
+    ...(options.keyEncryptionKeyFile ? { DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE: options.keyEncryptionKeyFile } : {}),
     ...options.env,
   };
   const profile = options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : [];
-  return startServer([...profile, ...(options.nodeFlags ?? []), options.cli ?? join(ROOT, 'build', 'exchange-service', 'cli.js'), 'serve'], env, /deploy-sts listening on (\S+)/);
+  const bindUrl = options.port ? `http://127.0.0.1:${options.port}` : undefined;
+  return startServer([...profile, ...(options.nodeFlags ?? []), options.cli ?? join(ROOT, 'build', 'exchange-service', 'cli.js'), 'serve'], env, /deploy-sts listening on (\S+)/, bindUrl);
 }
 
 export interface BoundOptions {
@@ -147,12 +163,31 @@ export function startBound(options: BoundOptions): Promise<Server> {
   return startServer([join(BENCH_BUILD, 'bound-server.js')], env, /bound listening on (\S+)/);
 }
 
-/** Run the load generator in its own process and return what it measured. */
-export function runLoad(config: LoadConfig): Promise<LoadResult> {
+/** A loopback port nothing listens on right now (another process may take it before it is used: retry on failure). */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePromise, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolvePromise(port));
+    });
+  });
+}
+
+/**
+ * Run the load generator in its own process and return what it measured. `onMeasuring` is called when the warm-up
+ * is over (no request in flight) and the measured phase starts: to read the servers' CPU at that boundary.
+ */
+export function runLoad(config: LoadConfig, onMeasuring?: () => void): Promise<LoadResult> {
   const child = fork(join(BENCH_BUILD, 'load-generator.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise<LoadResult>((resolvePromise, reject) => {
     let answered = false;
-    child.once('message', (message: { ok: true; result: LoadResult } | { ok: false; error: string }) => {
+    child.on('message', (message: GeneratorMessage) => {
+      if ('measuring' in message) {
+        onMeasuring?.();
+        return;
+      }
       answered = true;
       if (message.ok) resolvePromise(message.result);
       else reject(new Error(`load generator failed: ${message.error}`));

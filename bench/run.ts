@@ -3,7 +3,8 @@
  * scaling in sites and audit rows, durability modes, and the Action's start-up — in one run, side by side.
  * Prints a table and writes bench/results.json. Everything binds 127.0.0.1 and is stopped before exit.
  *
- * Options (environment): BENCH_PROFILE=<dir> writes a V8 CPU profile of every service run there.
+ * Options (environment): BENCH_PROFILE=<dir> writes a V8 CPU profile of every service run there; BENCH_PG_BIN=<dir>
+ * names the PostgreSQL binaries for section 7 (default: PATH, then /usr/lib/postgresql/<version>/bin).
  */
 import { cpus, freemem, loadavg, totalmem, tmpdir } from 'node:os';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,9 +14,12 @@ import { BENCH_AUDIENCE, newIssuerKey, startIssuer, type RunningIssuer } from '.
 import type { LoadResult } from './load-generator.js';
 import { runMicro, type MicroResult } from './micro.js';
 import { writePolicies } from './policies.js';
+import { PostgresUnavailable, startPostgres, type BenchPostgres } from './postgres.js';
+import { benchStorageRoundTrips, type StorageRoundTrip } from './postgres-storage.js';
 import { prefillDataDir } from './prefill.js';
 import { ROOT, runLoad, startBound, startService, type Server } from './processes.js';
 import { benchPrune, type PruneResult } from './prune.js';
+import { startReplicas } from './replicas.js';
 import { mb, round } from './stats.js';
 import { signPool, type TokenPool } from './token-pool.js';
 
@@ -30,6 +34,10 @@ const ACTION_RUNS = 20;
 const OPEN_LOOP_SHARE = 0.5;
 const OPEN_LOOP_MAX_RATE = 1000;
 const PRUNE_ROWS = 50_000;
+/** Section 7 (replicas on PostgreSQL): replicas, and a shorter measured phase to keep the whole run under 3 minutes. */
+const PG_REPLICAS = 2;
+const PG_SECONDS = 3;
+const PG_WARMUP = 500;
 /** Re-sign the pool when it is older than this (tokens live 300 s, the service allows 60 s of clock skew). */
 const POOL_MAX_AGE_SECONDS = 240;
 
@@ -38,6 +46,11 @@ type Durability = 'NORMAL' | 'FULL';
 interface LoadRun {
   label: string;
   server: 'service' | 'bound';
+  /** Where the service keeps its state (omitted: SQLite in its data directory). */
+  storage?: 'sqlite' | 'postgres';
+  /** Service processes sharing the load (omitted: one). Connections are spread over them round-robin. */
+  replicas?: number;
+  requestsPerReplica?: number[];
   synchronous: Durability;
   sites: number;
   requests: number;
@@ -51,8 +64,13 @@ interface LoadRun {
   peakRssMB: number;
   /** Server CPU (user + system, all threads) per request over the whole run: robust to a busy machine. */
   serverCpuUsPerRequest: number;
+  /** PostgreSQL's own CPU (every server process, from /proc) per request over the whole run. */
+  databaseCpuUsPerRequest?: number;
+  /** The same two, over the measured phase only (the warm-up runs as fast as it can, even in an open-loop run). */
+  measuredPhase: { serverCpuUsPerRequest: number; databaseCpuUsPerRequest?: number };
   serverCpuUtil: number;
   generatorCpuUtil: number;
+  /** Peak RSS, start-up and RSS after start are per process: the largest of the replicas. */
   startMs: number;
   rssAfterStartMB: number;
   loadAverage: number;
@@ -79,31 +97,57 @@ async function ensureFreshPool(): Promise<void> {
   if (Math.floor(Date.now() / 1000) - pool.signedAt > POOL_MAX_AGE_SECONDS) await freshPool();
 }
 
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
 async function measure(
   label: string,
-  server: Server,
-  meta: { server: LoadRun['server']; synchronous: Durability; sites: string[]; ratePerSecond?: number },
+  target: Server | Server[],
+  meta: {
+    server: LoadRun['server'];
+    synchronous: Durability;
+    sites: string[];
+    ratePerSecond?: number;
+    maxSeconds?: number;
+    warmup?: number;
+    /** The shared database, whose CPU is counted apart from the servers'. */
+    database?: { cpuSeconds(): number };
+  },
 ): Promise<LoadRun> {
+  const warmup = meta.warmup ?? WARMUP;
   await ensureFreshPool();
-  const rssAfterStart = server.memory().rss;
-  const cpuBefore = server.cpuSeconds();
-  const result: LoadResult = await runLoad({
-    url: server.url,
+  const servers = Array.isArray(target) ? target : [target];
+  const rssAfterStart = Math.max(...servers.map((s) => s.memory().rss));
+  const cpuBefore = sum(servers.map((s) => s.cpuSeconds()));
+  const databaseBefore = meta.database?.cpuSeconds() ?? 0;
+  // CPU also at the end of the warm-up (the generator says when), for the measured phase alone.
+  let atMeasuring = { cpu: NaN, database: NaN };
+  const markMeasuring = () => {
+    atMeasuring = { cpu: sum(servers.map((s) => s.cpuSeconds())), database: meta.database?.cpuSeconds() ?? 0 };
+  };
+  const config = {
+    urls: servers.map((s) => s.url),
     tokensFile,
     sites: meta.sites,
     concurrency: CONCURRENCY,
-    warmup: WARMUP,
+    warmup,
     requests: MAX_REQUESTS,
-    maxSeconds: MAX_SECONDS,
-    check: meta.server === 'service' ? 'decisions' : 'status',
+    maxSeconds: meta.maxSeconds ?? MAX_SECONDS,
+    check: meta.server === 'service' ? ('decisions' as const) : ('status' as const),
     ...(meta.ratePerSecond ? { ratePerSecond: meta.ratePerSecond } : {}),
-  });
-  const cpu = server.cpuSeconds() - cpuBefore;
-  const memory = server.memory();
+  };
+  const result: LoadResult = await runLoad(config, markMeasuring);
+  const cpuAfter = sum(servers.map((s) => s.cpuSeconds()));
+  const databaseAfter = meta.database?.cpuSeconds() ?? 0;
+  const cpu = cpuAfter - cpuBefore;
+  const databaseCpu = meta.database ? databaseAfter - databaseBefore : undefined;
+  const perMeasured = (seconds: number) => round((seconds * 1e6) / Math.max(1, result.requests), 0);
+  const peakRss = Math.max(...servers.map((s) => s.memory().peakRss));
   const wall = result.seconds; // the warm-up is short; CPU per request counts it in both terms
   const run: LoadRun = {
     label,
     server: meta.server,
+    ...(meta.database ? { storage: 'postgres' as const } : {}),
+    ...(servers.length > 1 ? { replicas: servers.length, requestsPerReplica: result.requestsPerServer } : {}),
     synchronous: meta.synchronous,
     sites: meta.sites.length,
     requests: result.requests,
@@ -114,16 +158,21 @@ async function measure(
     maxMs: round(result.latencyMs.max),
     errors: result.errors,
     statuses: result.statuses,
-    peakRssMB: mb(memory.peakRss),
-    serverCpuUsPerRequest: round((cpu * 1e6) / (result.requests + WARMUP), 0),
-    serverCpuUtil: round(Math.min(cpu / (wall * (1 + WARMUP / Math.max(1, result.requests))), 2), 2),
+    peakRssMB: mb(peakRss),
+    serverCpuUsPerRequest: round((cpu * 1e6) / (result.requests + warmup), 0),
+    ...(databaseCpu !== undefined ? { databaseCpuUsPerRequest: round((databaseCpu * 1e6) / (result.requests + warmup), 0) } : {}),
+    measuredPhase: {
+      serverCpuUsPerRequest: perMeasured(cpuAfter - atMeasuring.cpu),
+      ...(meta.database ? { databaseCpuUsPerRequest: perMeasured(databaseAfter - atMeasuring.database) } : {}),
+    },
+    serverCpuUtil: round(Math.min(cpu / (wall * (1 + warmup / Math.max(1, result.requests))), 2), 2),
     generatorCpuUtil: round(result.generatorCpuSeconds / result.seconds, 2),
-    startMs: round(server.startMs, 0),
+    startMs: round(Math.max(...servers.map((s) => s.startMs)), 0),
     rssAfterStartMB: mb(rssAfterStart),
     loadAverage: round(loadavg()[0]!, 2),
     ...(result.firstError !== undefined ? { firstError: result.firstError } : {}),
   };
-  log(`${label}: ${run.rps}/s, p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, max ${run.maxMs} ms, ${run.errors} errors, peak RSS ${run.peakRssMB} MB, ${run.serverCpuUsPerRequest} µs CPU/req`);
+  log(`${label}: ${run.rps}/s, p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, max ${run.maxMs} ms, ${run.errors} errors, peak RSS ${run.peakRssMB} MB, ${run.serverCpuUsPerRequest} µs CPU/req${run.databaseCpuUsPerRequest !== undefined ? ` + ${run.databaseCpuUsPerRequest} µs in PostgreSQL` : ''}`);
   if (run.firstError) log(`  first error: ${run.firstError}`);
   return run;
 }
@@ -166,6 +215,113 @@ async function boundRun(synchronous: Durability): Promise<LoadRun> {
   }
 }
 
+/** Two or more replicas sharing PostgreSQL, against one service on SQLite, under the same load. */
+type PostgresSection =
+  | { status: 'skipped'; reason: string }
+  | { status: 'failed'; error: string }
+  | {
+      status: 'measured';
+      version: string;
+      settings: Record<string, string>;
+      maxSeconds: number;
+      warmup: number;
+      /** Closed loop (as fast as answers come back): SQLite with 1 service, PostgreSQL with 1 and with PG_REPLICAS. */
+      closedLoop: { sqlite: LoadRun; postgres: LoadRun; replicas: LoadRun };
+      /** Open loop at one rate for both, below what the replicas sustain: CPU per exchange at the same load. */
+      openLoop: { ratePerSecond: number; sqlite: LoadRun; replicas: LoadRun };
+      /**
+       * CPU µs per exchange over the measured phase, every process that serves it (service processes + PostgreSQL),
+       * and what PostgreSQL adds over SQLite in the same loop.
+       */
+      cpuPerExchangeUs: {
+        closedLoop: { sqlite: number; postgres: number; replicas: number; addedByPostgres: number; addedByReplicas: number };
+        openLoop: { sqlite: number; replicas: number; addedByReplicas: number };
+      };
+      /** Closed-loop throughput of the replicas on PostgreSQL over the one SQLite service. */
+      replicasVsSqlite: number;
+      storage: StorageRoundTrip[];
+    };
+
+/** A database URL in a message loses its password. */
+const redactUrls = (text: string) => text.replace(/(postgres(?:ql)?:\/\/[^:/@\s]+):[^@\s]+@/g, '$1:***@');
+
+/** CPU µs per exchange over the measured phase, service processes and database together. */
+const totalCpu = (r: LoadRun) => r.measuredPhase.serverCpuUsPerRequest + (r.measuredPhase.databaseCpuUsPerRequest ?? 0);
+
+async function postgresComparison(examples: string): Promise<PostgresSection> {
+  let postgres: BenchPostgres;
+  try {
+    postgres = await startPostgres();
+  } catch (error) {
+    const reason = redactUrls(error instanceof PostgresUnavailable ? error.message : `could not start: ${(error as Error).message}`);
+    log(`postgres: skipped (${reason})`);
+    return { status: 'skipped', reason };
+  }
+  log(`${postgres.version} on 127.0.0.1 (${Object.entries(postgres.settings).map(([k, v]) => `${k}=${v}`).join(', ')})`);
+  try {
+    const sites = ['docs'];
+    const load = { maxSeconds: PG_SECONDS, warmup: PG_WARMUP };
+    const onSqlite = async (label: string, ratePerSecond?: number): Promise<LoadRun> => {
+      const dataDir = mkdtempSync(join(work, 'data-'));
+      const server = await startService({ issuer: issuer.url, audience: BENCH_AUDIENCE, policies: examples, dataDir });
+      try {
+        return await measure(label, server, { server: 'service', synchronous: 'FULL', sites, ...load, ...(ratePerSecond ? { ratePerSecond } : {}) });
+      } finally {
+        await server.stop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    };
+    const onPostgres = async (label: string, count: number, ratePerSecond?: number): Promise<LoadRun> => {
+      // A fresh database per run: the pool's tokens are reused, and a replay cache that saw them would refuse them.
+      const databaseUrl = await postgres.createDatabase();
+      const servers = await startReplicas({ count, issuer: issuer.url, audience: BENCH_AUDIENCE, policies: examples, databaseUrl, work });
+      try {
+        return await measure(label, servers, { server: 'service', synchronous: 'FULL', sites, database: postgres, ...load, ...(ratePerSecond ? { ratePerSecond } : {}) });
+      } finally {
+        await Promise.all(servers.map((s) => s.stop()));
+      }
+    };
+    const closedLoop = {
+      sqlite: await onSqlite('SQLite, 1 service (default: FULL, group commit)'),
+      postgres: await onPostgres('PostgreSQL, 1 replica', 1),
+      replicas: await onPostgres(`PostgreSQL, ${PG_REPLICAS} replicas`, PG_REPLICAS),
+    };
+    const rate = Math.max(100, Math.floor((closedLoop.replicas.rps * OPEN_LOOP_SHARE) / 100) * 100);
+    const openLoop = {
+      ratePerSecond: rate,
+      sqlite: await onSqlite(`SQLite, 1 service, open loop at ${rate}/s`, rate),
+      replicas: await onPostgres(`PostgreSQL, ${PG_REPLICAS} replicas, open loop at ${rate}/s`, PG_REPLICAS, rate),
+    };
+    log('storage round trips through exchange-service/storage/postgres.ts...');
+    const storage = await benchStorageRoundTrips(postgres, work, issuer.url);
+    const closed = { sqlite: totalCpu(closedLoop.sqlite), postgres: totalCpu(closedLoop.postgres), replicas: totalCpu(closedLoop.replicas) };
+    const open = { sqlite: totalCpu(openLoop.sqlite), replicas: totalCpu(openLoop.replicas) };
+    return {
+      status: 'measured',
+      version: postgres.version,
+      settings: postgres.settings,
+      maxSeconds: PG_SECONDS,
+      warmup: PG_WARMUP,
+      closedLoop,
+      openLoop,
+      cpuPerExchangeUs: {
+        closedLoop: { ...closed, addedByPostgres: closed.postgres - closed.sqlite, addedByReplicas: closed.replicas - closed.sqlite },
+        openLoop: { ...open, addedByReplicas: open.replicas - open.sqlite },
+      },
+      replicasVsSqlite: round(closedLoop.replicas.rps / closedLoop.sqlite.rps, 3),
+      storage,
+    };
+  } catch (error) {
+    const message = redactUrls((error as Error).message);
+    const tail = postgres.logTail();
+    log(`postgres: FAILED (${message})${tail ? `\n  server log:\n${tail}` : ''}`);
+    process.exitCode = 1;
+    return { status: 'failed', error: message };
+  } finally {
+    await postgres.stop();
+  }
+}
+
 function table(title: string, head: string[], rows: (string | number)[][]): string {
   const cells = [head, ...rows.map((r) => r.map(String))];
   const widths = head.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
@@ -174,6 +330,36 @@ function table(title: string, head: string[], rows: (string | number)[][]): stri
 }
 
 const pct = (value: number) => `${round(value * 100, 0)}%`;
+
+const pgErrors = (section: Extract<PostgresSection, { status: 'measured' }>) =>
+  sum([...Object.values(section.closedLoop), section.openLoop.sqlite, section.openLoop.replicas].map((r) => r.errors));
+
+function postgresReport(section: PostgresSection): string[] {
+  const title = `7. Several replicas on PostgreSQL (same load; ${PG_WARMUP} warm-up requests, then up to ${PG_SECONDS} s)`;
+  if (section.status === 'skipped') return [`\n${title}\npostgres: skipped (${section.reason})`];
+  if (section.status === 'failed') return [`\n${title}\npostgres: FAILED (${section.error})`];
+  const { closedLoop, openLoop, cpuPerExchangeUs: cpu } = section;
+  const row = (r: LoadRun) => [
+    r.label, r.rps, r.p50Ms, r.p99Ms, r.maxMs, r.errors, r.peakRssMB,
+    r.measuredPhase.serverCpuUsPerRequest, r.measuredPhase.databaseCpuUsPerRequest ?? '-', totalCpu(r),
+  ];
+  return [
+    table(
+      `${title}\n${section.version}: ${Object.entries(section.settings).map(([k, v]) => `${k}=${v}`).join(', ')}`,
+      ['run', 'exch/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'peak RSS MB (each)', 'service CPU µs/exch', 'PostgreSQL CPU µs/exch', 'total CPU µs/exch'],
+      [closedLoop.sqlite, closedLoop.postgres, closedLoop.replicas, openLoop.sqlite, openLoop.replicas].map(row),
+    ),
+    `   CPU is over the measured phase. ${closedLoop.replicas.replicas} replicas served ${closedLoop.replicas.requestsPerReplica?.join(' / ')} requests (closed loop); ` +
+      `throughput ${pct(section.replicasVsSqlite)} of SQLite's.`,
+    `   On PostgreSQL an exchange costs ${cpu.closedLoop.addedByPostgres} µs more CPU (service + database) than on SQLite with 1 replica, ` +
+      `${cpu.closedLoop.addedByReplicas} µs more with ${closedLoop.replicas.replicas} (closed loop), ${cpu.openLoop.addedByReplicas} µs more at the same rate (${openLoop.ratePerSecond}/s).`,
+    table(
+      '   The writes of one exchange (replay insert + audit write) through the storage modules',
+      ['operation', 'wall µs', 'client CPU µs', 'PostgreSQL CPU µs'],
+      section.storage.map((s) => [s.step, s.us, s.clientCpuUs, s.serverCpuUs ?? '-']),
+    ),
+  ];
+}
 
 try {
   issuer = await startIssuer(key);
@@ -239,6 +425,10 @@ try {
   rmSync(prefilledDir, { recursive: true, force: true });
   const prune: PruneResult = await benchPrune(work, PRUNE_ROWS);
 
+  // 7: several replicas on PostgreSQL against one service on SQLite.
+  log('replicas on PostgreSQL...');
+  const onPostgres = await postgresComparison(examples);
+
   // The report.
   const ratio = (d: Durability) => service[d].rps / bound[d].rps;
   const durableCost = 1 - service.FULL.rps / service.NORMAL.rps;
@@ -264,6 +454,11 @@ try {
     { target: 'durable audit costs <= 15% vs NORMAL', value: pct(durableCost), met: durableCost <= 0.15 },
     { target: `no slowdown 1 -> 10,000 sites (exch/s, noise ${pct(noise)})`, value: `${pct(sitesSlowdown)}; match ${matchSmall} -> ${matchLarge} µs`, met: sitesSlowdown <= noise },
     { target: `no slowdown 0 -> 1,000,000 audit rows (exch/s, noise ${pct(noise)})`, value: `${pct(auditSlowdown)}; writes ${writeEmpty} -> ${writeFull} µs`, met: auditSlowdown <= noise },
+    {
+      target: 'no errors on PostgreSQL (1 and several replicas)',
+      value: onPostgres.status === 'measured' ? String(pgErrors(onPostgres)) : onPostgres.status,
+      met: onPostgres.status === 'measured' ? pgErrors(onPostgres) === 0 : onPostgres.status === 'skipped' ? null : false,
+    },
     { target: 'Action main step <= 300 ms', value: action.mainMs ? `${action.mainMs.median} ms` : 'n/a', met: action.mainMs ? action.mainMs.median <= 300 : null },
     { target: 'bundle <= 1.5 MB (main)', value: action.bundles['main/index.js'] ? `${mb(action.bundles['main/index.js'])} MB` : 'n/a', met: action.bundles['main/index.js'] ? action.bundles['main/index.js'] <= 1.5 * 1024 * 1024 : null },
   ];
@@ -295,6 +490,7 @@ try {
         ['node -e "" on this machine', `${action.nodeStartMs} ms`],
       ],
     ),
+    ...postgresReport(onPostgres),
     table('Targets', ['target', 'value', 'met'], targets.map((t) => [t.target, t.value, t.met === null ? 'n/a' : t.met ? 'yes' : 'NO'])),
     `\ntotal ${((performance.now() - started) / 1000).toFixed(0)} s`,
   ].join('\n');
@@ -310,6 +506,7 @@ try {
     prune,
     scaling: { sites: scaling, auditRows: { rows: AUDIT_ROWS, prefillSeconds: round(prefillSeconds, 1), empty: service.FULL, prefilled: audit1M } },
     action,
+    replicasOnPostgres: onPostgres,
     targets,
     totalSeconds: round((performance.now() - started) / 1000, 0),
   };
