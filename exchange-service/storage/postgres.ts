@@ -47,29 +47,30 @@ const TOKEN_SELECT = `SELECT a.*, r.jti AS revoked FROM audit a LEFT JOIN revoke
 /** Storage over a migrated database (see `migrate`). Closing it ends the pool. */
 export function postgresStorage(pool: pg.Pool): Storage {
   let closed = false;
-  const query = async (sql: string, params: unknown[] = []): Promise<pg.QueryResult<Row>> => {
+  /** `name`: a prepared statement, planned once per connection — for the statements every exchange runs. */
+  const query = async (sql: string, params: unknown[] = [], name?: string): Promise<pg.QueryResult<Row>> => {
     if (closed) throw new Error('storage is closed');
-    return pool.query<Row>(sql, params);
+    return pool.query<Row>(name ? { name, text: sql, values: params } : { text: sql, values: params });
   };
 
   return {
     kind: 'postgres',
     async consumeJti(issuer, jti, expiresAt) {
-      const result = await query('INSERT INTO replay (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [issuer, jti, expiresAt]);
+      const result = await query('INSERT INTO replay (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [issuer, jti, expiresAt], 'deploy_sts_consume_jti');
       return result.rowCount === 1;
     },
     async appendAudit(record) {
-      await query(INSERT_AUDIT, auditParams(record));
+      await query(INSERT_AUDIT, auditParams(record), 'deploy_sts_append_audit');
     },
     async revoke(jti, expiresAt) {
       await query('INSERT INTO revoked (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [
         jti,
         expiresAt,
         Math.floor(Date.now() / 1000),
-      ]);
+      ], 'deploy_sts_revoke');
     },
     async isRevoked(jti) {
-      const result = await query('SELECT 1 AS x FROM revoked WHERE jti = $1', [jti]);
+      const result = await query('SELECT 1 AS x FROM revoked WHERE jti = $1', [jti], 'deploy_sts_is_revoked');
       return result.rows.length > 0;
     },
     async listTokens({ site, now, limit = 100 }) {
