@@ -6,6 +6,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { githubShapedClaims as githubClaims } from '../exchange-service/dev-issuer.js';
 
 /** The audience every benchmark token carries; the service under test is started with it. */
 export const BENCH_AUDIENCE = 'https://deploy-sts.bench';
@@ -41,42 +42,25 @@ export function publicKeyOf(key: IssuerKey): KeyObject {
  */
 export function githubShapedClaims(iss: string, kind: TokenKind, now: number, overrides: Record<string, unknown> = {}): Record<string, unknown> {
   const ref = kind === 'denied' ? 'refs/heads/feature/bench' : 'refs/heads/main';
-  const event = kind === 'preview' ? 'pull_request_target' : 'push';
   const workflow = kind === 'preview' ? 'preview.yml' : 'deploy.yml';
-  return {
-    jti: randomUUID(),
-    sub: kind === 'preview' ? 'repo:acme/docs:pull_request' : 'repo:acme/docs:environment:production',
-    aud: BENCH_AUDIENCE,
-    ref,
-    sha: 'e2b4c3a1f0d9e8c7b6a5f4e3d2c1b0a9f8e7d6c5',
-    repository: 'acme/docs',
-    repository_owner: 'acme',
-    repository_owner_id: '51204',
-    run_id: String(7_000_000_000 + Math.floor(Math.random() * 1_000_000_000)),
-    run_number: '42',
-    run_attempt: '1',
-    repository_visibility: 'public',
-    repository_id: '892043217',
-    actor_id: '1234567',
-    actor: 'octocat',
-    workflow: 'deploy',
-    head_ref: kind === 'preview' ? 'contributor:patch-1' : '',
-    base_ref: kind === 'preview' ? 'main' : '',
-    event_name: event,
-    ref_protected: kind === 'denied' ? 'false' : 'true',
-    ref_type: 'branch',
-    ...(kind === 'production' ? { environment: 'production' } : {}),
-    workflow_ref: `acme/docs/.github/workflows/${workflow}@refs/heads/main`,
-    workflow_sha: 'e2b4c3a1f0d9e8c7b6a5f4e3d2c1b0a9f8e7d6c5',
-    job_workflow_ref: `acme/docs/.github/workflows/${workflow}@${kind === 'denied' ? ref : 'refs/heads/main'}`,
-    job_workflow_sha: 'e2b4c3a1f0d9e8c7b6a5f4e3d2c1b0a9f8e7d6c5',
-    runner_environment: 'github-hosted',
+  return githubClaims(
     iss,
-    nbf: now - 5,
-    exp: now + 300,
-    iat: now,
-    ...overrides,
-  };
+    BENCH_AUDIENCE,
+    {
+      sub: kind === 'preview' ? 'repo:acme/docs:pull_request' : 'repo:acme/docs:environment:production',
+      ref,
+      run_id: String(7_000_000_000 + Math.floor(Math.random() * 1_000_000_000)),
+      head_ref: kind === 'preview' ? 'contributor:patch-1' : '',
+      base_ref: kind === 'preview' ? 'main' : '',
+      event_name: kind === 'preview' ? 'pull_request_target' : 'push',
+      ref_protected: kind === 'denied' ? 'false' : 'true',
+      environment: kind === 'production' ? 'production' : undefined,
+      workflow_ref: `acme/docs/.github/workflows/${workflow}@refs/heads/main`,
+      job_workflow_ref: `acme/docs/.github/workflows/${workflow}@${kind === 'denied' ? ref : 'refs/heads/main'}`,
+      ...overrides,
+    },
+    now,
+  );
 }
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');

@@ -35,47 +35,62 @@ export async function devKeySource(dataDir: string): Promise<KeySource> {
   return jwksKeySource(DEV_ISSUER, { keys: [pub] });
 }
 
-/** The claims of a push to main of the example site's repository (examples/policies/docs.yml). */
-export function devClaims(audience: string, overrides: Record<string, string> = {}): Record<string, unknown> {
-  const now = Math.floor(Date.now() / 1000);
+/**
+ * The claims GitHub puts in an OIDC token for a push to main of acme/docs, running the pinned deploy workflow in the
+ * production environment (what examples/policies/docs.yml grants production). Every GitHub claim is a string, as
+ * GitHub sends them; exp = iat + 300 and nbf is backdated, as GitHub does. `overrides` replace claims, and an
+ * `undefined` override removes one. The one definition of this shape: the dev issuer, the tests and the benchmark
+ * all build their tokens from it.
+ */
+export function githubShapedClaims(iss: string, aud: string, overrides: Record<string, unknown> = {}, now = Math.floor(Date.now() / 1000)): Record<string, unknown> {
+  const sha = 'e2b4c3a1f0d9e8c7b6a5f4e3d2c1b0a9f8e7d6c5';
   const claims: Record<string, unknown> = {
     jti: randomUUID(),
     sub: 'repo:acme/docs:environment:production',
-    aud: audience,
+    aud,
     ref: 'refs/heads/main',
-    sha: '0000000000000000000000000000000000000000',
+    sha,
     repository: 'acme/docs',
     repository_owner: 'acme',
     repository_owner_id: '51204',
+    run_id: '7001234567',
+    run_number: '42',
+    run_attempt: '1',
     repository_visibility: 'public',
     repository_id: '892043217',
-    run_id: '1',
-    run_number: '1',
-    run_attempt: '1',
+    actor_id: '1234567',
     actor: 'octocat',
-    actor_id: '583231',
     workflow: 'deploy',
     head_ref: '',
     base_ref: '',
     event_name: 'push',
-    ref_type: 'branch',
     ref_protected: 'true',
+    ref_type: 'branch',
     environment: 'production',
     workflow_ref: 'acme/docs/.github/workflows/deploy.yml@refs/heads/main',
-    workflow_sha: '0000000000000000000000000000000000000000',
+    workflow_sha: sha,
     job_workflow_ref: 'acme/docs/.github/workflows/deploy.yml@refs/heads/main',
-    job_workflow_sha: '0000000000000000000000000000000000000000',
+    job_workflow_sha: sha,
     runner_environment: 'github-hosted',
-    iss: DEV_ISSUER,
+    iss,
     nbf: now - 5,
-    iat: now,
     exp: now + 300,
+    iat: now,
   };
   for (const [key, value] of Object.entries(overrides)) {
-    if (value === '') delete claims[key];
-    else claims[key] = ['exp', 'iat', 'nbf'].includes(key) ? Number(value) : value;
+    if (value === undefined) delete claims[key];
+    else claims[key] = value;
   }
   return claims;
+}
+
+/** `deploy-sts dev token --claim k=v`: an empty value removes the claim; exp, iat and nbf are numbers. */
+export function devClaims(audience: string, overrides: Record<string, string> = {}): Record<string, unknown> {
+  const typed: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(overrides)) {
+    typed[key] = value === '' ? undefined : ['exp', 'iat', 'nbf'].includes(key) ? Number(value) : value;
+  }
+  return githubShapedClaims(DEV_ISSUER, audience, typed);
 }
 
 export async function devToken(dataDir: string, audience: string, overrides: Record<string, string> = {}): Promise<string> {

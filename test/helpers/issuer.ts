@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair, type JWK, type CryptoKey } from 'jose';
+import { githubShapedClaims } from '../../exchange-service/dev-issuer.js';
 
 export interface TestIssuer {
   /** e.g. http://127.0.0.1:41234 — the `iss` of every token it signs. */
@@ -75,45 +76,7 @@ export function githubClaims(
   iss: string,
   overrides: Partial<GitHubTokenClaims> & Record<string, unknown> = {},
 ): Record<string, unknown> {
-  const now = Math.floor(Date.now() / 1000);
-  const base: Record<string, unknown> = {
-    jti: randomUUID(),
-    sub: 'repo:acme/docs:environment:production',
-    aud: DEFAULT_AUDIENCE,
-    ref: 'refs/heads/main',
-    sha: 'e2b4c3a1f0d9e8c7b6a5f4e3d2c1b0a9f8e7d6c5',
-    repository: 'acme/docs',
-    repository_owner: 'acme',
-    repository_owner_id: '51204',
-    run_id: '7001234567',
-    run_number: '42',
-    run_attempt: '1',
-    repository_visibility: 'public',
-    repository_id: '892043217',
-    actor_id: '1234567',
-    actor: 'octocat',
-    workflow: 'deploy',
-    head_ref: '',
-    base_ref: '',
-    event_name: 'push',
-    ref_protected: 'true',
-    ref_type: 'branch',
-    environment: 'production',
-    workflow_ref: 'acme/docs/.github/workflows/deploy.yml@refs/heads/main',
-    workflow_sha: 'e2b4c3a1f0d9e8c7b6a5f4e3d2c1b0a9f8e7d6c5',
-    job_workflow_ref: 'acme/docs/.github/workflows/deploy.yml@refs/heads/main',
-    job_workflow_sha: 'e2b4c3a1f0d9e8c7b6a5f4e3d2c1b0a9f8e7d6c5',
-    runner_environment: 'github-hosted',
-    iss,
-    nbf: now - 5,
-    exp: now + 300,
-    iat: now,
-  };
-  for (const [k, v] of Object.entries(overrides)) {
-    if (v === undefined) delete base[k];
-    else base[k] = v;
-  }
-  return base;
+  return githubShapedClaims(iss, DEFAULT_AUDIENCE, overrides);
 }
 
 interface KeyEntry {
