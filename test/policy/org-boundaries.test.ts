@@ -3,28 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { checkPolicyTexts } from '../../exchange-service/policy/load.js';
 import { evaluate } from '../../exchange-service/policy/match.js';
 import { githubClaims } from '../helpers/issuer.js';
+import { docsSite, monorepoOrg, productionRule, toYaml } from './fixtures.js';
 
-const victim = (org?: string) => `site: docs
-${org ? `org: ${org}\n` : ''}repository: victim/docs
-repository_id: "100"
-rules:
-  - name: production
-    context: production
-    permissions: [deployments:write]
-    when:
-      event_name: push
-`;
-const orgFile = (org: string, sites: string, repository: string) => `org: ${org}
-sites: ${sites}
-repository: ${repository}
-repository_id: "200"
-rules:
-  - name: production
-    context: production
-    permissions: [deployments:write]
-    when:
-      event_name: push
-`;
+const pushOnly = [productionRule({ when: { event_name: 'push' } })];
+const victim = (org?: string) =>
+  toYaml(docsSite({ org, repository: 'victim/docs', repository_id: '100', repository_owner_id: undefined, rules: pushOnly }));
+const orgFile = (org: string, sites: string[], repository: string) =>
+  toYaml(monorepoOrg({ org, sites, repository, repository_id: '200', repository_owner_id: undefined, rules: pushOnly }));
 const evilPush = githubClaims('x', { repository: 'evil/mono', repository_owner: 'evil', repository_id: '200' });
 
 function load(files: Record<string, string>) {
@@ -33,28 +18,28 @@ function load(files: Record<string, string>) {
 
 describe('org files and other organisations\' sites', () => {
   it('a glob in another org\'s file never reaches a site file that names no org', () => {
-    const result = load({ 'docs.yml': victim(), 'evil.yml': orgFile('evil', '["*"]', 'evil/mono') });
+    const result = load({ 'docs.yml': victim(), 'evil.yml': orgFile('evil', ['*'], 'evil/mono') });
     expect(result.ok).toBe(true);
     if (!result.ok) return;
     expect(evaluate(result.set, 'docs', evilPush)).toMatchObject({ granted: false, reason: 'repository_mismatch' });
   });
 
   it('a literal slug of a site file that names no org is refused at load', () => {
-    const result = load({ 'docs.yml': victim(), 'evil.yml': orgFile('evil', '[docs]', 'evil/mono') });
+    const result = load({ 'docs.yml': victim(), 'evil.yml': orgFile('evil', ['docs'], 'evil/mono') });
     expect(result.ok).toBe(false);
     if (result.ok) return;
     expect(result.problems[0]!.message).toMatch(/names no org/);
   });
 
   it('an org file cannot claim an org its repository does not belong to', () => {
-    const result = load({ 'docs.yml': victim('acme'), 'evil.yml': orgFile('acme', '["*"]', 'evil/mono') });
+    const result = load({ 'docs.yml': victim('acme'), 'evil.yml': orgFile('acme', ['*'], 'evil/mono') });
     expect(result.ok).toBe(false);
     if (result.ok) return;
-    expect(result.problems.map((p) => `${p.file}:${p.line} ${p.message}`).join('\n')).toMatch(/evil\.yml:3 .*"evil\/mono" is not in org "acme"/);
+    expect(result.problems.map((p) => `${p.file}:${p.line} ${p.message}`).join('\n')).toMatch(/evil\.yml:\d+ .*"evil\/mono" is not in org "acme"/);
   });
 
   it('an org file still governs its own org\'s sites, with or without their site files', () => {
-    const result = load({ 'docs.yml': victim('victim'), 'victim.yml': orgFile('victim', '["*"]', 'victim/mono') });
+    const result = load({ 'docs.yml': victim('victim'), 'victim.yml': orgFile('victim', ['*'], 'victim/mono') });
     expect(result.ok).toBe(true);
     if (!result.ok) return;
     const mono = githubClaims('x', { repository: 'victim/mono', repository_owner: 'victim', repository_id: '200' });

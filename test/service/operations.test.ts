@@ -2,24 +2,20 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
+import { docsSite, previewRule, productionRule, toYaml } from '../policy/fixtures.js';
 import { exchangeToken, startService, tempDir, type TestService } from '../helpers/service.js';
 
-const policy = (previewEvents: string[]) => `site: docs
-repository: acme/docs
-repository_id: "892043217"
-rules:
-  - name: production
-    context: production
-    permissions: [deployments:write]
-    when:
-      event_name: push
-      ref: refs/heads/main
-  - name: previews
-    context: preview
-    permissions: [deployments:write]
-    when:
-      event_name: [${previewEvents.join(', ')}]
-`;
+const policy = (previewEvents: string[]) =>
+  toYaml(
+    docsSite({
+      org: undefined,
+      repository_owner_id: undefined,
+      rules: [
+        productionRule({ when: { event_name: 'push', ref: 'refs/heads/main' } }),
+        previewRule({ when: { event_name: previewEvents } }),
+      ],
+    }),
+  );
 
 let issuer: TestIssuer;
 let svc: TestService;
