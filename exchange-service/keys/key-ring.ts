@@ -4,7 +4,7 @@
  * Why Ed25519: signatures are deterministic (no per-signature randomness to get wrong), keys and signatures are small
  * (32/64 bytes), and signing is the cheapest of the asymmetric choices in node:crypto (see BENCHMARKS.md).
  */
-import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import type { KeyStore, StoredKey } from '../storage/types.js';
 
@@ -17,6 +17,8 @@ export interface SigningKey {
   privateKey: CryptoKey;
   /** The same private key for node:crypto's one-shot `sign` (the hot path: no WebCrypto job per token). */
   keyObject: KeyObject;
+  /** Its public half, to verify tokens this service minted (/introspect, /revoke). */
+  publicKeyObject: KeyObject;
   publicJwk: JWK;
   createdAt: number;
   retiredAt: number | null;
@@ -32,10 +34,12 @@ async function load(stored: StoredKey): Promise<SigningKey> {
   const jwk = JSON.parse(stored.privateJwk) as JWK;
   const privateKey = (await importJWK(jwk, SIGNING_ALG)) as CryptoKey;
   const { d: _private, ...pub } = jwk;
+  const keyObject = createPrivateKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' });
   return {
     kid: stored.kid,
     privateKey,
-    keyObject: createPrivateKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' }),
+    keyObject,
+    publicKeyObject: createPublicKey(keyObject),
     publicJwk: { ...pub, kid: stored.kid, alg: SIGNING_ALG, use: 'sig' },
     createdAt: stored.createdAt,
     retiredAt: stored.retiredAt,

@@ -7,7 +7,7 @@
  */
 import pg from 'pg';
 import { AUDIT_COLUMNS, auditFromRow, auditParams, tokenFromRow, type Row } from './audit-row.js';
-import type { AuditRecord, Storage } from './types.js';
+import type { Storage } from './types.js';
 
 export interface PoolOptions {
   /** Most connections this process opens (default 10). */

@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { AUDIT_COLUMNS, auditFromRow, auditParams, tokenFromRow, type Row } from './audit-row.js';
-import type { AuditRecord, Storage } from './types.js';
+import type { Storage } from './types.js';
 
 export type Synchronous = 'NORMAL' | 'FULL';
 
