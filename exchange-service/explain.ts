@@ -37,7 +37,12 @@ export interface Explanation {
 }
 
 export async function explain(options: ExplainOptions): Promise<Explanation> {
-  const token = (await readFile(options.tokenFile, 'utf8')).trim();
+  let token: string;
+  try {
+    token = (await readFile(options.tokenFile, 'utf8')).trim();
+  } catch (error) {
+    throw new Error(`--token ${options.tokenFile}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); save the GitHub OIDC token of the run to explain into it`);
+  }
   let claims: Record<string, unknown>;
   try {
     decodeProtectedHeader(token);

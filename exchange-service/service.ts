@@ -92,7 +92,13 @@ export async function startService(config: Config, options: StartOptions = {}): 
 
     const server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (error: NodeJS.ErrnoException) => {
+        const where = `${config.host}:${config.port}`;
+        if (error.code === 'EADDRINUSE') reject(new Error(`cannot listen on ${where}: the port is already in use; stop the other process or choose another port (DEPLOY_STS_PORT / --port)`));
+        else if (error.code === 'EACCES') reject(new Error(`cannot listen on ${where}: permission denied; use a port above 1023 or run behind a proxy`));
+        else if (error.code === 'EADDRNOTAVAIL') reject(new Error(`cannot listen on ${where}: no such address on this machine (DEPLOY_STS_HOST / --host)`));
+        else reject(error);
+      });
       server.listen(config.port, config.host, () => {
         server.off('error', reject);
         resolve();

@@ -107,6 +107,12 @@ describe('deploy-sts policy explain', () => {
     expect(then.stdout).toContain('verified: signature');
   });
 
+  it('says which file it cannot read', async () => {
+    const r = await cli(['policy', 'explain', '--site', 'docs', '--token', join(work, 'missing.jwt'), '--policies', EXAMPLE_POLICIES]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--token .*missing\.jwt: cannot read the file \(ENOENT\)/);
+  });
+
   it('prints JSON with --json', async () => {
     const file = join(work, 'json.jwt');
     writeFileSync(file, await issuer.token({ event_name: 'workflow_run' }));
@@ -202,6 +208,13 @@ describe('deploy-sts serve configuration', () => {
     const r = await cli(['serve', '--port', '0', '--introspect-secret-file', file], { DEPLOY_STS_POLICIES: EXAMPLE_POLICIES, DEPLOY_STS_DATA_DIR: join(work, 'cfg') });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/shorter than 32 characters/);
+  });
+
+  it('says plainly when the port is taken', async () => {
+    const port = new URL(svc.url).port;
+    const r = await cli(['serve', '--port', port], { DEPLOY_STS_POLICIES: EXAMPLE_POLICIES, DEPLOY_STS_DATA_DIR: join(work, 'cfg') });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`cannot listen on 127.0.0.1:${port}: the port is already in use`);
   });
 
   it('refuses an http:// issuer that is not loopback', async () => {
