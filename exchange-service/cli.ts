@@ -12,6 +12,8 @@ import { checkPolicies } from './policy/load.js';
 import { PolicyLoadError } from './policy/types.js';
 import { startService } from './service.js';
 import { openStorage } from './storage/open.js';
+import { VERSION } from './package-root.js';
+import { removePidFile, writePidFile } from './pid-file.js';
 import { parseTime } from './time.js';
 
 const USAGE = `deploy-sts — trade a GitHub Actions OIDC token for a short-lived, site-scoped deploy token
@@ -19,6 +21,7 @@ const USAGE = `deploy-sts — trade a GitHub Actions OIDC token for a short-live
 Usage:
   deploy-sts serve [--dev-defaults] [--port N] [--host H] [--data-dir D] [--policies D] [--issuer URL[,URL]]
                    [--jwks-file F] [--audience A] [--public-url URL] [--token-audience A] [--dev-issuer]
+                   [--pid-file F]
   deploy-sts policy check [DIR]
   deploy-sts policy explain --site S --token FILE [--jwks FILE] [--at TIME] [--policies D] [--audience A] [--json]
   deploy-sts tokens list [--site S] [--json]
@@ -27,6 +30,7 @@ Usage:
   deploy-sts keys rotate
   (tokens, audit and keys use DEPLOY_STS_DATABASE_URL when set, else the SQLite data directory)
   deploy-sts dev token [--claim k=v ...] [--audience A]
+  deploy-sts --version
 
 Every option also reads DEPLOY_STS_<NAME> (e.g. --data-dir ↔ DEPLOY_STS_DATA_DIR). See README.md.`;
 
@@ -73,6 +77,12 @@ async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (values['dev-issuer']) flags.DEV_ISSUER = '1';
   const config = loadConfig(env, flags, Boolean(values['dev-defaults']));
   const service = await startService(config);
+  if (config.pidFile) {
+    const file = config.pidFile;
+    writePidFile(file);
+    process.once('exit', () => removePidFile(file));
+  }
+  process.stderr.write(`  pid                    ${process.pid}${config.pidFile ? ` (in ${config.pidFile})` : ''}; reload policies and keys with: kill -HUP ${config.pidFile ? `"$(cat ${config.pidFile})"` : process.pid}\n`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -243,6 +253,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return await keys(rest, env);
       case 'dev':
         return await dev(rest, env);
+      case '--version':
+      case '-V':
+      case 'version':
+        print(VERSION);
+        return 0;
       case undefined:
       case 'help':
       case '--help':

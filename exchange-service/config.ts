@@ -2,13 +2,16 @@
  * The service's configuration: every option comes from a CLI flag or `DEPLOY_STS_<NAME>`, validated with zod.
  * A bad value is a start-up error naming the variable, the value's problem and the fix.
  */
+import { join } from 'node:path';
 import { z } from 'zod';
 import { GITHUB_ISSUER, isLoopbackHost, issuerProblem, normaliseIssuer } from './oidc/issuers.js';
+import { EXAMPLE_POLICIES_DIR } from './package-root.js';
 import { isPostgresUrl, redactDatabaseUrl } from './storage/database-url.js';
 
+/** `serve --dev-defaults` (`npm start`): the example policies shipped with the package, wherever it is installed. */
 export const DEV_DEFAULTS = {
   DATA_DIR: '.data',
-  POLICIES: 'examples/policies',
+  POLICIES: EXAMPLE_POLICIES_DIR,
   HOST: '127.0.0.1',
   PORT: '8080',
   DEV_ISSUER: '1',
@@ -63,6 +66,7 @@ const schema = z.object({
     .optional(),
   KEY_ENCRYPTION_KEY_FILE: z.string().trim().min(1).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  PID_FILE: z.string().trim().min(1).optional(),
 });
 
 export type RawConfig = z.input<typeof schema>;
@@ -96,6 +100,9 @@ export interface Config {
   /** File of 32 random bytes (base64 or hex) sealing the signing keys kept in PostgreSQL. */
   keyEncryptionKeyFile: string | undefined;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** `serve` writes its PID here once it listens (atomically) and removes it on exit; with --dev-defaults
+   *  DATA_DIR/deploy-sts.pid. */
+  pidFile: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -166,6 +173,7 @@ export function loadConfig(
     databaseUrl: c.DATABASE_URL,
     keyEncryptionKeyFile: c.KEY_ENCRYPTION_KEY_FILE,
     logLevel: c.LOG_LEVEL,
+    pidFile: c.PID_FILE ?? (devDefaults ? join(c.DATA_DIR, 'deploy-sts.pid') : undefined),
   };
 }
 
@@ -185,5 +193,6 @@ export function describeConfig(c: Config, publicUrl: string, audience: string): 
     trust_proxy: c.trustProxy,
     rate_limits: `${c.rateLimitIp}/min per IP, ${c.rateLimitRepository}/min per repository`,
     watch_policies: c.watchPolicies,
+    pid_file: c.pidFile ?? '(none)',
   };
 }
