@@ -9,7 +9,7 @@ import { devToken } from './dev-issuer.js';
 import { explainCommand } from './explain.js';
 import { KeyRing, RETIRED_KEY_GRACE_SECONDS } from './keys/key-ring.js';
 import { checkPolicies } from './policy/load.js';
-import { PolicyLoadError } from './policy/types.js';
+import { PolicyLoadError, formatPolicyProblem } from './policy/types.js';
 import { startService } from './service.js';
 import { openStorage } from './storage/open.js';
 import { VERSION } from './package-root.js';
@@ -22,7 +22,7 @@ Usage:
   deploy-sts serve [--dev-defaults] [--port N] [--host H] [--data-dir D] [--policies D] [--issuer URL[,URL]]
                    [--jwks-file F] [--audience A] [--public-url URL] [--token-audience A] [--dev-issuer]
                    [--pid-file F]
-  deploy-sts policy check [DIR]
+  deploy-sts policy check [DIR|FILE]
   deploy-sts policy explain --site S --token FILE [--jwks FILE] [--at TIME] [--policies D] [--audience A] [--json]
   deploy-sts tokens list [--site S] [--json]
   deploy-sts tokens revoke <jti>
@@ -114,11 +114,13 @@ async function policy(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     const { positionals } = parse(rest, {}, true);
     const dir = positionals[0] ?? env.DEPLOY_STS_POLICIES ?? 'policies';
     const result = await checkPolicies(dir);
+    for (const warning of result.warnings) process.stderr.write(`warning: ${formatPolicyProblem(warning)}\n`);
     if (!result.ok) {
       process.stderr.write(`${new PolicyLoadError(result.problems).message}\n${result.problems.length} problem(s) in ${dir}\n`);
       return 1;
     }
-    print(`ok: ${result.summary}`);
+    const warned = result.warnings.length;
+    print(`ok: ${result.summary}${warned ? `; ${warned} warning${warned === 1 ? '' : 's'}: condition${warned === 1 ? '' : 's'} that can never match (above)` : ''}`);
     return 0;
   }
   if (verb === 'explain') {

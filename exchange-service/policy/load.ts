@@ -17,6 +17,7 @@ import { compileCondition } from './condition.js';
 import { KEY_ISSUE, validatePolicyData, type PolicyData } from './schema.js';
 import { createPolicySet, orgFileMayGovern } from './set.js';
 import { isGlob } from './glob.js';
+import { neverMatching } from './never-match.js';
 import { PolicyLoadError, type Condition, type PolicyFile, type PolicyProblem, type PolicySet, type Rule } from './types.js';
 
 export const MAX_POLICY_FILE_BYTES = 1024 * 1024;
@@ -30,7 +31,10 @@ export interface PolicySource {
   display?: string;
 }
 
-export type PolicyCheck = { ok: true; set: PolicySet; summary: string } | { ok: false; problems: PolicyProblem[] };
+/** `warnings`: valid but surely not meant (a condition that can never match); they never stop loading. */
+export type PolicyCheck =
+  | { ok: true; set: PolicySet; summary: string; warnings: PolicyProblem[] }
+  | { ok: false; problems: PolicyProblem[]; warnings: PolicyProblem[] };
 
 type PathSegment = PropertyKey;
 
@@ -45,6 +49,7 @@ interface ParsedFile {
   /** Positions the cross-file checks may report, taken while the document is at hand so it is not kept alive. */
   sitePosition: Position;
   sitesPositions: Position[];
+  warnings: PolicyProblem[];
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -191,6 +196,18 @@ function firstLine(message: string): string {
   return message.split('\n')[0]!.trim();
 }
 
+/** Conditions of the file's rules that can never match a GitHub token, at their positions. */
+function neverMatchWarnings(data: PolicyData, raw: unknown, locate: (at: readonly PathSegment[]) => Position, display: string): PolicyProblem[] {
+  const rawRules = (raw as { rules?: unknown[] }).rules ?? [];
+  return data.rules.flatMap((rule, ruleIndex) => {
+    const rawWhen = ((rawRules[ruleIndex] as { when?: Record<string, unknown> } | undefined)?.when ?? {}) as Record<string, unknown>;
+    return neverMatching(rule.when as Record<string, string[] | undefined>).map((w) => {
+      const at: PathSegment[] = ['rules', ruleIndex, 'when', w.claim, ...(Array.isArray(rawWhen[w.claim]) ? [w.index] : [])];
+      return { file: display, ...locate(at), message: `rules[${ruleIndex}] (${JSON.stringify(rule.name)}): ${w.message}` };
+    });
+  });
+}
+
 function parseSource(source: PolicySource, conditions: ConditionCache): { parsed?: ParsedFile; problems: PolicyProblem[] } {
   const display = source.display ?? source.file;
   const lines = new LineCounter();
@@ -236,7 +253,8 @@ function parseSource(source: PolicySource, conditions: ConditionCache): { parsed
   const policy = toPolicyFile(source.file, validation.data, raw, conditions);
   const sitePosition = locate(['site']);
   const sitesPositions = (policy.sites ?? []).map((_, index) => locate(['sites', index]));
-  return { parsed: { policy, display, sitePosition, sitesPositions }, problems: [] };
+  const warnings = neverMatchWarnings(validation.data, raw, (at) => locate(at), display);
+  return { parsed: { policy, display, sitePosition, sitesPositions, warnings }, problems: [] };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -306,8 +324,9 @@ export function checkPolicyTexts(sources: readonly PolicySource[]): PolicyCheck 
     if (result.parsed) parsed.push(result.parsed);
   }
   problems.push(...crossFileProblems(parsed));
+  const order = new Map(sources.map((s, i) => [s.display ?? s.file, i]));
+  const warnings = parsed.flatMap((p) => p.warnings).sort(byPosition(order));
   if (problems.length > 0) {
-    const order = new Map(sources.map((s, i) => [s.display ?? s.file, i]));
     const seen = new Set<string>();
     const unique = problems.filter((p) => {
       const id = `${p.file}\0${p.line}\0${p.column}\0${p.message}`;
@@ -315,11 +334,11 @@ export function checkPolicyTexts(sources: readonly PolicySource[]): PolicyCheck 
       seen.add(id);
       return true;
     });
-    return { ok: false, problems: unique.sort(byPosition(order)) };
+    return { ok: false, problems: unique.sort(byPosition(order)), warnings };
   }
   const files = parsed.map((p) => p.policy);
   const set = createPolicySet(files);
-  return { ok: true, set, summary: summarise(files, set) };
+  return { ok: true, set, summary: summarise(files, set), warnings };
 }
 
 function dirProblem(dir: string, message: string): PolicyProblem {
@@ -375,12 +394,36 @@ async function readPolicyDir(dir: string): Promise<{ sources: PolicySource[]; pr
   return { sources, problems };
 }
 
-/** The shared path for start-up, `deploy-sts policy check` and live reloads. Never throws for bad input. */
+/** One policy file given instead of a directory (`deploy-sts policy check docs.yml`). */
+async function readPolicyFile(file: string): Promise<{ sources: PolicySource[]; problems: PolicyProblem[] }> {
+  try {
+    const info = await stat(file);
+    if (info.size > MAX_POLICY_FILE_BYTES) return { sources: [], problems: [dirProblem(file, `the file is larger than ${MAX_POLICY_FILE_BYTES} bytes; a policy file is a few rules`)] };
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(await readFile(file));
+    return { sources: [{ file: path.basename(file), text, display: file }], problems: [] };
+  } catch (error) {
+    const message = error instanceof TypeError ? 'the file is not valid UTF-8' : `cannot be read: ${(error as Error).message}`;
+    return { sources: [], problems: [dirProblem(file, message)] };
+  }
+}
+
+async function isFile(target: string): Promise<boolean> {
+  try {
+    return (await stat(target)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The shared path for start-up, `deploy-sts policy check` and live reloads: a directory of policy files, or one
+ * policy file. Never throws for bad input.
+ */
 export async function checkPolicies(dir: string): Promise<PolicyCheck> {
-  const { sources, problems } = await readPolicyDir(dir);
+  const { sources, problems } = (await isFile(dir)) ? await readPolicyFile(dir) : await readPolicyDir(dir);
   const checked = checkPolicyTexts(sources);
   if (problems.length === 0) return checked;
-  return { ok: false, problems: [...problems, ...(checked.ok ? [] : checked.problems)] };
+  return { ok: false, problems: [...problems, ...(checked.ok ? [] : checked.problems)], warnings: checked.warnings };
 }
 
 /** Load a directory or throw PolicyLoadError listing every problem. */
