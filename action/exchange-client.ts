@@ -13,7 +13,7 @@ import { DEFAULT_ID_TOKEN_TIMEOUT_MS, fetchIdToken } from './id-token.js';
 import { hasControlCharacters, printable } from './printable.js';
 import { DEFAULT_RETRY_POLICY, isRetryableStatus, sendWithRetries, type RetryPolicy } from './retry.js';
 import { revokeToken } from './revoke.js';
-import { decodeClaimsForDisplay } from './subject-claims.js';
+import { decodeClaimsForDisplay, decodePolicyClaims } from './subject-claims.js';
 import { displayUrl, endpoint } from './url.js';
 
 export const GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -152,6 +152,7 @@ function oauthError(answer: HttpAnswer): { error: string; description: string } 
 function refusal(answer: HttpAnswer, request: ExchangeRequest, url: string, subjectToken: string): ActionError {
   const said = oauthError(answer);
   const claims = decodeClaimsForDisplay(subjectToken);
+  const policyClaims = decodePolicyClaims(subjectToken);
   return serviceRefused({
     status: answer.status,
     error: said?.error ?? `http_${answer.status}`,
@@ -159,6 +160,7 @@ function refusal(answer: HttpAnswer, request: ExchangeRequest, url: string, subj
     site: request.site,
     url,
     ...(claims ? { claims } : {}),
+    ...(policyClaims ? { policyClaims } : {}),
   });
 }
 

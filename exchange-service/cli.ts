@@ -14,6 +14,7 @@ import { startService } from './service.js';
 import { openStorage } from './storage/open.js';
 import { VERSION } from './package-root.js';
 import { removePidFile, writePidFile } from './pid-file.js';
+import type { StoredAudit } from './storage/types.js';
 import { parseTime } from './time.js';
 
 const USAGE = `deploy-sts — trade a GitHub Actions OIDC token for a short-lived, site-scoped deploy token
@@ -24,6 +25,8 @@ Usage:
                    [--pid-file F]
   deploy-sts policy check [DIR|FILE]
   deploy-sts policy explain --site S --token FILE [--jwks FILE] [--at TIME] [--policies D] [--audience A] [--json]
+  deploy-sts policy explain --site S --claims FILE|- [--policies D] [--audience A] [--json]
+  deploy-sts policy explain --audit-id N [--site S] [--policies D] [--data-dir D] [--json]
   deploy-sts tokens list [--site S] [--json]
   deploy-sts tokens revoke <jti>
   deploy-sts audit [--site S] [--since T] [--limit N] [--json]
@@ -127,6 +130,8 @@ async function policy(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     const { values } = parse(rest, {
       site: { type: 'string' },
       token: { type: 'string' },
+      claims: { type: 'string' },
+      'audit-id': { type: 'string' },
       jwks: { type: 'string' },
       at: { type: 'string' },
       policies: { type: 'string' },
@@ -134,11 +139,30 @@ async function policy(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
       'data-dir': { type: 'string' },
       json: { type: 'boolean' },
     });
-    if (!values.site || !values.token) throw new UsageError('policy explain needs --site S and --token FILE');
+    const inputs = ['token', 'claims', 'audit-id'].filter((k) => values[k] !== undefined);
+    if (inputs.length !== 1) throw new UsageError('policy explain needs exactly one of --token FILE, --claims FILE|- (the JSON the Action printed) or --audit-id N');
+    if (!values.site && values['audit-id'] === undefined) throw new UsageError('policy explain needs --site S');
+    let audit: StoredAudit | undefined;
+    if (values['audit-id'] !== undefined) {
+      const id = Number(values['audit-id']);
+      if (!Number.isInteger(id) || id < 1) throw new UsageError(`--audit-id takes the id of an audit record (a positive whole number; see deploy-sts audit --json), got ${JSON.stringify(values['audit-id'])}`);
+      const { storage } = await storageFor(values['data-dir'], env);
+      try {
+        audit = await storage.findAudit(id);
+      } finally {
+        await storage.close();
+      }
+      if (!audit) {
+        process.stderr.write(`deploy-sts: no audit record ${id} in this service's audit log (see deploy-sts audit --json; DEPLOY_STS_DATA_DIR / DEPLOY_STS_DATABASE_URL choose the log)\n`);
+        return 1;
+      }
+    }
     return explainCommand(
       {
-        site: values.site as string,
-        tokenFile: values.token as string,
+        site: (values.site as string | undefined) ?? '',
+        tokenFile: values.token as string | undefined,
+        claimsFile: values.claims as string | undefined,
+        audit,
         jwksFile: values.jwks as string | undefined,
         at: values.at === undefined ? undefined : parseTime(values.at as string, 'at'),
         policies: (values.policies as string | undefined) ?? env.DEPLOY_STS_POLICIES ?? 'policies',

@@ -89,6 +89,10 @@ export function postgresStorage(pool: pg.Pool): Storage {
         : await query('SELECT * FROM audit WHERE time >= $1 ORDER BY id DESC LIMIT $2', [since, limit]);
       return result.rows.map(auditFromRow);
     },
+    async findAudit(id) {
+      const result = await query('SELECT * FROM audit WHERE id = $1', [id]);
+      return result.rows[0] === undefined ? undefined : auditFromRow(result.rows[0]);
+    },
     async prune(now) {
       const a = await query('DELETE FROM replay WHERE expires_at < $1', [now]);
       const b = await query('DELETE FROM revoked WHERE expires_at < $1', [now]);

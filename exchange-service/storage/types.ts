@@ -85,6 +85,8 @@ export interface Storage {
   /** Look up one granted token by jti (for revoke-by-jti from the CLI). */
   findToken(jti: string): Promise<IssuedToken | undefined>;
   listAudit(filter: { site?: string; since?: number; limit?: number }): Promise<StoredAudit[]>;
+  /** One audit record by its id (`deploy-sts policy explain --audit-id`). */
+  findAudit(id: number): Promise<StoredAudit | undefined>;
   /** Delete replay and revocation rows whose expiry has passed; returns how many. Audit rows are kept. */
   prune(now: number): Promise<number>;
   /** Cheap liveness probe for /readyz. */

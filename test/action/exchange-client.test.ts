@@ -338,7 +338,7 @@ describe('a denial', () => {
     expect(message).toContain('  environment: production');
     expect(message).toContain('  repository: acme/docs');
     expect(message).toContain('  repository_id: 892043217');
-    expect(message).toContain('deploy-sts policy explain --site docs --token <file>');
+    expect(message).toMatch(/^  printf '%s\\n' '\{.*"ref":"refs\/heads\/feature".*\}' \| deploy-sts policy explain --site docs --policies .* --claims -$/m);
     expect(message).not.toContain(h.subjectTokens[0]);
   });
 
