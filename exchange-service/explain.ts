@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { DEV_ISSUER, devKeySource } from './dev-issuer.js';
 import { OAuthError } from './errors.js';
-import { githubClaimsSchema, isTrustedEvent } from './oidc/claims.js';
+import { GITHUB_CLAIM_NAMES, isGitHubClaimName, isTrustedEvent } from './oidc/claims.js';
 import { remoteKeySource, staticKeySource, type KeySource } from './oidc/jwks.js';
 import { verifyGitHubToken } from './oidc/verify-oidc.js';
 import { checkPolicies } from './policy/load.js';
@@ -54,9 +54,6 @@ export interface Explanation {
   notes: string[];
   decision: Decision;
 }
-
-/** Every claim name GitHub puts in an Actions OIDC token (`repo_property_*` are accepted as well). */
-const KNOWN_CLAIMS: readonly string[] = Object.keys(githubClaimsSchema.shape);
 
 /** The claims the policies of `site` read: the repository binding of each file, and every rule's conditions. */
 export function claimsReadBy(set: PolicySet, site: string): string[] {
@@ -109,8 +106,8 @@ export function parseClaims(text: string, from: string): { claims: Record<string
     if (typeof value !== 'string') {
       throw new Error(`--claims ${from}: claim ${JSON.stringify(name)} must be a string, as GitHub sends it (got ${JSON.stringify(value)})`);
     }
-    if (!KNOWN_CLAIMS.includes(name) && !name.startsWith('repo_property_')) {
-      notes.push(`claim ${JSON.stringify(name)} is not one GitHub sends${didYouMean(name, KNOWN_CLAIMS)}; no policy condition reads it`);
+    if (!isGitHubClaimName(name)) {
+      notes.push(`claim ${JSON.stringify(name)} is not one GitHub sends${didYouMean(name, GITHUB_CLAIM_NAMES)}; no policy condition reads it`);
     }
   }
   return { claims, notes };
