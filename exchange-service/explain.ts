@@ -14,7 +14,7 @@ import { OAuthError } from './errors.js';
 import { GITHUB_CLAIM_NAMES, isGitHubClaimName, isTrustedEvent } from './oidc/claims.js';
 import { remoteKeySource, staticKeySource, type KeySource } from './oidc/jwks.js';
 import { verifyGitHubToken } from './oidc/verify-oidc.js';
-import { checkPolicies } from './policy/load.js';
+import { checkPolicyPath } from './policy/load.js';
 import { evaluate } from './policy/match.js';
 import { PolicyLoadError, type Decision, type PolicySet } from './policy/types.js';
 import type { StoredAudit } from './storage/types.js';
@@ -71,7 +71,7 @@ export function claimsReadBy(set: PolicySet, site: string): string[] {
 }
 
 async function loadSet(dir: string): Promise<PolicySet> {
-  const loaded = await checkPolicies(dir);
+  const loaded = await checkPolicyPath(dir);
   if (!loaded.ok) throw new PolicyLoadError(loaded.problems);
   return loaded.set;
 }
@@ -129,6 +129,13 @@ export function claimsOfAudit(row: StoredAudit): Record<string, unknown> {
   return claims;
 }
 
+/** For a site no policy names: the closest slug the policies do name. */
+function siteNotes(set: PolicySet, site: string, policies: string): string[] {
+  if (set.forSite(site).length > 0) return [];
+  const slugs = set.files.flatMap((f) => (f.kind === 'site' ? [f.site ?? ''] : (f.sites ?? []))).filter(Boolean);
+  return [`no policy in ${policies} names site ${JSON.stringify(site)}${didYouMean(site, slugs)}`];
+}
+
 function unavailable(set: PolicySet, site: string, claims: Record<string, unknown>): string[] {
   return claimsReadBy(set, site).filter((name) => claims[name] === undefined || claims[name] === null);
 }
@@ -160,7 +167,7 @@ async function explainClaims(options: ExplainOptions, file: string): Promise<Exp
     verification: 'claims given as JSON (--claims): there is no token, so no signature, issuer or time was checked',
     claims,
     unavailable_claims: unavailable(set, options.site, claims),
-    notes,
+    notes: [...notes, ...siteNotes(set, options.site, options.policies)],
     decision: evaluate(set, options.site, claims),
   };
 }
@@ -192,7 +199,7 @@ async function explainAudit(options: ExplainOptions, row: StoredAudit): Promise<
         : `audit record ${row.id} holds no verified claims`,
     claims,
     unavailable_claims: unavailable(set, site, claims),
-    notes,
+    notes: [...notes, ...siteNotes(set, site, options.policies)],
     decision,
   };
 }
@@ -240,7 +247,7 @@ async function explainToken(options: ExplainOptions, tokenFile: string): Promise
     verification,
     claims,
     unavailable_claims: unavailable(set, options.site, claims),
-    notes: [],
+    notes: siteNotes(set, options.site, options.policies),
     decision: evaluate(set, options.site, claims),
   };
 }

@@ -77,7 +77,10 @@ export function claimOverrides(pairs: readonly string[], any: boolean): Record<s
 }
 
 export function devCommands(program: Command, ctx: CliContext): void {
-  const dev = program.command('dev').description('local stand-ins for trying the service without GitHub');
+  const dev = program
+    .command('dev')
+    .description('local stand-ins for trying the service without GitHub')
+    .addHelpText('after', examples('deploy-sts dev token --audience http://127.0.0.1:8080'));
   dev
     .command('token')
     .description('print a GitHub-shaped OIDC token from the local dev issuer (a push to main of acme/docs, production environment); serve trusts it only with --dev-issuer')

@@ -1,7 +1,7 @@
 /** `deploy-sts policy check` and `deploy-sts policy explain`. */
 import type { Command } from 'commander';
 import { explainCommand } from '../explain.js';
-import { checkPolicies } from '../policy/load.js';
+import { checkPolicyPath } from '../policy/load.js';
 import { PolicyLoadError, formatPolicyProblem } from '../policy/types.js';
 import { openStorage } from '../storage/open.js';
 import type { StoredAudit } from '../storage/types.js';
@@ -15,7 +15,7 @@ const policiesOption = () => option('--policies <dir>', 'the directory of policy
 
 async function check(target: string | undefined, env: NodeJS.ProcessEnv): Promise<number> {
   const dir = target ?? env.DEPLOY_STS_POLICIES ?? 'policies';
-  const result = await checkPolicies(dir);
+  const result = await checkPolicyPath(dir);
   for (const warning of result.warnings) process.stderr.write(`warning: ${formatPolicyProblem(warning)}\n`);
   if (!result.ok) {
     process.stderr.write(`${new PolicyLoadError(result.problems).message}\n${result.problems.length} problem(s) in ${dir}\n`);

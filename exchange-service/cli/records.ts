@@ -21,7 +21,10 @@ async function withStorage<T>(dataDir: string | undefined, env: NodeJS.ProcessEn
 }
 
 export function recordsCommands(program: Command, ctx: CliContext): void {
-  const tokens = program.command('tokens').description('the deploy tokens this service issued: list them, revoke one').addHelpText('after', STORAGE_NOTE);
+  const tokens = program
+    .command('tokens')
+    .description('the deploy tokens this service issued: list them, revoke one')
+    .addHelpText('after', `${examples('deploy-sts tokens list --site docs', 'deploy-sts tokens revoke <jti>')}${STORAGE_NOTE}`);
 
   tokens
     .command('list')
@@ -101,7 +104,7 @@ export function recordsCommands(program: Command, ctx: CliContext): void {
       }),
     );
 
-  const keys = program.command('keys').description('the keys that sign deploy tokens').addHelpText('after', STORAGE_NOTE);
+  const keys = program.command('keys').description('the keys that sign deploy tokens').addHelpText('after', `${examples('deploy-sts keys rotate')}${STORAGE_NOTE}`);
   keys
     .command('rotate')
     .description('add a new active signing key; the previous one stays in the JWKS until every token it signed has expired')

@@ -14,7 +14,8 @@ import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Docum
 import type { z } from 'zod';
 import type { ConditionClaim } from '../oidc/claims.js';
 import { compileCondition } from './condition.js';
-import { KEY_ISSUE, validatePolicyData, type PolicyData } from './schema.js';
+import { didYouMean } from '../suggest.js';
+import { KEY_ISSUE, allowedKeysOf, validatePolicyData, type PolicyData } from './schema.js';
 import { createPolicySet, orgFileMayGovern } from './set.js';
 import { isGlob } from './glob.js';
 import { neverMatching } from './never-match.js';
@@ -110,7 +111,7 @@ function isRootTypeMismatch(issue: z.core.$ZodIssue): boolean {
 function flatten(issue: z.core.$ZodIssue, prefix: PathSegment[] = []): Located[] {
   const at = [...prefix, ...issue.path];
   if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((k) => ({ path: [...at, k], key: true, message: `unknown key ${JSON.stringify(k)}: ${issue.message}` }));
+    return issue.keys.map((k) => ({ path: [...at, k], key: true, message: `unknown key ${JSON.stringify(k)}${didYouMean(k, allowedKeysOf(issue.message))}: ${issue.message}` }));
   }
   if (issue.code === 'invalid_union') {
     const aimed = issue.errors.filter((branch) => !branch.every(isRootTypeMismatch));
@@ -415,12 +416,17 @@ async function isFile(target: string): Promise<boolean> {
   }
 }
 
-/**
- * The shared path for start-up, `deploy-sts policy check` and live reloads: a directory of policy files, or one
- * policy file. Never throws for bad input.
- */
+/** The shared path for start-up, `deploy-sts policy check` and live reloads. Never throws for bad input. */
 export async function checkPolicies(dir: string): Promise<PolicyCheck> {
-  const { sources, problems } = (await isFile(dir)) ? await readPolicyFile(dir) : await readPolicyDir(dir);
+  return checkSources(await readPolicyDir(dir));
+}
+
+/** `deploy-sts policy check|explain`: a directory of policy files, or one policy file checked on its own. */
+export async function checkPolicyPath(target: string): Promise<PolicyCheck> {
+  return (await isFile(target)) ? checkSources(await readPolicyFile(target)) : checkPolicies(target);
+}
+
+function checkSources({ sources, problems }: { sources: PolicySource[]; problems: PolicyProblem[] }): PolicyCheck {
   const checked = checkPolicyTexts(sources);
   if (problems.length === 0) return checked;
   return { ok: false, problems: [...problems, ...(checked.ok ? [] : checked.problems)], warnings: checked.warnings };

@@ -7,6 +7,7 @@
  * Cross-file checks (a site defined twice) live in the loader.
  */
 import { z } from 'zod';
+import { didYouMean } from '../suggest.js';
 import { CONDITION_CLAIMS, TRUSTED_EVENTS, isTrustedEvent } from '../oidc/claims.js';
 import { conditionPatternProblem, isConditionClaim } from './condition.js';
 import { parseDuration } from './duration.js';
@@ -101,9 +102,18 @@ function requiredString(what: string, hint: string) {
   });
 }
 
+/** The keys each "allows only" message names, so an unknown key can be answered with the closest allowed one. */
+const ALLOWED_KEYS = new Map<string, readonly string[]>();
+
+/** The allowed keys behind an `unrecognized_keys` issue's message (for "did you mean"). */
+export function allowedKeysOf(message: string): readonly string[] {
+  return ALLOWED_KEYS.get(message) ?? [];
+}
+
 function unknownKeys(where: string, allowed: readonly string[]) {
-  return (issue: z.core.$ZodRawIssue): string | undefined =>
-    issue.code === 'unrecognized_keys' ? `${where} allows only ${allowed.join(', ')}` : undefined;
+  const message = `${where} allows only ${allowed.join(', ')}`;
+  ALLOWED_KEYS.set(message, allowed);
+  return (issue: z.core.$ZodRawIssue): string | undefined => (issue.code === 'unrecognized_keys' ? message : undefined);
 }
 
 function numericId(key: string, example: string) {
@@ -223,7 +233,7 @@ export const whenSchema = meta(
       if (isConditionClaim(key)) continue;
       const message = key.startsWith('repo_property_')
         ? `${JSON.stringify(key)} is not a valid custom property condition: repo_property_ must be followed by the property name (letters, digits, _, -, $, #)`
-        : `unknown condition ${JSON.stringify(key)}: a when key is one of ${WHEN_KEYS}`;
+        : `unknown condition ${JSON.stringify(key)}${didYouMean(key, CONDITION_CLAIMS)}: a when key is one of ${WHEN_KEYS}`;
       ctx.addIssue({ code: 'custom', path: [key], message, params: KEY_ISSUE });
     }
   }, ALWAYS),

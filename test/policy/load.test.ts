@@ -77,7 +77,7 @@ describe('loading policy text', () => {
 describe('load errors point at the offending node', () => {
   it('reports an unknown top-level key at the key, naming the allowed keys', () => {
     expect(problemsOf({ 'docs.yml': yaml(...HEAD.slice(0, 3), 'orgg: acme', ...HEAD.slice(3), '  - name: p', '    context: preview', '    permissions: [deployments:write]', '    when: {}') })).toEqual([
-      'docs.yml:4:1: unknown key "orgg": a site file allows only site, org, repository, repository_id, repository_owner_id, token_audience, rules',
+      'docs.yml:4:1: unknown key "orgg" (did you mean "org"?): a site file allows only site, org, repository, repository_id, repository_owner_id, token_audience, rules',
     ]);
   });
 
@@ -92,7 +92,7 @@ describe('load errors point at the offending node', () => {
     const text = yaml(...HEAD, '  - name: previews', '    context: preview', '    permission: [deployments:write]', '    when: {}');
     expect(problemsOf({ 'docs.yml': text })).toEqual([
       'docs.yml:5:5: rules[0]: permissions is required, e.g. permissions: [deployments:write]',
-      'docs.yml:7:5: rules[0]: unknown key "permission": a rule allows only name, context, permissions, max_ttl, when',
+      'docs.yml:7:5: rules[0]: unknown key "permission" (did you mean "permissions"?): a rule allows only name, context, permissions, max_ttl, when',
     ]);
   });
 
@@ -247,7 +247,7 @@ describe('loading a directory', () => {
     await expect(loadPolicyDir(dir)).rejects.toThrow(`${dir}: no policy files in ${dir} (expected *.yml or *.yaml files)`);
     const empty = await dirWith({});
     const result = await checkPolicies(empty);
-    expect(result).toEqual({ ok: false, problems: [{ file: empty, line: 0, column: 0, message: expect.stringContaining('no policy files in') }] });
+    expect(result).toEqual({ ok: false, problems: [{ file: empty, line: 0, column: 0, message: expect.stringContaining('no policy files in') }], warnings: [] });
   });
 
   it('refuses a missing directory', async () => {
