@@ -4,7 +4,7 @@
  * Thin: each verb parses its flags and calls the module that does the work.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, OPTION_NAMES, flagName, loadConfig, loadDevTokenConfig, loadPoliciesDir, loadStorageConfig, loadVerifierConfig } from './config.js';
+import { ConfigError, OPTION_NAMES, type StorageOptions, flagName, loadConfig, loadDevTokenConfig, loadPoliciesDir, loadStorageConfig, loadVerifierConfig } from './config.js';
 import { devToken } from './dev-issuer.js';
 import { explainCommand } from './explain.js';
 import { RETIRED_KEY_GRACE_SECONDS } from './keys/key-ring.js';
@@ -12,7 +12,7 @@ import { openSigningKeys } from './keys/open.js';
 import { checkPolicies } from './policy/load.js';
 import { PolicyLoadError } from './policy/types.js';
 import { startService } from './service.js';
-import { openStorage } from './storage/open.js';
+import { openStorage, type OpenedStorage } from './storage/open.js';
 import { parseTime } from './time.js';
 
 const USAGE = `deploy-sts — trade a GitHub Actions OIDC token for a short-lived, site-scoped deploy token
@@ -49,9 +49,18 @@ function parse(args: string[], options: ParseArgsConfig['options'], allowPositio
 
 const flag = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
 
-/** The storage `serve` uses, from the same configuration: SQLite in the data directory, or PostgreSQL. */
-function storageFor(dataDirFlag: unknown, env: NodeJS.ProcessEnv) {
-  return openStorage(loadStorageConfig(env, { DATA_DIR: flag(dataDirFlag) }));
+/**
+ * Run `work` with the storage `serve` uses, from the same configuration (SQLite in the data directory, or
+ * PostgreSQL), and close it after.
+ */
+async function withStorage<T>(dataDirFlag: unknown, env: NodeJS.ProcessEnv, work: (opened: OpenedStorage, config: StorageOptions) => Promise<T>): Promise<T> {
+  const config = loadStorageConfig(env, { DATA_DIR: flag(dataDirFlag) });
+  const opened = await openStorage(config);
+  try {
+    return await work(opened, config);
+  } finally {
+    await opened.storage.close();
+  }
 }
 
 function print(text: string): void {
@@ -141,8 +150,7 @@ async function policy(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
 async function tokens(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const [verb, ...rest] = args;
   const { values, positionals } = parse(rest, { site: { type: 'string' }, json: { type: 'boolean' }, 'data-dir': { type: 'string' } }, true);
-  const { storage } = await storageFor(values['data-dir'], env);
-  try {
+  return withStorage(values['data-dir'], env, async ({ storage }) => {
     if (verb === 'list') {
       const list = await storage.listTokens({ site: values.site as string | undefined, now: Math.floor(Date.now() / 1000) });
       if (values.json) print(JSON.stringify(list, null, 2));
@@ -167,17 +175,14 @@ async function tokens(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
       return 0;
     }
     throw new UsageError(`unknown command: tokens ${verb ?? ''}`.trim());
-  } finally {
-    await storage.close();
-  }
+  });
 }
 
 async function audit(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parse(args, { site: { type: 'string' }, since: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' }, 'data-dir': { type: 'string' } });
   const limit = values.limit === undefined ? 100 : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive whole number');
-  const { storage } = await storageFor(values['data-dir'], env);
-  try {
+  return withStorage(values['data-dir'], env, async ({ storage }) => {
     const since = values.since === undefined ? undefined : parseTime(values.since as string, 'since');
     const rows = await storage.listAudit({ site: values.site as string | undefined, since, limit });
     if (values.json) print(JSON.stringify(rows, null, 2));
@@ -188,28 +193,21 @@ async function audit(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
       }
     }
     return 0;
-  } finally {
-    await storage.close();
-  }
+  });
 }
 
 async function keys(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const [verb, ...rest] = args;
   if (verb !== 'rotate') throw new UsageError(`unknown command: keys ${verb ?? ''}`.trim());
   const { values } = parse(rest, { 'data-dir': { type: 'string' } });
-  const storageConfig = loadStorageConfig(env, { DATA_DIR: flag(values['data-dir']) });
-  const opened = await openStorage(storageConfig);
-  const { storage } = opened;
-  try {
+  return withStorage(values['data-dir'], env, async (opened, config) => {
     // Opening the ring creates the first key when there is none; the rotation then replaces it.
-    const { keys: ring } = await openSigningKeys(opened, { keyEncryptionKeyFile: storageConfig.keyEncryptionKeyFile });
+    const { keys: ring } = await openSigningKeys(opened, { keyEncryptionKeyFile: config.keyEncryptionKeyFile });
     const before = ring.active().kid;
     const fresh = await ring.rotate();
     print(`new signing key ${fresh.kid} is active; ${before} stays in the JWKS for ${RETIRED_KEY_GRACE_SECONDS} s so tokens it signed keep verifying. Running services (every replica) pick the change up within 30 s.`);
     return 0;
-  } finally {
-    await storage.close();
-  }
+  });
 }
 
 async function dev(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
