@@ -13,7 +13,7 @@ import { openStorage } from '../../exchange-service/storage/open.js';
 import { migrate } from '../../exchange-service/storage/pg-migrations.js';
 import { createPool } from '../../exchange-service/storage/postgres.js';
 import type { StoredKey } from '../../exchange-service/keys/key-store.js';
-import { freePort, SKIP_POSTGRES, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { freePort, SKIP_POSTGRES, startPostgres, type TestPostgres } from '../../testing/postgres.js';
 import { ROOT, tempDir } from '../helpers/service.js';
 
 const execFileP = promisify(execFile);

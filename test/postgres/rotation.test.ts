@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSigningKeys } from '../../exchange-service/keys/open.js';
 import { openStorage } from '../../exchange-service/storage/open.js';
 import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
-import { SKIP_POSTGRES, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { SKIP_POSTGRES, startPostgres, type TestPostgres } from '../../testing/postgres.js';
 import { exchangeToken, startService, tempDir, type TestService } from '../helpers/service.js';
 
 const PUBLIC_URL = 'https://sts.rotation.test';
