@@ -21,10 +21,14 @@ function signatureHolds(input: string, key: KeyObject, signature: Buffer): boole
   }
 }
 
-/** The claim set checked field by field: a payload that is not exactly the shape mint writes is not ours. */
+/** The claim set checked field by field: a payload that is not the shape mint writes is not ours. */
 function accessTokenClaims(p: Record<string, unknown>): AccessTokenClaims | undefined {
-  const strings = ['iss', 'aud', 'sub', 'jti', 'site', 'scope', 'context'] as const;
+  const strings = ['iss', 'aud', 'sub', 'jti', 'site', 'scope', 'client_id'] as const;
   if (strings.some((c) => typeof p[c] !== 'string') || typeof p.exp !== 'number' || typeof p.iat !== 'number') return undefined;
+  if (p.context !== 'production' && p.context !== 'preview') return undefined;
+  if (p.org !== undefined && typeof p.org !== 'string') return undefined;
+  const act = p.act as Record<string, unknown> | undefined;
+  if (typeof act !== 'object' || act === null || Array.isArray(act) || typeof act.sub !== 'string' || typeof act.repository_id !== 'string') return undefined;
   return p as unknown as AccessTokenClaims;
 }
 
