@@ -1,6 +1,7 @@
 /** `deploy-sts dev token`: a GitHub-shaped OIDC token from the local dev issuer, for demos and the walk-through. */
 import { createHash } from 'node:crypto';
 import type { Command } from 'commander';
+import { loadDevTokenConfig } from '../config.js';
 import { devToken } from '../dev-issuer.js';
 import { GITHUB_CLAIM_NAMES, isGitHubClaimName } from '../oidc/claims.js';
 import { GITHUB_EVENTS } from '../policy/never-match.js';
@@ -102,8 +103,8 @@ export function devCommands(program: Command, ctx: CliContext): void {
     .action((flags: DevFlags) =>
       ctx.run(async () => {
         const claims = { ...shortcutClaims(flags), ...claimOverrides(flags.claim ?? [], Boolean(flags.claimAny)) };
-        const audience = flags.audience ?? ctx.env.DEPLOY_STS_AUDIENCE ?? ctx.env.DEPLOY_STS_PUBLIC_URL ?? 'http://127.0.0.1:8080';
-        print(await devToken(flags.dataDir ?? ctx.env.DEPLOY_STS_DATA_DIR ?? '.data', audience, claims));
+        const { audience, dataDir } = loadDevTokenConfig(ctx.env, { AUDIENCE: flags.audience, DATA_DIR: flags.dataDir });
+        print(await devToken(dataDir, audience, claims));
         if (flags.repository !== undefined) {
           process.stderr.write(`dev token for ${claims.repository}: repository_id ${claims.repository_id}, repository_owner_id ${claims.repository_owner_id} (put these in its policy)\n`);
         }

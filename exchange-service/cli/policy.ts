@@ -1,20 +1,20 @@
 /** `deploy-sts policy check` and `deploy-sts policy explain`. */
 import type { Command } from 'commander';
+import { loadPoliciesDir, loadVerifierConfig } from '../config.js';
 import { explainCommand } from '../explain.js';
 import { checkPolicyPath } from '../policy/load.js';
 import { PolicyLoadError, formatPolicyProblem } from '../policy/types.js';
-import { openStorage } from '../storage/open.js';
 import type { StoredAudit } from '../storage/types.js';
 import { parseTime } from '../time.js';
 import { UsageError, type CliContext } from './context.js';
 import { dataDirOption, examples, option } from './options.js';
 import { print } from './output.js';
-import { storageOptions } from './storage.js';
+import { withStorage } from './records.js';
 
 const policiesOption = () => option('--policies <dir>', 'the directory of policy files (or one file)', { env: 'DEPLOY_STS_POLICIES', default: 'policies' });
 
 async function check(target: string | undefined, env: NodeJS.ProcessEnv): Promise<number> {
-  const dir = target ?? env.DEPLOY_STS_POLICIES ?? 'policies';
+  const dir = target ?? loadPoliciesDir(env);
   const result = await checkPolicyPath(dir);
   for (const warning of result.warnings) process.stderr.write(`warning: ${formatPolicyProblem(warning)}\n`);
   if (!result.ok) {
@@ -42,12 +42,7 @@ interface ExplainFlags {
 async function readAudit(flags: ExplainFlags, env: NodeJS.ProcessEnv): Promise<StoredAudit | undefined> {
   const id = Number(flags.auditId);
   if (!Number.isInteger(id) || id < 1) throw new UsageError(`--audit-id takes the id of an audit record (a positive whole number; see deploy-sts audit --json), got ${JSON.stringify(flags.auditId)}`);
-  const { storage } = await openStorage(storageOptions(flags.dataDir, env));
-  try {
-    return await storage.findAudit(id);
-  } finally {
-    await storage.close();
-  }
+  return withStorage(flags.dataDir, env, ({ storage }) => storage.findAudit(id));
 }
 
 async function explain(flags: ExplainFlags, env: NodeJS.ProcessEnv): Promise<number> {
@@ -62,6 +57,7 @@ async function explain(flags: ExplainFlags, env: NodeJS.ProcessEnv): Promise<num
       return 1;
     }
   }
+  const verifier = loadVerifierConfig(env, { AUDIENCE: flags.audience, DATA_DIR: flags.dataDir });
   return explainCommand(
     {
       site: flags.site ?? '',
@@ -70,10 +66,10 @@ async function explain(flags: ExplainFlags, env: NodeJS.ProcessEnv): Promise<num
       audit,
       jwksFile: flags.jwks,
       at: flags.at === undefined ? undefined : parseTime(flags.at, 'at'),
-      policies: flags.policies ?? env.DEPLOY_STS_POLICIES ?? 'policies',
-      audience: flags.audience ?? env.DEPLOY_STS_AUDIENCE ?? env.DEPLOY_STS_PUBLIC_URL,
-      dataDir: flags.dataDir ?? env.DEPLOY_STS_DATA_DIR ?? '.data',
-      issuers: (env.DEPLOY_STS_ISSUER ?? 'https://token.actions.githubusercontent.com').split(',').map((s) => s.trim()),
+      policies: loadPoliciesDir(env, { POLICIES: flags.policies }),
+      audience: verifier.audience,
+      dataDir: verifier.dataDir,
+      issuers: verifier.issuers,
       json: Boolean(flags.json),
     },
     print,

@@ -1,20 +1,26 @@
 /** `deploy-sts tokens list|revoke`, `deploy-sts audit` and `deploy-sts keys rotate`: the service's storage, from the command line. */
 import type { Command } from 'commander';
-import { KeyRing, RETIRED_KEY_GRACE_SECONDS } from '../keys/key-ring.js';
+import { loadStorageConfig, type StorageOptions } from '../config.js';
+import { RETIRED_KEY_GRACE_SECONDS } from '../keys/key-ring.js';
+import { openSigningKeys } from '../keys/open.js';
 import { openStorage, type OpenedStorage } from '../storage/open.js';
 import { parseTime } from '../time.js';
 import { UsageError, type CliContext } from './context.js';
 import { dataDirOption, examples, option } from './options.js';
 import { print, printJson, table } from './output.js';
-import { storageOptions } from './storage.js';
 
 const STORAGE_NOTE = '\nUses DEPLOY_STS_DATABASE_URL (PostgreSQL) when set, else the SQLite database in the data directory.\n';
 const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
 
-async function withStorage<T>(dataDir: string | undefined, env: NodeJS.ProcessEnv, work: (opened: OpenedStorage) => Promise<T>): Promise<T> {
-  const opened = await openStorage(storageOptions(dataDir, env));
+/**
+ * Run `work` with the storage `serve` uses, from the same configuration (SQLite in the data directory, or
+ * PostgreSQL), and close it after.
+ */
+export async function withStorage<T>(dataDir: string | undefined, env: NodeJS.ProcessEnv, work: (opened: OpenedStorage, config: StorageOptions) => Promise<T>): Promise<T> {
+  const config = loadStorageConfig(env, { DATA_DIR: dataDir });
+  const opened = await openStorage(config);
   try {
-    return await work(opened);
+    return await work(opened, config);
   } finally {
     await opened.storage.close();
   }
@@ -112,8 +118,9 @@ export function recordsCommands(program: Command, ctx: CliContext): void {
     .addHelpText('after', `${examples('deploy-sts keys rotate', 'DEPLOY_STS_DATABASE_URL=postgres://deploy_sts:PASSWORD@db.internal:5432/deploy_sts deploy-sts keys rotate')}${STORAGE_NOTE}`)
     .action((flags: { dataDir?: string }) =>
       ctx.run(() =>
-        withStorage(flags.dataDir, ctx.env, async ({ keyStore }) => {
-          const ring = await KeyRing.open(keyStore);
+        withStorage(flags.dataDir, ctx.env, async (opened, config) => {
+          // Opening the ring creates the first key when there is none; the rotation then replaces it.
+          const { keys: ring } = await openSigningKeys(opened, { keyEncryptionKeyFile: config.keyEncryptionKeyFile });
           const before = ring.active().kid;
           const fresh = await ring.rotate();
           print(`new signing key ${fresh.kid} is active; ${before} stays in the JWKS for ${RETIRED_KEY_GRACE_SECONDS} s so tokens it signed keep verifying. Running services (every replica) pick the change up within 30 s.`);

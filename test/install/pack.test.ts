@@ -49,7 +49,7 @@ describe('the packed tarball', () => {
     expect(files).toContain('schema/policy.schema.json');
     expect(files).toContain('examples/policies/docs.yml');
     expect(files).toContain('LICENSE');
-    const allowed = /^(bin\/|build\/exchange-service\/|schema\/|examples\/policies\/|README\.md$|SECURITY\.md$|LICENSE$|package\.json$)/;
+    const allowed = /^(bin\/|build\/exchange-service\/|build\/shared\/|schema\/|examples\/policies\/|README\.md$|SECURITY\.md$|LICENSE$|package\.json$)/;
     expect(files.filter((f) => !allowed.test(f))).toEqual([]);
     expect(files.some((f) => f.startsWith('build/action/') || f.startsWith('test/') || f.startsWith('dist/'))).toBe(false);
   });
