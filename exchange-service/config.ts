@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { isLoopbackHost } from '../shared/wire.js';
 import { GITHUB_ISSUER, issuerProblem, normaliseIssuer } from './oidc/issuers.js';
 import { EXAMPLE_POLICIES_DIR } from './package-root.js';
+import { didYouMean } from './suggest.js';
 import { isPostgresUrl, redactDatabaseUrl } from './storage/database-url.js';
 
 /** `serve --dev-defaults` (`npm start`): the example policies shipped with the package, wherever it is installed. */
@@ -36,7 +37,7 @@ const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().trim().min(1).default('127.0.0.1'),
   DATA_DIR: z.string().trim().min(1).default('.data'),
-  POLICIES: z.string().trim().min(1, 'is required: the directory of policy files (e.g. examples/policies)'),
+  POLICIES: z.string().trim().min(1),
   ISSUER: z
     .string()
     .default(GITHUB_ISSUER)
@@ -113,6 +114,38 @@ export class ConfigError extends Error {
   }
 }
 
+/** What a required option is, for `… is required: <what>, e.g. <example>`. */
+const REQUIRED: Partial<Record<string, string>> = {
+  POLICIES: 'the directory of policy files, e.g. ./policies',
+};
+
+/** The whole numbers each numeric option takes. */
+const WHOLE_NUMBERS: Partial<Record<string, string>> = {
+  PORT: 'from 0 to 65535',
+  TRUST_PROXY: 'from 0 to 10',
+  RATE_LIMIT_IP: '(0 or more; 0 = unlimited)',
+  RATE_LIMIT_REPOSITORY: '(0 or more; 0 = unlimited)',
+};
+
+/** A validation issue as a sentence about the option (`is required: …`, `must be …`), never the validator's words. */
+function inWords(key: string, issue: z.core.$ZodIssue, value: string | undefined): string {
+  const words = sentence(key, issue, value);
+  // `DEPLOY_STS_POLICIES (--policies) is required: …`; every other problem after a colon.
+  return words.startsWith('is required') ? ` ${words}` : words.startsWith(': ') ? words : `: ${words}`;
+}
+
+function sentence(key: string, issue: z.core.$ZodIssue, value: string | undefined): string {
+  if (value === undefined && issue.code === 'invalid_type') return `is required: ${REQUIRED[key] ?? 'set it'}`;
+  if (WHOLE_NUMBERS[key] && ['invalid_type', 'too_small', 'too_big', 'not_multiple_of'].includes(issue.code)) return `must be a whole number ${WHOLE_NUMBERS[key]}`;
+  if (issue.code === 'invalid_value') {
+    const values = issue.values.map(String);
+    return `must be one of ${values.join(', ')}${value ? didYouMean(value, values) : ''}`;
+  }
+  if (issue.code === 'too_small' && issue.origin === 'string') return REQUIRED[key] ? `is required: ${REQUIRED[key]}` : 'must not be empty';
+  // Our own messages (custom refinements) are already words: `must be …`, or a sentence of their own.
+  return issue.message;
+}
+
 type Env = Record<string, string | undefined>;
 type Flags = Record<string, string | undefined>;
 type OptionName = keyof typeof schema.shape;
@@ -132,7 +165,7 @@ function loadOptions<K extends OptionName>(names: readonly K[], env: Env, flags:
     throw new ConfigError(
       parsed.error.issues.map((i) => {
         const key = String(i.path[0] ?? '');
-        return `DEPLOY_STS_${key} (--${key.toLowerCase().replaceAll('_', '-')}): ${i.message}${raw[key] !== undefined ? ` (got ${JSON.stringify(key === 'DATABASE_URL' ? redactDatabaseUrl(raw[key]) : raw[key])})` : ''}`;
+        return `DEPLOY_STS_${key} (--${flagName(key)})${inWords(key, i, raw[key])}${raw[key] !== undefined ? ` (got ${JSON.stringify(key === 'DATABASE_URL' ? redactDatabaseUrl(raw[key]) : raw[key])})` : ''}`;
       }),
     );
   }
