@@ -2,7 +2,6 @@
 import { createHash } from 'node:crypto';
 import type { Command } from 'commander';
 import { loadDevTokenConfig } from '../config.js';
-import { devToken } from '../dev-issuer.js';
 import { GITHUB_CLAIM_NAMES, isGitHubClaimName } from '../oidc/claims.js';
 import { GITHUB_EVENTS } from '../policy/never-match.js';
 import { didYouMean } from '../suggest.js';
@@ -104,6 +103,7 @@ export function devCommands(program: Command, ctx: CliContext): void {
       ctx.run(async () => {
         const claims = { ...shortcutClaims(flags), ...claimOverrides(flags.claim ?? [], Boolean(flags.claimAny)) };
         const { audience, dataDir } = loadDevTokenConfig(ctx.env, { AUDIENCE: flags.audience, DATA_DIR: flags.dataDir });
+        const { devToken } = await import('../dev-issuer.js');
         print(await devToken(dataDir, audience, claims));
         if (flags.repository !== undefined) {
           process.stderr.write(`dev token for ${claims.repository}: repository_id ${claims.repository_id}, repository_owner_id ${claims.repository_owner_id} (put these in its policy)\n`);

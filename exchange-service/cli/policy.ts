@@ -1,8 +1,6 @@
 /** `deploy-sts policy check` and `deploy-sts policy explain`. */
 import type { Command } from 'commander';
 import { loadPoliciesDir, loadVerifierConfig } from '../config.js';
-import { explainCommand } from '../explain.js';
-import { checkPolicyPath } from '../policy/load.js';
 import { PolicyLoadError, formatPolicyProblem } from '../policy/types.js';
 import type { StoredAudit } from '../storage/types.js';
 import { parseTime } from '../time.js';
@@ -15,6 +13,7 @@ const policiesOption = () => option('--policies <dir>', 'the directory of policy
 
 async function check(target: string | undefined, env: NodeJS.ProcessEnv): Promise<number> {
   const dir = target ?? loadPoliciesDir(env);
+  const { checkPolicyPath } = await import('../policy/load.js');
   const result = await checkPolicyPath(dir);
   for (const warning of result.warnings) process.stderr.write(`warning: ${formatPolicyProblem(warning)}\n`);
   if (!result.ok) {
@@ -57,6 +56,7 @@ async function explain(flags: ExplainFlags, env: NodeJS.ProcessEnv): Promise<num
       return 1;
     }
   }
+  const { explainCommand } = await import('../explain.js');
   const verifier = loadVerifierConfig(env, { AUDIENCE: flags.audience, DATA_DIR: flags.dataDir });
   return explainCommand(
     {

@@ -40,7 +40,15 @@ function usageLine(command: Command): string {
   return `Usage: ${fullName(command)} ${command.usage()}\nRun \`${fullName(command)} --help\` for every option and an example.\n`;
 }
 
-export function buildProgram(ctx: CliContext): Command {
+/** Where help and errors go: stdout and stderr, unless a caller (a test of every verb's help) collects them. */
+export interface ProgramOutput {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const STANDARD_OUTPUT: ProgramOutput = { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) };
+
+export function buildProgram(ctx: CliContext, output: ProgramOutput = STANDARD_OUTPUT): Command {
   const program = new Command('deploy-sts');
   program
     .description('trade a GitHub Actions OIDC token for a short-lived, site-scoped deploy token: the exchange service and its tools')
@@ -61,8 +69,8 @@ export function buildProgram(ctx: CliContext): Command {
   // Every command: help with its options, errors as exit statuses, and no process.exit of commander's own.
   const configure = (command: Command) => {
     command.exitOverride().configureOutput({
-      writeOut: (text) => process.stdout.write(text),
-      writeErr: (text) => process.stderr.write(text),
+      writeOut: (text) => output.out(text),
+      writeErr: (text) => output.err(text),
       outputError: (text, write) => write(`deploy-sts: ${text.replace(/^error: /, '')}`),
     });
     command.showSuggestionAfterError(true);

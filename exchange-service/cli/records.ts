@@ -1,9 +1,7 @@
 /** `deploy-sts tokens list|revoke`, `deploy-sts audit` and `deploy-sts keys rotate`: the service's storage, from the command line. */
 import type { Command } from 'commander';
 import { loadStorageConfig, type StorageOptions } from '../config.js';
-import { RETIRED_KEY_GRACE_SECONDS } from '../keys/key-ring.js';
-import { openSigningKeys } from '../keys/open.js';
-import { openStorage, type OpenedStorage } from '../storage/open.js';
+import type { OpenedStorage } from '../storage/open.js';
 import { parseTime } from '../time.js';
 import { UsageError, type CliContext } from './context.js';
 import { dataDirOption, examples, option } from './options.js';
@@ -18,6 +16,8 @@ const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
  */
 export async function withStorage<T>(dataDir: string | undefined, env: NodeJS.ProcessEnv, work: (opened: OpenedStorage, config: StorageOptions) => Promise<T>): Promise<T> {
   const config = loadStorageConfig(env, { DATA_DIR: dataDir });
+  // Loaded here, not at the top: the verbs that do not touch storage start without SQLite and PostgreSQL.
+  const { openStorage } = await import('../storage/open.js');
   const opened = await openStorage(config);
   try {
     return await work(opened, config);
@@ -120,6 +120,8 @@ export function recordsCommands(program: Command, ctx: CliContext): void {
       ctx.run(() =>
         withStorage(flags.dataDir, ctx.env, async (opened, config) => {
           // Opening the ring creates the first key when there is none; the rotation then replaces it.
+          const { openSigningKeys } = await import('../keys/open.js');
+          const { RETIRED_KEY_GRACE_SECONDS } = await import('../keys/key-ring.js');
           const { keys: ring } = await openSigningKeys(opened, { keyEncryptionKeyFile: config.keyEncryptionKeyFile });
           const before = ring.active().kid;
           const fresh = await ring.rotate();

@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { OPTION_NAMES, flagName, loadConfig } from '../config.js';
 import { removePidFile, writePidFile } from '../pid-file.js';
-import { startService } from '../service.js';
 import type { CliContext } from './context.js';
 import { examples, option } from './options.js';
 
@@ -43,6 +42,8 @@ async function serve(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
     else values[o] = typeof v === 'string' ? v : undefined;
   }
   const config = loadConfig(env, values, Boolean(flags.devDefaults));
+  // Loaded here, not at the top: every other verb starts without the HTTP server, storage and metrics modules.
+  const { startService } = await import('../service.js');
   const service = await startService(config);
   if (config.pidFile) {
     const file = config.pidFile;

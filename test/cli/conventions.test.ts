@@ -33,6 +33,19 @@ function verbs(): string[][] {
 
 const claimsOf = (jwt: string) => JSON.parse(Buffer.from(jwt.trim().split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
 
+/** `deploy-sts <path> --help` through the real program, its output collected (every verb, without a process each). */
+async function helpOf(path: string[], flag = '--help'): Promise<{ out: string; err: string; code: string | undefined }> {
+  let out = '';
+  let err = '';
+  const program = buildProgram({ env: {}, run: async () => {} }, { out: (t) => (out += t), err: (t) => (err += t) });
+  try {
+    await program.parseAsync([...path, flag], { from: 'user' });
+    return { out, err, code: undefined };
+  } catch (error) {
+    return { out, err, code: (error as { code?: string }).code };
+  }
+}
+
 describe('--help', () => {
   const all = verbs();
 
@@ -44,25 +57,35 @@ describe('--help', () => {
 
   for (const path of verbs()) {
     it(`\`deploy-sts ${path.join(' ')} --help\` and -h print its usage, every flag with its variable and default, and an example`, async () => {
-      const long = await cli([...path, '--help']);
-      const short = await cli([...path, '-h']);
-      expect(long.code).toBe(0);
-      expect(short.code).toBe(0);
-      expect(short.stdout).toBe(long.stdout);
-      expect(long.stdout).toMatch(new RegExp(`^Usage: deploy-sts ${path.join(' ')} `));
-      expect(long.stdout).toMatch(/\nExamples?:\n {2}\$ deploy-sts /);
+      const long = await helpOf(path);
+      const short = await helpOf(path, '-h');
+      expect(long.code).toBe('commander.helpDisplayed');
+      expect(short.out).toBe(long.out);
+      expect(long.err).toBe('');
+      expect(long.out).toMatch(new RegExp(`^Usage: deploy-sts ${path.join(' ')} `));
+      expect(long.out).toMatch(/\nExamples?:\n {2}\$ deploy-sts /);
+      if (long.out.includes('--data-dir')) expect(long.out.replace(/\s+/g, ' ')).toContain('(env DEPLOY_STS_DATA_DIR; default: .data)');
       if (path.join(' ') === 'serve') {
         for (const o of OPTION_NAMES) {
           const flag = `--${o.toLowerCase().replaceAll('_', '-')}`;
-          const line = long.stdout.split('\n').findIndex((l) => l.trimStart().startsWith(flag));
+          const line = long.out.split('\n').findIndex((l) => l.trimStart().startsWith(flag));
           expect(line, flag).toBeGreaterThan(-1);
           // The description may wrap: the flag's entry runs until the next flag.
-          const entry = long.stdout.split('\n').slice(line).join('\n').split(/\n {2}--/)[0]!;
+          const entry = long.out.split('\n').slice(line).join('\n').split(/\n {2}--/)[0]!;
           expect(entry.replace(/\s+/g, ' '), flag).toContain(`env DEPLOY_STS_${o}`);
         }
       }
     });
   }
+
+  it('is what the installed command prints, with exit status 0, for --help and -h', async () => {
+    const long = await cli(['serve', '--help']);
+    expect(long.code).toBe(0);
+    expect(long.stdout).toBe((await helpOf(['serve'])).out);
+    const short = await cli(['policy', 'explain', '-h']);
+    expect(short.code).toBe(0);
+    expect(short.stdout).toBe((await helpOf(['policy', 'explain'])).out);
+  });
 });
 
 describe('the conventions', () => {
