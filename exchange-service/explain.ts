@@ -18,6 +18,7 @@ import { checkPolicyPath } from './policy/load.js';
 import { evaluate } from './policy/match.js';
 import { PolicyLoadError, type Decision, type PolicySet } from './policy/types.js';
 import type { StoredAudit } from './storage/types.js';
+import { snakeCase } from './json-names.js';
 import { didYouMean } from './suggest.js';
 
 export interface ExplainOptions {
@@ -281,7 +282,9 @@ export function formatExplanation(e: Explanation): string {
 
 export async function explainCommand(options: ExplainOptions, print: (text: string) => void): Promise<number> {
   const e = await explain(options);
-  if (options.json) print(JSON.stringify(e, (_k, v) => (typeof v === 'function' ? undefined : v), 2));
+  // snake_case field names, as the HTTP API; the claims keep GitHub's own names (repo_property_<name> included).
+  const { claims, ...rest } = e;
+  if (options.json) print(JSON.stringify({ ...(snakeCase(rest) as object), claims }, null, 2));
   else print(formatExplanation(e));
   // Claims given as JSON have nothing to verify; a token or an audit record must have verified.
   return (e.verified || e.source === 'claims') && e.decision.granted ? 0 : 1;

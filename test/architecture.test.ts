@@ -17,7 +17,7 @@ const SERVICE = join(ROOT, 'exchange-service');
  */
 const LAYERS: readonly (readonly string[])[] = [
   // Foundations: the closed sets of reasons and errors, clocks, counters, "did you mean", where the package is, PID files. (shared/ — the wire contract — is below all.)
-  ['denial', 'errors', 'time', 'rate-limit', 'suggest', 'package-root', 'pid-file'],
+  ['denial', 'errors', 'time', 'rate-limit', 'suggest', 'package-root', 'pid-file', 'json-names'],
   // GitHub's tokens, the policy engine, what is kept, our token and its keys, and what reads the environment.
   ['oidc', 'policy', 'storage', 'access-token', 'keys', 'metrics', 'dev-issuer', 'config'],
   // The RFC 8693 protocol: request, response, audit record.

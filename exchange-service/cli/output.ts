@@ -1,4 +1,5 @@
 /** What the CLI prints: lines on stdout, JSON with the HTTP API's snake_case names, tables with a header row. */
+import { snakeCase } from '../json-names.js';
 
 export function print(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
@@ -6,17 +7,6 @@ export function print(text: string): void {
 
 export function warn(text: string): void {
   process.stderr.write(`deploy-sts: warning: ${text}\n`);
-}
-
-const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-
-/** A value with every object key in snake_case (`expiresAt` → `expires_at`), as the HTTP API and the logs name them. */
-export function snakeCase(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(snakeCase);
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value as Record<string, unknown>).filter(([, v]) => typeof v !== 'function').map(([k, v]) => [snake(k), snakeCase(v)]));
-  }
-  return value;
 }
 
 export function printJson(value: unknown): void {

@@ -104,3 +104,17 @@ describe('policy explain --audit-id', () => {
     expect(r.stderr).toContain('no audit record 999999');
   });
 });
+
+describe('policy explain --json', () => {
+  it('names fields in snake_case, as the HTTP API, and keeps the claims as GitHub names them', async () => {
+    const input = JSON.stringify({ ...actionClaims, ref: 'refs/heads/main', repo_property_deployTier: 'gold' });
+    const r = await cli(['policy', 'explain', '--site', 'docs', '--claims', '-', '--policies', EXAMPLE_POLICIES, '--json'], {}, { input });
+    const parsed = JSON.parse(r.stdout) as { decision: { granted: boolean; rule: Record<string, unknown> }; unavailable_claims: string[]; claims: Record<string, string> };
+    expect(parsed.decision.granted).toBe(true);
+    expect(parsed.decision.rule).toHaveProperty('max_ttl', 600);
+    expect(parsed.unavailable_claims).toEqual([]);
+    expect(parsed.claims.repo_property_deployTier).toBe('gold');
+    const keys = JSON.stringify({ ...parsed, claims: {} }).match(/"([A-Za-z_]+)":/g)!;
+    expect(keys.filter((k) => /[A-Z]/.test(k))).toEqual([]);
+  });
+});
