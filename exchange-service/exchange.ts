@@ -11,6 +11,7 @@ import { isTrustedEvent } from './oidc/claims.js';
 import { ACCESS_TOKEN_TYPE, parseTokenRequest } from './http/token-request.js';
 import { evaluate } from './policy/match.js';
 import { resolveScope } from './policy/permissions.js';
+import { gatewayAudience } from './policy/upstream.js';
 import type { Context, PolicySet } from './policy/types.js';
 import type { AuditRecord, Storage } from './storage/types.js';
 
@@ -164,7 +165,8 @@ async function decide(
   }
   const minted = await mintAccessToken(key, {
     issuer: deps.issuer,
-    audience: decision.tokenAudience ?? deps.tokenAudience,
+    // A site deployed through the gateway: its tokens are for the gateway alone.
+    audience: decision.upstream?.netlify ? gatewayAudience(deps.issuer, 'netlify') : (decision.tokenAudience ?? deps.tokenAudience),
     site: request.site,
     org: decision.org,
     scope: scope.scope,
