@@ -10,6 +10,7 @@ import { explainCommand } from './explain.js';
 import { KeyRing, RETIRED_KEY_GRACE_SECONDS } from './keys/key-ring.js';
 import { checkPolicies } from './policy/load.js';
 import { PolicyLoadError } from './policy/types.js';
+import { CredentialsUsageError, credentialsCommand } from './credentials/command.js';
 import { startService } from './service.js';
 import { openStorage } from './storage/open.js';
 import { parseTime } from './time.js';
@@ -25,7 +26,10 @@ Usage:
   deploy-sts tokens revoke <jti>
   deploy-sts audit [--site S] [--since T] [--limit N] [--json]
   deploy-sts keys rotate
-  (tokens, audit and keys use DEPLOY_STS_DATABASE_URL when set, else the SQLite data directory)
+  deploy-sts credentials set NAME            (the secret on standard input, never as an argument)
+  deploy-sts credentials list [--json]
+  deploy-sts credentials remove NAME
+  (tokens, audit, keys and credentials use DEPLOY_STS_DATABASE_URL when set, else the SQLite data directory)
   deploy-sts dev token [--claim k=v ...] [--audience A]
 
 Every option also reads DEPLOY_STS_<NAME> (e.g. --data-dir ↔ DEPLOY_STS_DATA_DIR). See README.md.`;
@@ -212,6 +216,26 @@ async function keys(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   }
 }
 
+async function credentials(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const [verb, ...rest] = args;
+  if (rest.some((a) => /^--?(secret|token|password|value)(=|$)/i.test(a))) {
+    throw new UsageError('credentials take the secret on standard input only, never as an argument (it would stay in shell history and be visible in ps): printf %s "$TOKEN" | deploy-sts credentials set NAME');
+  }
+  const { values, positionals } = parse(rest, { json: { type: 'boolean' }, 'data-dir': { type: 'string' } }, true);
+  try {
+    return await credentialsCommand(verb, positionals, Boolean(values.json), {
+      stdin: process.stdin,
+      stderr: process.stderr,
+      print,
+      kekFile: env.DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE || undefined,
+      storage: async () => (await storageFor(values['data-dir'], env)).storage,
+    });
+  } catch (error) {
+    if (error instanceof CredentialsUsageError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
 async function dev(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const [verb, ...rest] = args;
   if (verb !== 'token') throw new UsageError(`unknown command: dev ${verb ?? ''}`.trim());
@@ -243,6 +267,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return await keys(rest, env);
       case 'dev':
         return await dev(rest, env);
+      case 'credentials':
+        return await credentials(rest, env);
       case undefined:
       case 'help':
       case '--help':

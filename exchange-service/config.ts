@@ -93,7 +93,7 @@ export interface Config {
   synchronous: 'NORMAL' | 'FULL';
   /** PostgreSQL shared by replicas; undefined = SQLite in the data directory. Holds a password: never print it. */
   databaseUrl: string | undefined;
-  /** File of 32 random bytes (base64 or hex) sealing the signing keys kept in PostgreSQL. */
+  /** File of 32 random bytes (base64 or hex) sealing stored platform credentials and the signing keys kept in PostgreSQL. */
   keyEncryptionKeyFile: string | undefined;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
@@ -141,9 +141,6 @@ export function loadConfig(
   }
   if (c.JWKS_FILE && c.ISSUER.length !== 1) {
     problems.push('DEPLOY_STS_JWKS_FILE holds the keys of one issuer: set exactly one DEPLOY_STS_ISSUER with it');
-  }
-  if (c.KEY_ENCRYPTION_KEY_FILE && !c.DATABASE_URL) {
-    problems.push('DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE seals the signing keys kept in PostgreSQL: it needs DEPLOY_STS_DATABASE_URL (with SQLite the keys are 0600 files in the data directory)');
   }
   if (problems.length) throw new ConfigError(problems);
   return {

@@ -4,6 +4,7 @@
  * The same tables and meaning as the SQLite schema, plus `signing_keys`: with PostgreSQL the replicas share their keys.
  */
 import type { Pool, PoolClient } from 'pg';
+import { PG_GATEWAY_MIGRATION } from './pg-gateway.js';
 
 /** Advisory locks are (namespace, id) pairs; the namespace is "DSTS" so other applications' locks never collide. */
 export const LOCK_NAMESPACE = 0x44535453;
@@ -43,6 +44,8 @@ export const MIGRATIONS: string[] = [
      encryption TEXT NOT NULL CHECK (encryption IN ('none', 'aes-256-gcm')),
      created_at BIGINT NOT NULL, retired_at BIGINT);
    CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys ((retired_at IS NULL)) WHERE retired_at IS NULL;`,
+  // 2: the deploy gateway's credentials, deploys and audit log (pg-gateway.ts)
+  PG_GATEWAY_MIGRATION,
 ];
 
 /** Run `work` in a transaction on one connection; roll back (and discard a broken connection) on any error. */

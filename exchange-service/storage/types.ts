@@ -1,4 +1,5 @@
 import type { Context } from '../policy/types.js';
+import type { GatewayStorage } from './gateway-types.js';
 
 export type AuditResult = 'granted' | 'denied';
 
@@ -90,4 +91,6 @@ export interface Storage {
   /** Cheap liveness probe for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;
+  /** The deploy gateway's credentials, deploys and audit log (storage/gateway-types.ts). */
+  readonly gateway: GatewayStorage;
 }
