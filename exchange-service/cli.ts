@@ -11,6 +11,7 @@ import { KeyRing, RETIRED_KEY_GRACE_SECONDS } from './keys/key-ring.js';
 import { checkPolicies } from './policy/load.js';
 import { PolicyLoadError } from './policy/types.js';
 import { CredentialsUsageError, credentialsCommand } from './credentials/command.js';
+import { gatewayLine, mergeAudit } from './gateway/audit-view.js';
 import { startService } from './service.js';
 import { openStorage } from './storage/open.js';
 import { parseTime } from './time.js';
@@ -186,11 +187,17 @@ async function audit(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { storage } = await storageFor(values['data-dir'], env);
   try {
     const since = values.since === undefined ? undefined : parseTime(values.since as string, 'since');
-    const rows = await storage.listAudit({ site: values.site as string | undefined, since, limit });
+    const site = values.site as string | undefined;
+    // Token decisions and deploy-gateway calls, one list (gateway/audit-view.ts).
+    const rows = mergeAudit(await storage.listAudit({ site, since, limit }), await storage.gateway.listGatewayAudit({ site, since, limit }), limit);
     if (values.json) print(JSON.stringify(rows, null, 2));
     else if (rows.length === 0) print('no audit records');
     else {
       for (const r of rows) {
+        if (r.kind === 'gateway') {
+          print(gatewayLine(r));
+          continue;
+        }
         print(`${new Date(r.time * 1000).toISOString()}  ${r.result.padEnd(7)} ${(r.site ?? '-').padEnd(16)} ${(r.rule ?? '-').padEnd(14)} ${(r.repository ?? '-').padEnd(20)} ${(r.eventName ?? '-').padEnd(20)} ${r.reason}${r.result === 'denied' ? `: ${r.detail}` : ''}`);
       }
     }

@@ -3,6 +3,7 @@
  * A bad value is a start-up error naming the variable, the value's problem and the fix.
  */
 import { z } from 'zod';
+import { GATEWAY_OPTIONS, gatewayConfigFrom, type GatewayConfig } from './gateway/config.js';
 import { GITHUB_ISSUER, isLoopbackHost, issuerProblem, normaliseIssuer } from './oidc/issuers.js';
 import { isPostgresUrl, redactDatabaseUrl } from './storage/database-url.js';
 
@@ -63,6 +64,8 @@ const schema = z.object({
     .optional(),
   KEY_ENCRYPTION_KEY_FILE: z.string().trim().min(1).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  // The deploy gateway (gateway/config.ts).
+  ...GATEWAY_OPTIONS,
 });
 
 export type RawConfig = z.input<typeof schema>;
@@ -96,6 +99,8 @@ export interface Config {
   /** File of 32 random bytes (base64 or hex) sealing stored platform credentials and the signing keys kept in PostgreSQL. */
   keyEncryptionKeyFile: string | undefined;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** The deploy gateway: upstream API URLs and per-request limits. */
+  gateway: GatewayConfig;
 }
 
 export class ConfigError extends Error {
@@ -163,6 +168,7 @@ export function loadConfig(
     databaseUrl: c.DATABASE_URL,
     keyEncryptionKeyFile: c.KEY_ENCRYPTION_KEY_FILE,
     logLevel: c.LOG_LEVEL,
+    gateway: gatewayConfigFrom(c),
   };
 }
 
@@ -182,5 +188,7 @@ export function describeConfig(c: Config, publicUrl: string, audience: string): 
     trust_proxy: c.trustProxy,
     rate_limits: `${c.rateLimitIp}/min per IP, ${c.rateLimitRepository}/min per repository`,
     watch_policies: c.watchPolicies,
+    netlify_api_url: c.gateway.netlifyApiUrl,
+    gateway_limits: `${c.gateway.maxBodyBytes} bytes per request body, ${c.gateway.maxJsonBytes} bytes per JSON body, ${c.gateway.timeoutMs / 1000} s per request`,
   };
 }
