@@ -121,6 +121,12 @@ describe('what netlify deploy needs is forwarded', () => {
     expect(r).toMatchObject({ status: 403, reason: 'preview_functions' });
     expect(r.message).toContain('functions_in_previews: true');
     expect(refused(plan('PUT', `/deploys/${DEPLOY}/edge_functions/${SHA256}`, preview)).reason).toBe('preview_functions');
+    // Edge functions, framework config and database migrations also travel as files under .netlify/.
+    const edge = `/deploys/${DEPLOY}/files/.netlify/internal/edge-functions/bundle.eszip`;
+    expect(refused(plan('PUT', edge, preview))).toMatchObject({ status: 403, reason: 'preview_functions' });
+    expect(forwarded(plan('PUT', edge, preview, withFunctions)).route).toBe('deploy.upload-file');
+    expect(forwarded(plan('PUT', edge, production)).route).toBe('deploy.upload-file');
+    expect(forwarded(plan('PUT', `/deploys/${DEPLOY}/files/netlify-logo.svg`, preview)).route).toBe('deploy.upload-file');
     expect(forwarded(plan('PUT', `/deploys/${DEPLOY}/edge_functions/${SHA256}`)).route).toBe('deploy.upload-edge-function');
     expect(forwarded(plan('PUT', `/deploys/${DEPLOY}/server/${SHA256}`)).route).toBe('deploy.upload-server');
   });
@@ -369,6 +375,19 @@ describe('deploy bodies', () => {
       expect(rewriteUpdateDeploy({ ...cliBody, server: { x: {} } }, previewRules)).toMatchObject({ ok: false, reason: 'preview_functions' });
       const env = [{ key: 'A', value: 'b', is_secret: false, scopes: ['functions'] }];
       expect(rewriteUpdateDeploy({ ...cliBody, environment: env }, previewRules)).toMatchObject({ ok: false, reason: 'preview_functions' });
+      for (const [path, kind] of [
+        ['.netlify/internal/edge-functions/manifest.json', 'edge functions'],
+        ['.netlify/internal/db/migrations/0001_init.sql', 'database migrations'],
+        ['.netlify/deploy-config/deploy-config.json', 'framework deploy configuration'],
+        ['.netlify/other/x.json', 'Netlify-internal files'],
+      ] as const) {
+        const body = { ...cliBody, files: { ...cliBody.files, [path]: SHA1 } };
+        const r = rewriteUpdateDeploy(body, previewRules);
+        expect(r, path).toMatchObject({ ok: false, reason: 'preview_functions' });
+        if (!r.ok) expect(r.message).toContain(`deploy-sts refused ${kind}`);
+        expect(rewriteUpdateDeploy(body, { ...previewRules, functionsInPreviews: true })).toMatchObject({ ok: true });
+        expect(rewriteUpdateDeploy(body, productionRules)).toMatchObject({ ok: true });
+      }
       // Empty maps are no functions.
       expect(rewriteUpdateDeploy({ ...cliBody, functions: {}, edge_functions: {}, function_schedules: [] }, previewRules)).toMatchObject({ ok: true });
     });

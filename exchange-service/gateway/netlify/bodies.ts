@@ -75,6 +75,21 @@ export function deployPathProblem(path: string): string | undefined {
 }
 
 /**
+ * Files under `.netlify/` are not static content: the CLI ships edge function bundles
+ * (`.netlify/internal/edge-functions/`), framework deploy configuration (`.netlify/deploy-config/`) and database
+ * migrations (`.netlify/internal/db/migrations/`) as deploy files, and Netlify acts on them. For previews they count
+ * as code, like functions.
+ */
+export function internalFileKind(path: string): string | undefined {
+  const p = path.replace(/^\/+/, '');
+  if (!p.startsWith('.netlify/')) return undefined;
+  if (p.startsWith('.netlify/internal/edge-functions/')) return 'edge functions';
+  if (p.startsWith('.netlify/internal/db/')) return 'database migrations';
+  if (p.startsWith('.netlify/deploy-config/')) return 'framework deploy configuration';
+  return `Netlify-internal files (${shown(p)})`;
+}
+
+/**
  * createSiteDeploy (`POST /sites/{site_id}/deploys`). The CLI sends `{draft, branch?, include_upload_url, deploy_source}`.
  */
 export function rewriteCreateDeploy(body: unknown, rules: BodyRules): BodyResult {
@@ -151,6 +166,8 @@ export function rewriteUpdateDeploy(body: unknown, rules: BodyRules): BodyResult
           const problem = deployPathProblem(path);
           if (problem) return invalid(problem);
           if (typeof sha !== 'string' || !SHA1_DIGEST.test(sha)) return invalid(`files[${shown(path)}] must be a lower-case SHA-1 hex digest`);
+          const internal = internalFileKind(path);
+          if (internal) runsCode.push(internal);
         }
         out.files = value;
         break;

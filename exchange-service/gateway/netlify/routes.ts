@@ -30,6 +30,7 @@ import type { Answer, Forward, GatewayRequest, Plan, Refusal } from '../platform
 import {
   deployAnswer,
   deployPathProblem,
+  internalFileKind,
   rewriteCreateDeploy,
   rewriteUpdateDeploy,
   siteAnswer,
@@ -405,6 +406,15 @@ export function planNetlifyRequest(request: GatewayRequest, token: NetlifyToken,
       const filePath = segments.slice(3).join('/');
       const problem = deployPathProblem(filePath);
       if (problem) return refusal('refused', 400, 'invalid_path', `deploy-sts refused ${ctx.what}: ${problem}`);
+      const internal = internalFileKind(filePath);
+      if (internal && token.context === 'preview' && !binding.functionsInPreviews) {
+        return refusal(
+          'deploy.upload-file',
+          403,
+          'preview_functions',
+          `deploy-sts refused uploading ${internal} to a preview deploy of ${siteLabel(rules)}: preview code would run with the site's environment variables; deploy previews without them, or set upstream.netlify.functions_in_previews: true in the site's policy`,
+        );
+      }
       const query = checkQuery(ctx, request.query, { size: DIGITS });
       if (!(query instanceof URLSearchParams)) return query;
       const scope = needScope(ctx, 'deploy.upload-file', WRITE);
