@@ -228,7 +228,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
         throw new Stop(400, 'bad_json', `deploy-sts refused ${plan.route}: the body is not valid JSON`);
       }
       const rewritten = plan.rewrite ? plan.rewrite(parsed) : { ok: true as const, body: parsed };
-      if (!rewritten.ok) throw new Stop(403, 'body_refused', rewritten.message);
+      if (!rewritten.ok) throw new Stop(rewritten.status ?? 403, rewritten.reason ?? 'body_refused', rewritten.message);
       body = Buffer.from(JSON.stringify(rewritten.body));
       headers['content-type'] = 'application/json';
       headers['content-length'] = body.length;

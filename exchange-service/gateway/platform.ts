@@ -30,7 +30,9 @@ export interface GatewayRequest {
 }
 
 /** How a body the gateway parses is rewritten before it goes upstream. */
-export type JsonRewrite = (body: unknown) => { ok: true; body: unknown } | { ok: false; message: string };
+export type JsonRewrite = (
+  body: unknown,
+) => { ok: true; body: unknown } | { ok: false; message: string; /** audit reason (default body_refused) */ reason?: string; /** default 403 */ status?: 400 | 403 };
 
 export interface Forward {
   kind: 'forward';

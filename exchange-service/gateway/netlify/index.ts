@@ -23,7 +23,7 @@ export function netlifyPlatform(upstreamBase: string): GatewayPlatform {
     upstreamBase,
     binding: netlifyBinding,
     plan: (request, token, binding) =>
-      planNetlifyRequest(request, token, { upstreamSiteId: binding.upstreamSiteId, functionsInPreviews: binding.options.functionsInPreviews === true }),
+      planNetlifyRequest(request, token, { site: binding.site, upstreamSiteId: binding.upstreamSiteId, functionsInPreviews: binding.options.functionsInPreviews === true }),
     authorization: (secret) => `Bearer ${secret}`,
     errorBody: (status, message) => ({ code: status, message }),
     createdDeployId(body) {
