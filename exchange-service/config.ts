@@ -3,8 +3,8 @@
  * A bad value is a start-up error naming the variable, the value's problem and the fix.
  */
 import { z } from 'zod';
-import { GATEWAY_OPTIONS, gatewayConfigFrom, type GatewayConfig } from './gateway/config.js';
-import { GITHUB_ISSUER, isLoopbackHost, issuerProblem, normaliseIssuer } from './oidc/issuers.js';
+import { isLoopbackHost } from '../shared/wire.js';
+import { GITHUB_ISSUER, issuerProblem, normaliseIssuer } from './oidc/issuers.js';
 import { isPostgresUrl, redactDatabaseUrl } from './storage/database-url.js';
 
 export const DEV_DEFAULTS = {
@@ -28,6 +28,40 @@ const url = (what: string) =>
     .trim()
     .refine((v) => URL.canParse(v), `must be an absolute URL (${what})`)
     .transform((v) => (v.endsWith('/') ? v.slice(0, -1) : v));
+
+export const NETLIFY_API_DEFAULT = 'https://api.netlify.com/api/v1';
+
+/** A gateway upstream API base: https, or http on loopback only (tests and local stand-ins). No query, no fragment. */
+export function upstreamBaseProblem(value: string): string | undefined {
+  if (!URL.canParse(value)) return 'must be an absolute URL, e.g. https://api.netlify.com/api/v1';
+  const u = new URL(value);
+  if (u.username || u.password) return 'must not hold credentials (the gateway sends the stored credential itself)';
+  if (u.search || u.hash) return 'must not have a query or a fragment';
+  if (u.protocol === 'https:') return undefined;
+  if (u.protocol === 'http:' && isLoopbackHost(u.hostname)) return undefined;
+  return 'must use https:// (http:// is accepted only for loopback addresses)';
+}
+
+const upstreamBase = z
+  .string()
+  .trim()
+  .superRefine((v, ctx) => {
+    const problem = upstreamBaseProblem(v);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .transform((v) => v.replace(/\/+$/, ''));
+
+/** The deploy gateway's settings. */
+export interface GatewayConfig {
+  /** DEPLOY_STS_NETLIFY_API_URL */
+  netlifyApiUrl: string;
+  /** Largest request body streamed through (one uploaded file), bytes. */
+  maxBodyBytes: number;
+  /** Largest JSON body parsed and rewritten (deploy create/update with its file digests), and JSON answer inspected. */
+  maxJsonBytes: number;
+  /** Longest one gateway request may take, upload and answer included. */
+  timeoutMs: number;
+}
 
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
@@ -64,8 +98,11 @@ const schema = z.object({
     .optional(),
   KEY_ENCRYPTION_KEY_FILE: z.string().trim().min(1).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
-  // The deploy gateway (gateway/config.ts).
-  ...GATEWAY_OPTIONS,
+  // The deploy gateway (gateway/): where each platform's API is, and the per-request limits.
+  NETLIFY_API_URL: upstreamBase.default(NETLIFY_API_DEFAULT),
+  GATEWAY_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
+  GATEWAY_MAX_JSON_BYTES: z.coerce.number().int().min(1024).max(256 * 1024 * 1024).default(16 * 1024 * 1024),
+  GATEWAY_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(24 * 3600).default(600),
 });
 
 export type RawConfig = z.input<typeof schema>;
@@ -110,17 +147,21 @@ export class ConfigError extends Error {
   }
 }
 
-/** Build the configuration from flags (already named as the env suffix, e.g. `PORT`) over the environment. */
-export function loadConfig(
-  env: Record<string, string | undefined>,
-  flags: Record<string, string | undefined> = {},
-  devDefaults = false,
-): Config {
+type Env = Record<string, string | undefined>;
+type Flags = Record<string, string | undefined>;
+type OptionName = keyof typeof schema.shape;
+type Options<K extends OptionName> = { [P in K]: z.output<typeof schema>[P] };
+
+/**
+ * Read and validate some options of the one schema: each from its flag (named as the env suffix, e.g. `PORT`), else
+ * `DEPLOY_STS_<NAME>`, else `fallback`. Every verb reads its options through here, so a value means the same
+ * everywhere and a bad one is refused the same way.
+ */
+function loadOptions<K extends OptionName>(names: readonly K[], env: Env, flags: Flags, fallback: Partial<Record<OptionName, string>> = {}): Options<K> {
   const raw: Record<string, string | undefined> = {};
-  for (const key of Object.keys(schema.shape)) {
-    raw[key] = flags[key] ?? env[`DEPLOY_STS_${key}`] ?? (devDefaults ? (DEV_DEFAULTS as Record<string, string>)[key] : undefined);
-  }
-  const parsed = schema.safeParse(raw);
+  for (const key of names) raw[key] = flags[key] ?? env[`DEPLOY_STS_${key}`] ?? fallback[key];
+  const picked = schema.pick(Object.fromEntries(names.map((n) => [n, true])) as Partial<Record<OptionName, true>>);
+  const parsed = picked.safeParse(raw);
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((i) => {
@@ -129,7 +170,42 @@ export function loadConfig(
       }),
     );
   }
-  const c = parsed.data;
+  return parsed.data as unknown as Options<K>;
+}
+
+/** The storage every verb opens: `tokens`, `audit` and `keys` use exactly what `serve` uses. */
+export interface StorageOptions {
+  dataDir: string;
+  synchronous: 'NORMAL' | 'FULL';
+  databaseUrl: string | undefined;
+  keyEncryptionKeyFile: string | undefined;
+}
+
+export function loadStorageConfig(env: Env, flags: Flags = {}): StorageOptions {
+  const c = loadOptions(['DATA_DIR', 'SYNCHRONOUS', 'DATABASE_URL', 'KEY_ENCRYPTION_KEY_FILE'], env, flags);
+  return { dataDir: c.DATA_DIR, synchronous: c.SYNCHRONOUS, databaseUrl: c.DATABASE_URL, keyEncryptionKeyFile: c.KEY_ENCRYPTION_KEY_FILE };
+}
+
+/** Where the policies are, for the verbs that only read them (`policy check`, `policy explain`): default `policies`. */
+export function loadPoliciesDir(env: Env, flags: Flags = {}): string {
+  return loadOptions(['POLICIES'], env, flags, { POLICIES: 'policies' }).POLICIES;
+}
+
+/** What `policy explain` verifies a token against: the issuers and audience `serve` would trust, and the data dir. */
+export function loadVerifierConfig(env: Env, flags: Flags = {}): { issuers: string[]; audience: string | undefined; dataDir: string } {
+  const c = loadOptions(['ISSUER', 'AUDIENCE', 'PUBLIC_URL', 'DATA_DIR'], env, flags);
+  return { issuers: c.ISSUER, audience: c.AUDIENCE ?? c.PUBLIC_URL, dataDir: c.DATA_DIR };
+}
+
+/** What `dev token` signs for: the audience `serve --dev-defaults` expects (its URL), and the data dir of its key. */
+export function loadDevTokenConfig(env: Env, flags: Flags = {}): { audience: string; dataDir: string } {
+  const c = loadOptions(['AUDIENCE', 'PUBLIC_URL', 'DATA_DIR'], env, flags);
+  return { audience: c.AUDIENCE ?? c.PUBLIC_URL ?? `http://${DEV_DEFAULTS.HOST}:${DEV_DEFAULTS.PORT}`, dataDir: c.DATA_DIR };
+}
+
+/** Build the configuration from flags (already named as the env suffix, e.g. `PORT`) over the environment. */
+export function loadConfig(env: Env, flags: Flags = {}, devDefaults = false): Config {
+  const c = loadOptions(OPTION_NAMES, env, flags, devDefaults ? DEV_DEFAULTS : {});
   const problems: string[] = [];
   const publicHost = c.PUBLIC_URL ? new URL(c.PUBLIC_URL).hostname : undefined;
   if (!isLoopbackHost(c.HOST) && !c.PUBLIC_URL) {
@@ -168,7 +244,7 @@ export function loadConfig(
     databaseUrl: c.DATABASE_URL,
     keyEncryptionKeyFile: c.KEY_ENCRYPTION_KEY_FILE,
     logLevel: c.LOG_LEVEL,
-    gateway: gatewayConfigFrom(c),
+    gateway: { netlifyApiUrl: c.NETLIFY_API_URL, maxBodyBytes: c.GATEWAY_MAX_BODY_BYTES, maxJsonBytes: c.GATEWAY_MAX_JSON_BYTES, timeoutMs: c.GATEWAY_TIMEOUT_SECONDS * 1000 },
   };
 }
 

@@ -1,7 +1,7 @@
-/** What a credential name may be: it appears in policy files, CLI arguments, logs and error messages. */
-export const CREDENTIAL_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+/** Credential names: the rule is the policy format's (policy/upstream.ts), where names are written. */
+import { CREDENTIAL_NAME, CREDENTIAL_NAME_RULE } from '../policy/upstream.js';
 
-export const CREDENTIAL_NAME_RULE = 'lower-case letters, digits, ".", "_" and "-", starting with a letter or digit, at most 64 characters (e.g. netlify-acme)';
+export { CREDENTIAL_NAME, CREDENTIAL_NAME_RULE };
 
 /** Why `name` is not a credential name, or undefined when it is one. */
 export function credentialNameProblem(name: string): string | undefined {

@@ -3,7 +3,10 @@
  * (slug → platform site id, credential name) is reviewed in git; the credential itself lives in the credential store.
  */
 import { z } from 'zod';
-import { CREDENTIAL_NAME, CREDENTIAL_NAME_RULE } from '../credentials/name.js';
+
+/** What a credential name may be: it appears in policy files, CLI arguments, logs and error messages. */
+export const CREDENTIAL_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+export const CREDENTIAL_NAME_RULE = 'lower-case letters, digits, ".", "_" and "-", starting with a letter or digit, at most 64 characters (e.g. netlify-acme)';
 
 /** A Netlify site id (API id), a UUID. */
 export const NETLIFY_SITE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -8,12 +8,12 @@
  * Keys come from the issuer's RFC 8414 metadata (`jwks_uri`), cached; refusals are DeployTokenError with a stable
  * `code` and the HTTP `status` to answer. The deploy gateway uses the same checks with the service's own key ring.
  */
-import { DeployTokenError } from './errors.js';
+import { DeployTokenError } from '../access-token/errors.js';
 import { issuerKeys, type IssuerKeysOptions } from './issuer-keys.js';
 import { verifyDeployToken, type Requirement } from './token.js';
 import type { DeployTokenClaims } from './claims.js';
 
-export { DEPLOY_TOKEN_ERROR_CODES, DeployTokenError, type DeployTokenErrorCode } from './errors.js';
+export { DEPLOY_TOKEN_ERROR_CODES, DeployTokenError, type DeployTokenErrorCode } from '../access-token/errors.js';
 export { hasScope, type DeployContext, type DeployTokenClaims } from './claims.js';
 export { verifyDeployToken, type Requirement, type VerifyOptions } from './token.js';
 export { issuerKeys, type IssuerKeys, type IssuerKeysOptions } from './issuer-keys.js';

@@ -5,7 +5,7 @@
  * are kept. Every fetch is bounded in time and size, and follows no redirects.
  */
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { DeployTokenError } from './errors.js';
+import { DeployTokenError } from '../access-token/errors.js';
 
 export interface IssuerKeysOptions {
   /** How long fetched keys are used before a refetch (default 300 s). */

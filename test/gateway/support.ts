@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import { credentialStore } from '../../exchange-service/credentials/store.js';
 import { readKeyEncryptionKey } from '../../exchange-service/keys/key-encryption.js';
-import { mintAccessToken } from '../../exchange-service/mint.js';
+import { mintAccessToken } from '../../exchange-service/access-token/mint.js';
 import { docsSite, toYaml } from '../policy/fixtures.js';
 import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
 import { startNetlifyStandin, type NetlifyStandin, type StandinSite } from '../helpers/netlify/standin.js';

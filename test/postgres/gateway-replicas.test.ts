@@ -11,7 +11,7 @@ import { credentialStore } from '../../exchange-service/credentials/store.js';
 import { readKeyEncryptionKey } from '../../exchange-service/keys/key-encryption.js';
 import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
 import { startNetlifyStandin, type NetlifyStandin, type StandinSite } from '../helpers/netlify/standin.js';
-import { SKIP_POSTGRES, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { SKIP_POSTGRES, startPostgres, type TestPostgres } from '../../testing/postgres.js';
 import { exchangeToken, startService, tempDir, type TestService } from '../helpers/service.js';
 import { docsSite, toYaml } from '../policy/fixtures.js';
 import { NO_RATE_LIMITS } from '../security/support.js';
