@@ -187,8 +187,13 @@ function checkSite(ctx: Ctx, id: string): NetlifyRefusal | undefined {
   if (id === ctx.binding.upstreamSiteId) return undefined;
   if (!SITE_ID.test(id)) {
     if (/^[0-9A-Fa-f-]{36}$/.test(id)) return refusal('refused', 400, 'invalid_id', `deploy-sts refused ${ctx.what}: site ids are lower-case UUIDs`);
-    // The CLI tries the --site value as an id before looking it up by name; answer as Netlify does for a name.
-    return refusal('site.not-found', 404, 'site_by_name', 'Not Found');
+    // The CLI tries the --site value as an id before looking it up by name; answer 404 as Netlify does for a name.
+    return refusal(
+      'site.not-found',
+      404,
+      'site_by_name',
+      `Not Found: through deploy-sts a site is named by its Netlify site id (this token deploys ${siteLabel(ctx.rules)}); netlify deploy --no-build --site <name> then finds it by name`,
+    );
   }
   return refusal(
     'refused',
@@ -256,7 +261,8 @@ export function planNetlifyRequest(request: GatewayRequest, token: NetlifyToken,
     if (siteProblem) return siteProblem;
     if (n === 2) {
       if (method === 'DELETE') return notAllowed(ctx, 'deleteSite', 'a deploy token never deletes a site');
-      if (method !== 'GET') return notAllowed(ctx, 'updateSite', "a deploy token never changes a site's settings");
+      if (method === 'PATCH' || method === 'PUT') return notAllowed(ctx, 'updateSite', "a deploy token never changes a site's settings");
+      if (method !== 'GET') return notAllowed(ctx, '', DEPLOY_ONLY);
       const query = checkQuery(ctx, request.query, { feature_flags: SHORT });
       if (!(query instanceof URLSearchParams)) return query;
       const scope = needScope(ctx, 'site.get', READ);
