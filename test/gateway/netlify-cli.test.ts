@@ -3,12 +3,13 @@
  * gateway and a real deploy-sts token as NETLIFY_AUTH_TOKEN, against the real service and the Netlify stand-in.
  * Every refusal is checked against the stand-in's record: what was refused never reached "Netlify".
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeSiteDir, runNetlify, type NetlifyRun, type SiteDir } from '../helpers/netlify/cli.js';
-import { postForm } from '../helpers/service.js';
+import { ROOT, postForm } from '../helpers/service.js';
 import { CREDENTIAL, reached, startGatewayWorld, type GatewayWorld } from './support.js';
 
 const CLI_TIMEOUT = 120_000;
@@ -183,6 +184,20 @@ describe('the audit log', () => {
     expect(create!.tokenJti).toMatch(/^[0-9a-f-]{36}$/);
     expect(rows.some((r) => r.result === 'refused' && r.context === 'preview')).toBe(true);
     expect(rows.some((r) => r.reason === 'revoked')).toBe(true);
+  });
+
+  it('is what `deploy-sts audit --site docs` shows, with the token decisions', async () => {
+    const result = spawnSync(process.execPath, [join(ROOT, 'build', 'exchange-service', 'cli.js'), 'audit', '--site', 'docs', '--limit', '500', '--json'], {
+      env: { PATH: process.env.PATH ?? '', DEPLOY_STS_DATA_DIR: world.svc.dataDir },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(result.status, result.stderr).toBe(0);
+    const entries = JSON.parse(result.stdout) as { kind: string; route?: string; result: string }[];
+    expect(entries.some((e) => e.kind === 'gateway' && e.route === 'deploy.create' && e.result === 'forwarded')).toBe(true);
+    expect(entries.some((e) => e.kind === 'gateway' && e.result === 'refused')).toBe(true);
+    expect(entries.some((e) => e.kind === 'token' && e.result === 'granted')).toBe(true);
+    expect(result.stdout).not.toContain(world.standin.token);
   });
 });
 
