@@ -141,8 +141,16 @@ export interface NetlifyStandin {
   /** The answer a client would get for the deploy (the documented `deploy` shape). */
   deployJson(deploy: StandinDeploy): Record<string, unknown>;
   siteJson(site: StandinSite): Record<string, unknown>;
+  /**
+   * Answer the next requests yourself (tests of what a client of this API must survive: extra headers, redirects,
+   * stalls). The request is recorded first; return true when you answered it, false to let the stand-in answer.
+   * `undefined` removes the override.
+   */
+  intercept(handler: Intercept | undefined): void;
   close(): Promise<void>;
 }
+
+export type Intercept = (req: IncomingMessage, res: ServerResponse, record: RecordedRequest) => boolean;
 
 class HttpError extends Error {
   constructor(
@@ -163,6 +171,7 @@ export async function startNetlifyStandin(options: { token?: string } = {}): Pro
   /** Digests already uploaded (any deploy, any site): Netlify does not ask for content it has. */
   const stored = new Set<string>();
   let origin = '';
+  let intercepted: Intercept | undefined;
 
   const account = { id: '5f1c0f3e8a1b2c3d4e5f6a7b', name: 'Acme', slug: 'acme', type: 'team' };
 
@@ -620,6 +629,7 @@ export async function startNetlifyStandin(options: { token?: string } = {}): Pro
       status: 0,
     };
     requests.push(record);
+    if (intercepted?.(req, res, record)) return;
     handle(req, res, record).catch((error: unknown) => {
       const status = error instanceof HttpError ? error.status : 500;
       const message = error instanceof Error ? error.message : String(error);
@@ -664,6 +674,9 @@ export async function startNetlifyStandin(options: { token?: string } = {}): Pro
     },
     deployJson,
     siteJson,
+    intercept(handler) {
+      intercepted = handler;
+    },
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
