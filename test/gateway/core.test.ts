@@ -237,6 +237,69 @@ describe('the gateway core', () => {
   });
 });
 
+describe('restoring an earlier deploy', () => {
+  let world: GatewayWorld;
+  beforeAll(async () => {
+    world = await startGatewayWorld();
+  });
+  afterAll(async () => {
+    await world?.stop();
+  });
+
+  /** A production deploy through the gateway, uploaded and published. */
+  async function publish(token: string, content: string): Promise<string> {
+    const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const data = Buffer.from(content);
+    const created = await request(world.svc.url, 'POST', `${API}/sites/${world.docs.id}/deploys`, auth, Buffer.from(JSON.stringify({ draft: false })));
+    expect(created.status, created.text).toBe(200);
+    const id = created.json().id as string;
+    const files = JSON.stringify({ files: { 'index.html': sha1(data) } });
+    expect((await request(world.svc.url, 'PUT', `${API}/sites/${world.docs.id}/deploys/${id}`, auth, Buffer.from(files))).status).toBe(200);
+    const upload = await request(world.svc.url, 'PUT', `${API}/deploys/${id}/files/index.html`, {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/octet-stream',
+      'content-length': data.length,
+    }, data);
+    expect(upload.status, upload.text).toBe(200);
+    expect(world.standin.published(world.docs.id)?.id).toBe(id);
+    return id;
+  }
+
+  it('a production token restores a deploy the gateway saw it create; previews and unknown deploys are refused before Netlify', async () => {
+    const production = await world.token('production');
+    const first = await publish(production, '<h1>first</h1>');
+    const second = await publish(await world.token('production'), '<h1>second</h1>');
+    expect(world.standin.published(world.docs.id)?.id).toBe(second);
+
+    const restore = (token: string, id: string) =>
+      request(world.svc.url, 'POST', `${API}/sites/${world.docs.id}/deploys/${id}/restore`, { authorization: `Bearer ${token}` });
+    const restored = await restore(production, first);
+    expect(restored.status, restored.text).toBe(201);
+    expect(restored.json()).toMatchObject({ id: first, state: 'ready' });
+    expect(world.standin.published(world.docs.id)?.id).toBe(first);
+
+    const before = world.standin.requests.length;
+    const byPreview = await restore(await world.token('preview'), second);
+    expect(byPreview.status).toBe(403);
+    expect(byPreview.json().message).toContain('restoring publishes to production');
+
+    // A deploy made on Netlify directly (not through the gateway) cannot be named by a deploy token.
+    const direct = await fetch(`${world.standin.apiUrl}/sites/${world.docs.id}/deploys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${world.standin.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ draft: false }),
+    });
+    const directId = ((await direct.json()) as { id: string }).id;
+    const afterDirect = world.standin.requests.length;
+    const unknown = await restore(production, directId);
+    expect(unknown.status).toBe(404);
+    expect(unknown.json().message).toContain('not created through deploy-sts');
+    expect(world.standin.requests.length).toBe(afterDirect);
+    expect(world.standin.requests.slice(before, afterDirect - 1)).toEqual([]);
+    expect(world.standin.published(world.docs.id)?.id).toBe(first);
+  });
+});
+
 describe('time limit (DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS=1)', () => {
   let world: GatewayWorld;
   beforeAll(async () => {
