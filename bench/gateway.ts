@@ -6,6 +6,8 @@
  *    send the digests, upload every file (UPLOAD_CONCURRENCY at a time, keep-alive), poll it ready.
  * 2. Memory: the service's RSS (from /proc) sampled while one 200 MB file streams through the gateway.
  * Every file's content is unique per deploy, so the stand-in never skips an upload it has already seen.
+ * BENCH_GATEWAY_SMOKE=1 (with BENCH_GATEWAY_SMOKE_FILES=N) runs a small version to check the section works;
+ * BENCH_PROFILE=<dir> writes a V8 CPU profile of the service.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -19,9 +21,11 @@ import { BENCH_AUDIENCE, githubShapedClaims, newIssuerKey, privateKeyOf, signRs2
 import { ROOT, startService, type Server } from './processes.js';
 import { median, round } from './stats.js';
 
-const FILES = 1000;
+/** BENCH_GATEWAY_SMOKE=1: a small run that only checks the section works (20 files, an 8 MB file). */
+const SMOKE = process.env.BENCH_GATEWAY_SMOKE === '1';
+const FILES = SMOKE ? Number(process.env.BENCH_GATEWAY_SMOKE_FILES ?? 20) : 1000;
 const FILE_BYTES = 100 * 1024;
-const BIG_FILE_BYTES = 200 * 1024 * 1024;
+const BIG_FILE_BYTES = (SMOKE ? 8 : 200) * 1024 * 1024;
 const UPLOAD_CONCURRENCY = 8;
 const ROUNDS = 3;
 const CHUNK = 1024 * 1024;
@@ -37,6 +41,8 @@ export interface GatewayBenchResult {
   medianGatewayMBps: number;
   /** Median gateway throughput over median direct throughput. */
   ratio: number;
+  /** CPU seconds the service spent on each gateway deploy (steadier than throughput on a busy machine). */
+  serviceCpuSecondsPerDeploy: number[];
   bigFileMB: number;
   bigFileSeconds: number;
   rssBeforeMB: number;
@@ -183,16 +189,19 @@ export async function benchGateway(log: (line: string) => void = () => undefined
       env: { PATH: process.env.PATH, DEPLOY_STS_DATA_DIR: dataDir, ...env },
       stdio: ['pipe', 'ignore', 'ignore'],
     });
-    service = await startService({ issuer: issuer.url, audience: BENCH_AUDIENCE, policies, dataDir, keyEncryptionKeyFile: kek, env });
+    service = await startService({ issuer: issuer.url, audience: BENCH_AUDIENCE, policies, dataDir, keyEncryptionKeyFile: kek, env, ...(process.env.BENCH_PROFILE ? { cpuProfileDir: process.env.BENCH_PROFILE } : {}) });
     const direct: Target = { base: standin.apiUrl, authorization: `Bearer ${standin.token}` };
     const gateway: Target = { base: `${service.url}/gateway/netlify/api/v1`, authorization: `Bearer ${await productionToken(issuer, service, 'docs')}` };
 
     const base = randomBytes(FILE_BYTES);
     const directMBps: number[] = [];
     const gatewayMBps: number[] = [];
+    const serviceCpu: number[] = [];
     for (let round_ = 0; round_ < ROUNDS; round_++) {
       directMBps.push(await deploy(direct, site.id, base, `direct-${round_}`));
+      const cpuBefore = service.cpuSeconds();
       gatewayMBps.push(await deploy(gateway, site.id, base, `gateway-${round_}`));
+      serviceCpu.push(service.cpuSeconds() - cpuBefore);
       log(`gateway: round ${round_ + 1}: direct ${round(directMBps.at(-1)!, 1)} MB/s, through the gateway ${round(gatewayMBps.at(-1)!, 1)} MB/s`);
     }
 
@@ -234,6 +243,7 @@ export async function benchGateway(log: (line: string) => void = () => undefined
       medianDirectMBps: round(medianDirect, 1),
       medianGatewayMBps: round(medianGateway, 1),
       ratio: round(ratio, 3),
+      serviceCpuSecondsPerDeploy: serviceCpu.map((v) => round(v, 2)),
       bigFileMB: BIG_FILE_BYTES / (1024 * 1024),
       bigFileSeconds: round(bigFileSeconds, 2),
       rssBeforeMB: round(rssBefore / (1024 * 1024), 1),
@@ -258,6 +268,7 @@ export function gatewayReport(r: GatewayBenchResult): string {
     `\n8. Netlify deploy gateway: ${r.files} files / ${r.totalMB} MB per deploy, ${UPLOAD_CONCURRENCY} uploads at a time, ${r.rounds} rounds alternating`,
     `   straight to the stand-in: ${r.directMBps.join(', ')} MB/s (median ${r.medianDirectMBps})`,
     `   through the gateway:      ${r.gatewayMBps.join(', ')} MB/s (median ${r.medianGatewayMBps}) = ${round(r.ratio * 100, 1)}% of direct`,
+    `   service CPU per gateway deploy: ${r.serviceCpuSecondsPerDeploy.join(', ')} s (${round((median(r.serviceCpuSecondsPerDeploy) * 1e6) / r.files, 0)} µs per file request)`,
     `   one ${r.bigFileMB} MB file through the gateway in ${r.bigFileSeconds} s: service RSS ${r.rssBeforeMB} -> peak ${r.rssPeakMB} MB (growth ${r.rssGrowthMB} MB)`,
   ].join('\n');
 }

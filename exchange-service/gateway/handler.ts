@@ -19,7 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import type { CredentialStore } from '../credentials/store.js';
 import { CredentialError, setCommand } from '../credentials/store.js';
 import type { PolicySet } from '../policy/types.js';
-import type { GatewayAuditRecord, GatewayStorage } from '../storage/gateway-types.js';
+import type { GatewayAuditRecord, GatewayDeploy, GatewayStorage } from '../storage/gateway-types.js';
 import { checkScope, type DeployTokenClaims } from '../verify/claims.js';
 import { DeployTokenError } from '../access-token/errors.js';
 import { bearerToken } from '../verify/index.js';
@@ -77,6 +77,17 @@ class Stop extends Error {
   }
 }
 
+/** A small map that forgets its oldest entries past `max` (insertion order). */
+class Bounded<K, V> extends Map<K, V> {
+  constructor(private readonly max: number) {
+    super();
+  }
+  override set(key: K, value: V): this {
+    if (this.size >= this.max && !this.has(key)) this.delete(this.keys().next().value as K);
+    return super.set(key, value);
+  }
+}
+
 const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 64 }), https: new https.Agent({ keepAlive: true, maxSockets: 64 }) };
 const TOUCH_EVERY_SECONDS = 60;
 
@@ -104,6 +115,11 @@ function sendJson(res: ServerResponse, status: number, body: unknown, extra: Rec
 export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const platforms = new Map(deps.platforms.map((p) => [p.name, p]));
   const touched = new Map<string, number>();
+  // A deploy's upload is hundreds of requests with one token and one deploy id. The signature of a token already
+  // verified here is not checked again until it expires (its revocation still is, every request), and a recorded
+  // deploy never changes, so a found record is kept.
+  const verified = new Bounded<string, DeployTokenClaims>(1000);
+  const deploys = new Bounded<string, GatewayDeploy>(10_000);
 
   const audit = (req: IncomingMessage, call: CallRecord, status: number, started: number) => {
     const record: GatewayAuditRecord = {
@@ -132,6 +148,9 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
 
   async function verify(req: IncomingMessage, platform: GatewayPlatform): Promise<DeployTokenClaims> {
     let claims: DeployTokenClaims;
+    const presented = req.headers.authorization ?? '';
+    const known = verified.get(`${platform.name} ${presented}`);
+    if (known && known.exp > deps.now()) return known;
     try {
       claims = await verifyDeployToken(bearerToken(req.headers.authorization), {
         issuer: deps.issuer,
@@ -145,6 +164,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       }
       throw error;
     }
+    verified.set(`${platform.name} ${presented}`, claims);
     return claims;
   }
 
@@ -160,9 +180,10 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
 
   async function checkDeploy(plan: Forward, claims: DeployTokenClaims, binding: GatewayBinding, platform: GatewayPlatform): Promise<void> {
     if (plan.deployId === undefined || plan.deployCheck === 'site') return;
-    let deploy;
+    let deploy = deploys.get(`${platform.name} ${plan.deployId}`);
     try {
-      deploy = await deps.storage.findDeploy(platform.name, plan.deployId);
+      deploy ??= await deps.storage.findDeploy(platform.name, plan.deployId);
+      if (deploy) deploys.set(`${platform.name} ${plan.deployId}`, deploy);
     } catch {
       throw new Stop(503, 'storage_unavailable', 'deploy-sts cannot read its deploy records right now; retry in a moment');
     }
