@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeSiteDir, runNetlify, type NetlifyRun, type SiteDir } from '../helpers/netlify/cli.js';
+import { makeSiteDir, refusedHosts, runNetlify, type NetlifyRun, type SiteDir } from '../helpers/netlify/cli.js';
 import { ROOT, postForm } from '../helpers/service.js';
 import { CREDENTIAL, reached, startGatewayWorld, type GatewayWorld } from './support.js';
 
@@ -198,6 +198,13 @@ describe('the audit log', () => {
     expect(entries.some((e) => e.kind === 'gateway' && e.result === 'refused')).toBe(true);
     expect(entries.some((e) => e.kind === 'token' && e.result === 'granted')).toBe(true);
     expect(result.stdout).not.toContain(world.standin.token);
+  });
+});
+
+describe('the network', () => {
+  it('is loopback only: the one outside host the CLI tries (api.netlifysdk.com, for its extension API) is refused at once', () => {
+    // A new outside host here is a decision to make, not a test to update blindly.
+    expect([...new Set(seen.flatMap(refusedHosts))]).toEqual(['api.netlifysdk.com']);
   });
 });
 

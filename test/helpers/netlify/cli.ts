@@ -12,9 +12,17 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const ROOT = resolve(import.meta.dirname, '..', '..', '..');
 export const NETLIFY_BIN = join(ROOT, 'node_modules', 'netlify-cli', 'bin', 'run.js');
+/** Preloaded into the CLI: outside names never resolve (testing/loopback-only.mjs). */
+export const LOOPBACK_GUARD = join(ROOT, 'testing', 'loopback-only.mjs');
+
+/** Outside hosts the CLI tried and the loopback guard refused, in order of first attempt. */
+export function refusedHosts(output: string): string[] {
+  return [...new Set([...output.matchAll(/loopback-guard: refused (\S+)/g)].map((m) => m[1]!))];
+}
 
 export interface RunNetlifyOptions {
   /** NETLIFY_API_URL, e.g. the stand-in's apiUrl or `<service>/gateway/netlify/api/v1`. */
@@ -62,10 +70,12 @@ export async function runNetlify(args: readonly string[], options: RunNetlifyOpt
     FORCE_COLOR: '0',
     NETLIFY_API_URL: options.apiUrl,
     NETLIFY_AUTH_TOKEN: options.token,
+    // Node processes the CLI starts (bundlers, build plugins) are guarded too.
+    NODE_OPTIONS: `--import=${pathToFileURL(LOOPBACK_GUARD).href}`,
     ...options.env,
   };
   const started = Date.now();
-  const child = spawn(process.execPath, [NETLIFY_BIN, ...args], {
+  const child = spawn(process.execPath, ['--import', pathToFileURL(LOOPBACK_GUARD).href, NETLIFY_BIN, ...args], {
     cwd: options.cwd,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
