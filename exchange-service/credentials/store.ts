@@ -57,6 +57,9 @@ export interface CredentialStore {
 }
 
 export function credentialStore(storage: GatewayStorage, kek: Buffer | undefined, now = () => Math.floor(Date.now() / 1000)): CredentialStore {
+  // The row is read on every use (a removal or replacement takes effect at once); opening the same sealed value
+  // again gives the same secret, so the last opening per name is kept rather than decrypted per request.
+  const opened = new Map<string, { sealed: string; secret: string }>();
   return {
     sealed: kek !== undefined,
     async set(name, secret) {
@@ -84,11 +87,14 @@ export function credentialStore(storage: GatewayStorage, kek: Buffer | undefined
       if (!kek) {
         throw new CredentialError('sealed_without_key', `credential ${JSON.stringify(name)} is sealed but ${KEK_VARIABLE} is not set on this replica`);
       }
-      const opened = unseal(kek, context(name), stored.secret);
-      if (opened === undefined) {
+      const last = opened.get(name);
+      if (last?.sealed === stored.secret) return last.secret;
+      const secret = unseal(kek, context(name), stored.secret);
+      if (secret === undefined) {
         throw new CredentialError('undecryptable', `credential ${JSON.stringify(name)} cannot be decrypted with ${KEK_VARIABLE}: it was sealed with another key (or the row was altered); store it again with ${setCommand(name)}`);
       }
-      return opened;
+      opened.set(name, { sealed: stored.secret, secret });
+      return secret;
     },
   };
 }

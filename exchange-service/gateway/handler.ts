@@ -24,7 +24,7 @@ import { checkScope, type DeployTokenClaims } from '../verify/claims.js';
 import { DeployTokenError } from '../access-token/errors.js';
 import { bearerToken } from '../verify/index.js';
 import { verifyDeployToken } from '../verify/token.js';
-import { Meter, TooLarge, readBounded } from './bounded.js';
+import { TooLarge, readBounded } from './bounded.js';
 import { clientIp } from './client-ip.js';
 import type { GatewayConfig } from '../config.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
@@ -276,12 +276,13 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     });
     const sent = (async () => {
       if (plan.body === 'stream') {
-        const meter = new Meter(deps.config.maxBodyBytes);
-        try {
-          await pipeline(req, meter, upstream);
-        } finally {
-          call.bytesIn = meter.bytes;
-        }
+        // Counted as it passes (no extra stream in the path); past the limit the request is stopped.
+        const limit = deps.config.maxBodyBytes;
+        req.on('data', (chunk: Buffer) => {
+          call.bytesIn += chunk.length;
+          if (call.bytesIn > limit) req.destroy(new TooLarge(limit));
+        });
+        await pipeline(req, upstream);
       } else {
         call.bytesIn = body?.length ?? 0;
         upstream.end(body);
@@ -354,12 +355,10 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     }
 
     res.writeHead(status, outHeaders);
-    const meter = new Meter();
-    try {
-      await pipeline(response, meter, res);
-    } finally {
-      call.bytesOut = meter.bytes;
-    }
+    response.on('data', (chunk: Buffer) => {
+      call.bytesOut += chunk.length;
+    });
+    await pipeline(response, res);
     return status;
   }
 
