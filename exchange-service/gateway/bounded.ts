@@ -1,23 +1,10 @@
-/** Streams with limits: count bytes and stop at a maximum; read a small body whole. */
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+/** Bodies with limits: read a small body whole, and the error for one past its limit. */
+import type { Readable } from 'node:stream';
 
 export class TooLarge extends Error {
   constructor(readonly limit: number) {
     super(`the body is larger than ${limit} bytes`);
     this.name = 'TooLarge';
-  }
-}
-
-/** Passes bytes through, counting them; fails with TooLarge past `limit`. */
-export class Meter extends Transform {
-  bytes = 0;
-  constructor(private readonly limit = Number.POSITIVE_INFINITY) {
-    super();
-  }
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    this.bytes += chunk.length;
-    if (this.bytes > this.limit) return done(new TooLarge(this.limit));
-    done(null, chunk);
   }
 }
 
