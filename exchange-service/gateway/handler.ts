@@ -90,6 +90,7 @@ class Bounded<K, V> extends Map<K, V> {
 
 const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 64 }), https: new https.Agent({ keepAlive: true, maxSockets: 64 }) };
 const TOUCH_EVERY_SECONDS = 60;
+const AUDIT_ATTEMPTS = 3;
 
 function contentType(req: IncomingMessage): string {
   return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -121,22 +122,39 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   const verified = new Bounded<string, DeployTokenClaims>(1000);
   const deploys = new Bounded<string, GatewayDeploy>(10_000);
 
-  const audit = (req: IncomingMessage, call: CallRecord, status: number, started: number) => {
+  /** Resolves once the row is written (or its failure logged); never rejects. */
+  const audit = (req: IncomingMessage, call: CallRecord, status: number, started: number): Promise<void> => {
     const record: GatewayAuditRecord = {
       time: deps.now(), platform: call.platform, site: call.site, tokenJti: call.tokenJti, context: call.context,
       method: req.method ?? 'GET', route: call.route, deployId: call.deployId, result: call.result, reason: call.reason,
       status, upstreamStatus: call.upstreamStatus, bytesIn: call.bytesIn, bytesOut: call.bytesOut,
       clientIp: clientIp(req, deps.trustProxy), detail: call.detail.slice(0, 1000),
     };
-    deps.storage.appendGatewayAudit(record).catch((error: Error) => {
-      deps.log('error', 'gateway audit write failed', { event: 'gateway_audit_failed', error: error.message });
-    });
+    // A busy database (a pool wait, a statement timeout) must not lose the row: three tries, then an error line.
+    const written = (async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await deps.storage.appendGatewayAudit(record);
+          return;
+        } catch (error) {
+          if (attempt === AUDIT_ATTEMPTS) {
+            deps.log('error', 'gateway audit write failed', {
+              event: 'gateway_audit_failed', error: (error as Error).message, site: record.site, token_jti: record.tokenJti,
+              method: record.method, route: record.route, deploy_id: record.deployId, status: record.status,
+            });
+            return;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+        }
+      }
+    })();
     deps.log(status >= 500 ? 'error' : call.result === 'refused' ? 'warn' : 'info', 'gateway', {
       event: 'gateway', platform: call.platform, site: call.site, token_jti: call.tokenJti, context: call.context,
       method: record.method, route: call.route, deploy_id: call.deployId, result: call.result, reason: call.reason,
       status, upstream_status: call.upstreamStatus, bytes_in: call.bytesIn, bytes_out: call.bytesOut,
       ms: Math.round((performance.now() - started) * 10) / 10, client_ip: record.clientIp,
     });
+    return written;
   };
 
   const touch = (name: string) => {
@@ -438,6 +456,15 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
             res.destroy();
             return stop.status;
           }
+          if (call.result === 'refused') {
+            // A refusal is in the audit log before its answer leaves (what was forwarded is audited once it is done).
+            call.bytesOut = Buffer.byteLength(JSON.stringify(body));
+            return audit(req, call, stop.status, started).then(() => {
+              sendJson(res, stop.status, body, unread ? { connection: 'close' } : {});
+              if (unread) req.resume();
+              return -1;
+            });
+          }
           call.bytesOut = sendJson(res, stop.status, body, unread ? { connection: 'close' } : {});
           if (unread) req.resume();
           return stop.status;
@@ -445,7 +472,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       )
       .then((status) => {
         clearTimeout(timer);
-        audit(req, call, status, started);
+        if (status !== -1) void audit(req, call, status, started);
       });
   };
 }

@@ -98,11 +98,13 @@ describe.skipIf(SKIP_POSTGRES)('the deploy gateway on replicas sharing PostgreSQ
     expect(standin.deploys.get(deployId)).toMatchObject({ draft: true, context: 'deploy-preview' });
     expect(standin.published(site.id)).toBeUndefined();
 
-    // One audit log: the create from replica 0, the upload from replica 1, seen from either.
-    const rows = await replicas[1]!.service.storage.gateway.listGatewayAudit({ site: 'docs' });
-    expect(rows.filter((r) => r.deployId === deployId).map((r) => r.route).sort()).toEqual(
-      ['deploy.create', 'deploy.get-by-id', 'deploy.update', 'deploy.upload-file'].sort(),
-    );
+    // One audit log: the create from replica 0, the upload from replica 1, seen from either. A call's audit row is
+    // written once its answer has gone, so the last one may still be on its way: wait for it (bounded).
+    const routes = async () =>
+      (await replicas[1]!.service.storage.gateway.listGatewayAudit({ site: 'docs' })).filter((r) => r.deployId === deployId).map((r) => r.route).sort();
+    const expected = ['deploy.create', 'deploy.get-by-id', 'deploy.update', 'deploy.upload-file'].sort();
+    for (let i = 0; i < 50 && JSON.stringify(await routes()) !== JSON.stringify(expected); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await routes()).toEqual(expected);
     const credentials = await replicas[1]!.service.storage.gateway.listCredentials();
     expect(credentials).toMatchObject([{ name: 'netlify-acme', encryption: 'aes-256-gcm' }]);
     expect(credentials[0]!.lastUsedAt).not.toBeNull();
