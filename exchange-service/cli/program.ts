@@ -9,6 +9,7 @@ import { ConfigError } from '../config.js';
 import { VERSION } from '../package-root.js';
 import { PolicyLoadError } from '../policy/types.js';
 import { UsageError, type CliContext } from './context.js';
+import { credentialsCommands, refuseSecretArguments } from './credentials.js';
 import { devCommands } from './dev.js';
 import { unknownVariableWarnings } from './env-check.js';
 import { warn } from './output.js';
@@ -64,6 +65,7 @@ export function buildProgram(ctx: CliContext, output: ProgramOutput = STANDARD_O
   serveCommand(program, ctx);
   policyCommand(program, ctx);
   recordsCommands(program, ctx);
+  credentialsCommands(program, ctx);
   devCommands(program, ctx);
 
   // Every command: help with its options, errors as exit statuses, and no process.exit of commander's own.
@@ -106,6 +108,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return 2;
   }
   try {
+    refuseSecretArguments(argv);
     await program.parseAsync(argv, { from: 'user' });
     return code;
   } catch (error) {

@@ -81,7 +81,7 @@ export function recordsCommands(program: Command, ctx: CliContext): void {
 
   program
     .command('audit')
-    .description('the audit log, newest first: every decision, granted and denied, with its reason')
+    .description('the audit log, newest first: every token decision, granted and denied, with its reason, and every deploy-gateway call (ids gw-N)')
     .addOption(option('--site <slug>', 'only decisions for this site'))
     .addOption(option('--since <time>', 'only decisions since (ISO date, unix seconds, or 30m / 12h / 7d ago)'))
     .addOption(option('--limit <n>', 'at most this many records', { default: '100' }))
@@ -94,14 +94,20 @@ export function recordsCommands(program: Command, ctx: CliContext): void {
         if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit must be a positive whole number, got ${JSON.stringify(flags.limit)}`);
         const since = flags.since === undefined ? undefined : parseTime(flags.since, 'since');
         return withStorage(flags.dataDir, ctx.env, async ({ storage }) => {
-          const rows = await storage.listAudit({ site: flags.site, since, limit });
+          // Token decisions and deploy-gateway calls, one list (gateway/audit-view.ts).
+          const { mergeAudit, gatewayOutcome } = await import('../gateway/audit-view.js');
+          const rows = mergeAudit(await storage.listAudit({ site: flags.site, since, limit }), await storage.gateway.listGatewayAudit({ site: flags.site, since, limit }), limit);
           if (flags.json) printJson(rows);
           else if (rows.length === 0) print('no audit records');
           else {
             print(
               table(
                 ['ID', 'TIME', 'RESULT', 'SITE', 'RULE', 'REPOSITORY', 'EVENT', 'REASON'],
-                rows.map((r) => [String(r.id), iso(r.time), r.result, r.site ?? '-', r.rule ?? '-', r.repository ?? '-', r.eventName ?? '-', `${r.reason}${r.result === 'denied' ? `: ${r.detail}` : ''}`]),
+                rows.map((r) =>
+                  r.kind === 'gateway'
+                    ? [`gw-${r.id}`, iso(r.time), r.result, r.site ?? '-', r.context ?? '-', '-', `${r.method} ${r.route}${r.deployId ? ` deploy ${r.deployId}` : ''}`, gatewayOutcome(r)]
+                    : [String(r.id), iso(r.time), r.result, r.site ?? '-', r.rule ?? '-', r.repository ?? '-', r.eventName ?? '-', `${r.reason}${r.result === 'denied' ? `: ${r.detail}` : ''}`],
+                ),
               ),
             );
           }

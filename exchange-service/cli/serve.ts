@@ -28,6 +28,10 @@ export const SERVE_OPTION_HELP: Record<OptionName, { value: string; description:
   DATABASE_URL: { value: 'url', description: 'postgres://USER:PASSWORD@HOST:5432/DB: keep all state in PostgreSQL, shared by replicas', default: 'SQLite in the data directory' },
   KEY_ENCRYPTION_KEY_FILE: { value: 'file', description: 'with PostgreSQL: file of 32 random bytes sealing the signing keys' },
   LOG_LEVEL: { value: 'level', description: 'debug, info, warn, error or silent (JSON lines on stdout)', default: 'info' },
+  NETLIFY_API_URL: { value: 'url', description: 'where the Netlify deploy gateway forwards (https:// only, except loopback; no redirect followed)', default: 'https://api.netlify.com/api/v1' },
+  GATEWAY_MAX_BODY_BYTES: { value: 'n', description: 'largest request body the gateway streams through (one uploaded file); larger: 413', default: '1073741824 (1 GiB)' },
+  GATEWAY_MAX_JSON_BYTES: { value: 'n', description: 'largest JSON body the gateway parses and rewrites, and JSON answer it inspects', default: '16777216 (16 MiB)' },
+  GATEWAY_TIMEOUT_SECONDS: { value: 'n', description: 'longest one gateway request may take, upload and answer included; then 504', default: '600' },
   PID_FILE: { value: 'file', description: 'write the PID here once listening (atomically), remove it on exit', default: 'none; DATA_DIR/deploy-sts.pid with --dev-defaults' },
 };
 

@@ -51,7 +51,7 @@ describe('--help', () => {
 
   it('covers every verb', () => {
     expect(all.map((v) => v.join(' '))).toEqual(
-      expect.arrayContaining(['serve', 'policy', 'policy check', 'policy explain', 'tokens', 'tokens list', 'tokens revoke', 'audit', 'keys', 'keys rotate', 'dev', 'dev token']),
+      expect.arrayContaining(['serve', 'policy', 'policy check', 'policy explain', 'tokens', 'tokens list', 'tokens revoke', 'audit', 'keys', 'keys rotate', 'dev', 'dev token', 'credentials', 'credentials set', 'credentials list', 'credentials remove']),
     );
   });
 
@@ -63,7 +63,7 @@ describe('--help', () => {
       expect(short.out).toBe(long.out);
       expect(long.err).toBe('');
       expect(long.out).toMatch(new RegExp(`^Usage: deploy-sts ${path.join(' ')} `));
-      expect(long.out).toMatch(/\nExamples?:\n {2}\$ deploy-sts /);
+      expect(long.out).toMatch(/\nExamples?:\n {2}\$ .*deploy-sts /);
       if (long.out.includes('--data-dir')) expect(long.out.replace(/\s+/g, ' ')).toContain('(env DEPLOY_STS_DATA_DIR; default: .data)');
       if (path.join(' ') === 'serve') {
         for (const o of OPTION_NAMES) {
@@ -104,7 +104,7 @@ describe('the conventions', () => {
   it('deploy-sts alone prints the verbs (exit 2)', async () => {
     const r = await cli([]);
     expect(r.code).toBe(2);
-    for (const verb of ['serve', 'policy', 'tokens', 'audit', 'keys', 'dev']) expect(r.stderr).toContain(`  ${verb}`);
+    for (const verb of ['serve', 'policy', 'tokens', 'audit', 'keys', 'credentials', 'dev']) expect(r.stderr).toContain(`  ${verb}`);
   });
 
   it('an unknown verb or flag is a usage error with the closest one', async () => {

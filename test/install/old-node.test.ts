@@ -35,6 +35,7 @@ const VERBS: string[][] = [
   ['audit'],
   ['keys', 'rotate'],
   ['dev', 'token'],
+  ['credentials', 'list'],
   ['--version'],
   ['--help'],
   [],
