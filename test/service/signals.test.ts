@@ -61,7 +61,8 @@ async function stopAndCheck(service: Serving, pid: number, pidFile: string): Pro
   expect(service.stdout()).toContain('"event":"shutdown"');
 }
 
-describe('npm start', () => {
+// npm starts npm (and `npm start` builds first): generous bounds for a loaded machine.
+describe('npm start', { timeout: 120_000 }, () => {
   it('prints the PID of the serving process, reloads with the README command, and stops on SIGTERM to npm', async () => {
     const [devCommand] = readmeReloadCommands();
     expect(devCommand).toBe('kill -HUP "$(cat .data/deploy-sts.pid)"');
@@ -79,7 +80,7 @@ describe('npm start', () => {
   });
 });
 
-describe('npm run deploy-sts -- serve --pid-file', () => {
+describe('npm run deploy-sts -- serve --pid-file', { timeout: 120_000 }, () => {
   it('writes the PID file, reloads with the README command, and stops on SIGTERM to npm', async () => {
     const pidCommand = readmeReloadCommands().find((c) => c.includes('/run/deploy-sts/deploy-sts.pid'));
     expect(pidCommand).toBe('kill -HUP "$(cat /run/deploy-sts/deploy-sts.pid)"');
