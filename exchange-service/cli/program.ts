@@ -73,7 +73,9 @@ export function buildProgram(ctx: CliContext, output: ProgramOutput = STANDARD_O
     command.exitOverride().configureOutput({
       writeOut: (text) => output.out(text),
       writeErr: (text) => output.err(text),
-      outputError: (text, write) => write(`deploy-sts: ${text.replace(/^error: /, '')}`),
+      // `unknown command: policy frobnicate`, naming the whole verb typed, as before commander.
+      outputError: (text, write) =>
+        write(`deploy-sts: ${text.replace(/^error: /, '').replace(/^unknown command '([^']*)'/, (_, word: string) => `unknown command: ${[...fullName(command).split(' ').slice(1), word].join(' ')}`)}`),
     });
     command.showSuggestionAfterError(true);
     for (const sub of command.commands) configure(sub);

@@ -110,7 +110,10 @@ describe('the conventions', () => {
   it('an unknown verb or flag is a usage error with the closest one', async () => {
     const verb = await cli(['polcy', 'check']);
     expect(verb.code).toBe(2);
-    expect(verb.stderr).toContain("deploy-sts: unknown command 'polcy'\n(Did you mean policy?)");
+    expect(verb.stderr).toContain('deploy-sts: unknown command: polcy\n(Did you mean policy?)');
+    const sub = await cli(['policy', 'chek']);
+    expect(sub.code).toBe(2);
+    expect(sub.stderr).toContain('deploy-sts: unknown command: policy chek\n(Did you mean check?)');
     const flag = await cli(['serve', '--prot', '80']);
     expect(flag.code).toBe(2);
     expect(flag.stderr).toContain("deploy-sts: unknown option '--prot'\n(Did you mean --port?)");
