@@ -33,6 +33,8 @@ export type ActionErrorCode =
   | 'internal_error';
 
 export const FORK_PREVIEWS_DOC = 'https://github.com/deploy-sts/deploy-sts#fork-previews';
+/** Every refusal of the exchange service, keyed by its error text: what it means, how to fix it. */
+export const TROUBLESHOOTING_DOC = 'https://github.com/deploy-sts/deploy-sts/blob/main/docs/troubleshooting.md';
 
 export class ActionError extends Error {
   constructor(
@@ -136,6 +138,7 @@ export function serviceRefused(refusal: ServiceRefusal): ActionError {
   const head = `The exchange service at ${refusal.url} refused a token for site "${site}" (HTTP ${status}).`;
   const details = [`${error}: ${description}`];
   if (claims) details.push('The GitHub OIDC token of this job carried:', ...formatClaims(claims));
+  details.push(`What this refusal means and how to fix it: ${TROUBLESHOOTING_DOC}`);
   const command = explainCommand(site, refusal.url, policyClaims);
   const explain = policyClaims
     ? `To see how each rule of the policy judges this run, run this where the service's policy files are (DEPLOY_STS_POLICIES, else ./policies):\n  ${command}`

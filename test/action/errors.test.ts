@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ActionError,
   FORK_PREVIEWS_DOC,
+  TROUBLESHOOTING_DOC,
   badResponse,
   missingIdToken,
   serviceRefused,
@@ -49,6 +50,8 @@ describe('denials', () => {
     expect(lines[1]).toBe('invalid_target: this repository may not deploy site "docs"');
     expect(lines).toContain('  event_name: push');
     expect(lines).toContain('  ref: (absent)');
+    expect(lines).toContain(`What this refusal means and how to fix it: ${TROUBLESHOOTING_DOC}`);
+    expect(TROUBLESHOOTING_DOC).toBe('https://github.com/deploy-sts/deploy-sts/blob/main/docs/troubleshooting.md');
     expect(lines.at(-2)).toMatch(/^Fix: Compare the claims above/);
     expect(lines.at(-1)).toBe('  deploy-sts policy explain --site docs --policies "${DEPLOY_STS_POLICIES:-policies}" --audience https://sts.example.com --token <file>');
   });
