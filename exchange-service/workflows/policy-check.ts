@@ -119,6 +119,7 @@ function checkRule(policy: PolicyFile, rule: Rule, ruleIndex: number, input: Pol
   for (const condition of pinConditions) {
     const pins = pinsOf(condition.patterns, input.repository, names);
     const local = pins.filter((p) => p.files !== undefined);
+    let pinMismatch = false;
     for (const pin of local) {
       // A single pattern written as a scalar: the walk stops at the scalar, which is the right place.
       const at = locate(['rules', ruleIndex, 'when', condition.claim, pin.index]);
@@ -130,6 +131,7 @@ function checkRule(policy: PolicyFile, rule: Rule, ruleIndex: number, input: Pol
         for (const file of pin.files!) {
           const events = effectiveEvents(file, input.workflows);
           if (![...events].some((e) => eventGlobs.some((g) => g.glob.test(e)))) {
+            pinMismatch = true;
             findings.push(findingOf(policyWorkflowEvents, { file: display, at, what: `${label}: ${condition.claim} ${pin.pattern} pins ${file}, which runs on ${[...events].join(', ') || 'no event'}, none of the rule's event_name ${eventCondition!.patterns.join(', ')}` }));
           }
         }
@@ -144,8 +146,9 @@ function checkRule(policy: PolicyFile, rule: Rule, ruleIndex: number, input: Pol
         }
       }
     }
-    // Every event the rule names must be run by some pinned file (when all pins are in this repository).
-    if (eventCondition && local.length === pins.length && local.some((p) => p.files!.length > 0)) {
+    // Every event the rule names must be run by some pinned file (when all pins are in this repository; once per
+    // condition: a pin already reported as running none of the events says it).
+    if (eventCondition && !pinMismatch && local.length === pins.length && local.some((p) => p.files!.length > 0)) {
       const covered = new Set(local.flatMap((p) => p.files!).flatMap((f) => [...effectiveEvents(f, input.workflows)]));
       eventGlobs.forEach((g, index) => {
         if ([...covered].some((e) => g.glob.test(e))) return;

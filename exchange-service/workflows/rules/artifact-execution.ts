@@ -2,7 +2,7 @@
  * DSTS102: a privileged job executes or sources files from a downloaded artifact. An artifact is whatever the job
  * that uploaded it produced — for fork previews, whatever the pull request's build produced: it is data, never code.
  */
-import type { Step } from '../model.js';
+import { viaAlias, type Step } from '../model.js';
 import type { Hit } from '../types.js';
 import { actionRef, jobLabel, matchPosition, scriptLines, stepLabel, usesAction, type JobContext, type WorkflowRule } from './rule.js';
 
@@ -62,7 +62,7 @@ export const artifactExecution: WorkflowRule = {
               hits.push({
                 file: ctx.workflow.file,
                 at: matchPosition(ctx.workflow, step.run, index, needle),
-                what: `${jobLabel(ctx)} ${ctx.privilege}, and ${stepLabel(step)} runs \`${line.text.trim()}\` on the artifact downloaded by ${stepLabel(d.step)} into ${d.dir === '' ? 'the workspace' : d.dir}`,
+                what: `${jobLabel(ctx)} ${ctx.privilege}, and ${stepLabel(step)} runs \`${line.text.trim()}\` on the artifact downloaded by ${stepLabel(d.step)} into ${d.dir === '' ? 'the workspace' : d.dir}${viaAlias(step.run)}`,
               });
               break;
             }

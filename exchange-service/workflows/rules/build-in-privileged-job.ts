@@ -2,6 +2,7 @@
  * DSTS103: a privileged job installs dependencies or runs a build. Every dependency's install script, every build
  * plugin and every test hook then runs with the right to mint deploy tokens.
  */
+import { viaAlias } from '../model.js';
 import type { Hit } from '../types.js';
 import { jobLabel, matchPosition, scriptLines, stepLabel, type JobContext, type WorkflowRule } from './rule.js';
 
@@ -56,7 +57,7 @@ export const buildInPrivilegedJob: WorkflowRule = {
         hits.push({
           file: ctx.workflow.file,
           at: matchPosition(ctx.workflow, run, index, command),
-          what: `${jobLabel(ctx)} ${ctx.privilege}, and ${stepLabel(step)} runs \`${line.text.trim()}\``,
+          what: `${jobLabel(ctx)} ${ctx.privilege}, and ${stepLabel(step)} runs \`${line.text.trim()}\`${viaAlias(run)}`,
         });
       }
     }
