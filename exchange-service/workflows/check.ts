@@ -178,6 +178,7 @@ export function checkParsedWorkflows(parsed: ParsedWorkflows, options: CheckOpti
     const { contexts, missing } = contextsOf(workflow, parsed.workflows, options);
     findings.push(...missing);
     if (!contexts.some((c) => c.privilege)) continue;
+    const reached = new Set(contexts.map((c) => c.workflow));
     for (const rule of WORKFLOW_RULES) {
       if (rule.checkJob) {
         for (const ctx of contexts) {
@@ -186,7 +187,6 @@ export function checkParsedWorkflows(parsed: ParsedWorkflows, options: CheckOpti
         }
       }
       if (rule.checkWorkflow) {
-        const reached = new Set(contexts.map((c) => c.workflow));
         for (const w of reached) {
           // A reusable workflow (only `on: workflow_call`) takes its permissions and events from its caller.
           if (w.triggers.every((t) => t.event === 'workflow_call')) continue;

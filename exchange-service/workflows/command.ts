@@ -6,11 +6,9 @@
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { checkPolicies } from '../policy/load.js';
-import { REPOSITORY } from '../policy/schema.js';
 import { PolicyLoadError } from '../policy/types.js';
 import { checkParsedWorkflows, localActionPaths, parseWorkflows, type WorkflowFile } from './check.js';
-import { crossCheckPolicies, type PolicySourceText } from './policy-check.js';
+import type { PolicySourceText } from './policy-check.js';
 import { exitCodeOf, jsonReport, textReport } from './report.js';
 import { workflowSyntax } from './rules/workflow-syntax.js';
 import { toSarif } from './sarif.js';
@@ -19,6 +17,7 @@ import { findingOf, sortFindings, type Finding } from './types.js';
 export const DEFAULT_WORKFLOWS_DIR = '.github/workflows';
 export const MAX_WORKFLOW_FILE_BYTES = 1024 * 1024;
 const WORKFLOW_FILE = /\.ya?ml$/i;
+
 
 /** A bad command line: the CLI prints it with the usage and exits 2. */
 export class WorkflowsUsageError extends Error {
@@ -100,6 +99,8 @@ async function localActionNames(root: string, paths: readonly string[]): Promise
 }
 
 async function policyFindings(options: Required<Pick<WorkflowsCheckOptions, 'policies' | 'repository'>>, checked: ReturnType<typeof checkParsedWorkflows>): Promise<Finding[]> {
+  const { checkPolicies } = await import('../policy/load.js');
+  const { crossCheckPolicies } = await import('./policy-check.js');
   const loaded = await checkPolicies(options.policies);
   if (!loaded.ok) throw new PolicyLoadError(loaded.problems);
   const texts = new Map<string, PolicySourceText>();
@@ -114,7 +115,8 @@ export async function workflowsCheck(options: WorkflowsCheckOptions, out: Output
   if ((options.policies === undefined) !== (options.repository === undefined)) {
     throw new WorkflowsUsageError('--policies and --repository go together: the policies directory, and the owner/name of the repository whose workflows these are');
   }
-  if (options.repository !== undefined && !REPOSITORY.test(options.repository)) {
+  // The policy modules (and zod with them) are loaded only for the cross-check, keeping the plain check's start-up light.
+  if (options.repository !== undefined && !(await import('../policy/schema.js')).REPOSITORY.test(options.repository)) {
     throw new WorkflowsUsageError(`--repository must be owner/name, e.g. acme/docs, got ${JSON.stringify(options.repository)}`);
   }
   if (options.sarif !== undefined && options.sarif.trim() === '') throw new WorkflowsUsageError('--sarif needs a file name, e.g. --sarif workflows.sarif');

@@ -88,11 +88,15 @@ interface Entry {
 function entries(source: Source, node: unknown): Entry[] {
   const map = resolveNode(source, node);
   if (!isMap(map)) return [];
-  return (map as YAMLMap).items.flatMap((pair: Pair) => {
+  const memo = source.memo.get(map) as Entry[] | undefined;
+  if (memo) return memo;
+  const list = (map as YAMLMap).items.flatMap((pair: Pair) => {
     const key = resolveNode(source, pair.key);
     if (!isScalar(key)) return [];
     return [{ key: String(key.value), keyNode: pair.key as Node, value: pair.value }];
   });
+  source.memo.set(map, list);
+  return list;
 }
 
 function entry(source: Source, node: unknown, key: string): Entry | undefined {

@@ -12,6 +12,8 @@ export interface Source {
   text: string;
   doc: Document;
   lines: LineCounter;
+  /** Per-mapping memo of its entries (the model looks keys up many times). */
+  memo: WeakMap<object, unknown>;
 }
 
 export interface SyntaxProblem {
@@ -25,7 +27,7 @@ export const MAX_ALIAS_COUNT = 1000;
 export function parseSource(file: string, text: string): { source: Source; problems: SyntaxProblem[] } {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, version: '1.2', merge: false, keepSourceTokens: false });
-  const source: Source = { file, text, doc, lines };
+  const source: Source = { file, text, doc, lines, memo: new WeakMap() };
   const problems = [...doc.errors, ...doc.warnings].map((e) => ({ at: offsetPosition(source, e.pos[0]), message: e.message.split('\n')[0]!.trim() }));
   return { source, problems };
 }

@@ -44,7 +44,7 @@ export const artifactExecution: WorkflowRule = {
   fix: 'Treat the artifact as data: download it into its own directory (path: site/), upload its files without running anything from it, and validate any value read from it (e.g. [[ "$pr" =~ ^[0-9]+$ ]]) before use.',
   checkJob(ctx: JobContext): Hit[] {
     const hits: Hit[] = [];
-    const dirs: { dir: string; step: Step }[] = [];
+    const dirs: { dir: string; step: Step; pattern: RegExp }[] = [];
     for (const step of ctx.job.steps) {
       if (dirs.length > 0) {
         const local = step.uses && actionRef(step.uses.value).kind === 'local' ? normalise(step.uses.value) : undefined;
@@ -55,7 +55,7 @@ export const artifactExecution: WorkflowRule = {
         if (step.run) {
           for (const line of scriptLines(step.run.value)) {
             for (const d of dirs) {
-              const m = executes(d.dir).exec(line.text);
+              const m = d.pattern.exec(line.text);
               if (!m) continue;
               const needle = (m[1] ?? m[2]!).trim();
               const index = line.offset + line.text.indexOf(needle, m.index);
@@ -70,7 +70,7 @@ export const artifactExecution: WorkflowRule = {
         }
       }
       const dir = downloadPath(step);
-      if (dir !== undefined) dirs.push({ dir, step });
+      if (dir !== undefined) dirs.push({ dir, step, pattern: executes(dir) });
     }
     return hits;
   },
