@@ -96,7 +96,6 @@ describe('deploy-sts workflows check', () => {
       ['an unknown option', ['check', '--strict'], /Unknown option '--strict'/],
       ['two directories', ['check', 'a', 'b'], /takes one directory/],
       ['a directory that does not exist', ['check', 'no/such/dir'], /no\/such\/dir does not exist: run from the repository root/],
-      ['a directory without workflow files', ['check', 'docs-none'], /does not exist/],
       ['--policies without --repository', ['check', 'test/workflows/corpus', '--policies', 'examples/policies'], /--policies and --repository go together/],
       ['a malformed --repository', ['check', 'test/workflows/corpus', '--policies', 'examples/policies', '--repository', 'acme'], /--repository must be owner\/name/],
       ['another verb', ['lint'], /unknown command: workflows lint/],
