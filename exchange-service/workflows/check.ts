@@ -28,6 +28,8 @@ export interface ParsedWorkflows {
   /** Syntax findings (files that are not valid YAML or not workflows). */
   findings: Finding[];
   files: number;
+  /** Every file read, valid or not: file name → the path findings name. */
+  paths: Map<string, string>;
 }
 
 export interface CheckOptions {
@@ -39,6 +41,8 @@ export interface CheckResult {
   findings: Finding[];
   workflows: Map<string, Workflow>;
   files: number;
+  /** Every file read, valid or not: file name → the path findings name. */
+  paths: Map<string, string>;
 }
 
 /** The name in action.yml that identifies the deploy-sts Action when used through a local path. */
@@ -63,7 +67,7 @@ export function parseWorkflows(files: readonly WorkflowFile[]): ParsedWorkflows 
     }
     workflows.set(f.name, workflow);
   }
-  return { workflows, findings, files: files.length };
+  return { workflows, findings, files: files.length, paths: new Map(files.map((f) => [f.name, f.file])) };
 }
 
 /** Local action paths (`./`, `./path`) that the workflows use, normalised as `localActionNames` keys. */
@@ -195,7 +199,7 @@ export function checkParsedWorkflows(parsed: ParsedWorkflows, options: CheckOpti
       }
     }
   }
-  return { findings: sortFindings(findings), workflows: parsed.workflows, files: parsed.files };
+  return { findings: sortFindings(findings), workflows: parsed.workflows, files: parsed.files, paths: parsed.paths };
 }
 
 /** Parse and check workflow texts in one call (tests, tools). */

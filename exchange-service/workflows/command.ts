@@ -108,7 +108,7 @@ async function policyFindings(options: Required<Pick<WorkflowsCheckOptions, 'pol
     const display = path.join(options.policies, policy.file);
     texts.set(policy.file, { display, text: await readFile(display, 'utf8') });
   }
-  return crossCheckPolicies({ policies: loaded.set.files, texts, repository: options.repository, workflows: checked.workflows, findings: checked.findings });
+  return crossCheckPolicies({ policies: loaded.set.files, texts, repository: options.repository, workflows: checked.workflows, paths: checked.paths, findings: checked.findings });
 }
 
 export async function workflowsCheck(options: WorkflowsCheckOptions, out: Output): Promise<number> {

@@ -26,6 +26,8 @@ export interface PolicyCrossCheck {
   repository: string;
   /** Checked workflows by file name. */
   workflows: ReadonlyMap<string, Workflow>;
+  /** Every workflow file read, valid or not: file name → the path findings name (default: the valid ones). */
+  paths?: ReadonlyMap<string, string>;
   /** The workflow findings (for production rules). */
   findings: readonly Finding[];
 }
@@ -107,7 +109,8 @@ function pinsOf(patterns: readonly string[], repository: string, names: readonly
 
 function checkRule(policy: PolicyFile, rule: Rule, ruleIndex: number, input: PolicyCrossCheck, locate: (p: readonly (string | number)[]) => Position, display: string): Finding[] {
   const findings: Finding[] = [];
-  const names = [...input.workflows.keys()].sort();
+  const paths = input.paths ?? new Map([...input.workflows].map(([name, w]) => [name, w.file]));
+  const names = [...paths.keys()].sort();
   const eventCondition = rule.when.find((c) => c.claim === 'event_name');
   const eventGlobs = (eventCondition?.patterns ?? []).map((p) => ({ pattern: p, glob: compileGlob(p) }));
   const label = `${policy.file} rule "${rule.name}" (${rule.context})`;
@@ -128,7 +131,8 @@ function checkRule(policy: PolicyFile, rule: Rule, ruleIndex: number, input: Pol
         continue;
       }
       if (eventGlobs.length > 0) {
-        for (const file of pin.files!) {
+        // A file that does not parse has no known events: its DSTS001 finding says why.
+        for (const file of pin.files!.filter((f) => input.workflows.has(f))) {
           const events = effectiveEvents(file, input.workflows);
           if (![...events].some((e) => eventGlobs.some((g) => g.glob.test(e)))) {
             pinMismatch = true;
@@ -138,7 +142,7 @@ function checkRule(policy: PolicyFile, rule: Rule, ruleIndex: number, input: Pol
       }
       if (rule.context === 'production') {
         for (const file of pin.files!) {
-          const files = new Set([...reachable(file, input.workflows)].map((n) => input.workflows.get(n)!.file));
+          const files = new Set([...reachable(file, input.workflows)].map((n) => paths.get(n) ?? n));
           const errors = input.findings.filter((f) => f.severity === 'error' && files.has(f.file));
           if (errors.length === 0) continue;
           const listed = errors.slice(0, 3).map((f) => `${f.file}:${f.line}:${f.column} ${f.rule}`).join('; ');
@@ -147,8 +151,10 @@ function checkRule(policy: PolicyFile, rule: Rule, ruleIndex: number, input: Pol
       }
     }
     // Every event the rule names must be run by some pinned file (when all pins are in this repository; once per
-    // condition: a pin already reported as running none of the events says it).
-    if (eventCondition && !pinMismatch && local.length === pins.length && local.some((p) => p.files!.length > 0)) {
+    // condition: a pin already reported as running none of the events says it; a pinned file that does not parse has
+    // unknown events, and its DSTS001 finding says why).
+    const pinned = local.flatMap((p) => p.files!);
+    if (eventCondition && !pinMismatch && local.length === pins.length && pinned.length > 0 && pinned.every((f) => input.workflows.has(f))) {
       const covered = new Set(local.flatMap((p) => p.files!).flatMap((f) => [...effectiveEvents(f, input.workflows)]));
       eventGlobs.forEach((g, index) => {
         if ([...covered].some((e) => g.glob.test(e))) return;

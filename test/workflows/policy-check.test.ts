@@ -34,6 +34,8 @@ describe('the policy cross-check', () => {
       ['policies/www.yml', 'DSTS302', 36, 25, 'error'], // production-from-preview: preview*.yml runs on pull_request_target only
       ['policies/www.yml', 'DSTS302', 41, 41, 'error'], // previews: no pinned workflow runs on workflow_run
       ['policies/www.yml', 'DSTS303', 49, 5, 'warning'], // previews-anywhere: no pin
+      ['policies/www.yml', 'DSTS304', 59, 25, 'error'], // production-broken: broken.yml does not parse
+      ['workflows/broken.yml', 'DSTS001', 4, 1, 'error'],
       ['workflows/publish.yml', 'DSTS103', 7, 14, 'error'],
       ['workflows/unsafe-deploy.yml', 'DSTS103', 14, 14, 'error'],
     ]);
@@ -49,8 +51,10 @@ describe('the policy cross-check', () => {
     const unsafe = json.findings.find((f) => f.rule === 'DSTS304' && f.line === 16)!;
     expect(unsafe.message).toContain('rule "production-unsafe" (production) trusts unsafe-deploy.yml with production');
     expect(unsafe.message).toContain('unsafe-deploy.yml:14:14 DSTS103');
+    const broken = json.findings.find((f) => f.rule === 'DSTS304' && f.line === 59)!;
+    expect(broken.message).toContain('broken.yml:4:1 DSTS001');
     const gone = json.findings.find((f) => f.rule === 'DSTS301')!;
-    expect(gone.message).toContain('gone.yml@refs/heads/main names no workflow file among deploy.yml, preview.yml, publish.yml, release.yml, unsafe-deploy.yml');
+    expect(gone.message).toContain('gone.yml@refs/heads/main names no workflow file among broken.yml, deploy.yml, preview.yml, publish.yml, release.yml, unsafe-deploy.yml');
   });
 
   it('accepts pins that match (globs, a reusable workflow run for its caller\'s events) and skips other repositories', async () => {
