@@ -129,9 +129,12 @@ function stringList(source: Source, node: unknown): string[] {
   return t ? [t.value] : [];
 }
 
+/** At most this many scalars are collected from one matrix: aliases can make a small file describe a huge tree. */
+const MAX_MATRIX_VALUES = 10_000;
+
 /** Every scalar under a node (matrix values may be nested lists and mappings). */
 function allTexts(source: Source, node: unknown, out: Text[] = [], depth = 0): Text[] {
-  if (depth > 20) return out;
+  if (depth > 20 || out.length >= MAX_MATRIX_VALUES) return out;
   const resolved = resolveNode(source, node);
   if (isMap(resolved)) for (const e of entries(source, resolved)) allTexts(source, e.value, out, depth + 1);
   else if (isSeq(resolved)) for (const item of resolved.items) allTexts(source, item, out, depth + 1);

@@ -148,3 +148,13 @@ describe('multi-line run: blocks', () => {
     ]);
   });
 });
+
+describe('hostile input', () => {
+  it('does not expand a "billion laughs" of aliases in a matrix', () => {
+    const levels = ['        l0: &l0 ["${{ github.head_ref }}", x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 9; i++) levels.push(`        l${i}: &l${i} [${Array.from({ length: 9 }, () => `*l${i - 1}`).join(', ')}]`);
+    const text = ['on: push', 'permissions: {}', 'jobs:', '  d:', '    permissions:', '      id-token: write', '    strategy:', '      matrix:', ...levels, '    steps:', '      - run: echo ${{ matrix.l8 }}', ''].join('\n');
+    const { findings } = checkWorkflowTexts([{ file: 'w.yml', name: 'w.yml', text }]);
+    expect(findings.map((f) => [f.rule, f.line])).toEqual([['DSTS104', 19]]);
+  });
+});

@@ -7,7 +7,7 @@ import type { Hit } from '../types.js';
 import { UNTRUSTED_TRIGGERS, jobLabel, runsOn, stepLabel, usesAction, type JobContext, type WorkflowRule } from './rule.js';
 
 /** Expressions and refs that name the pull request's head (its branch, commit or merge ref). */
-const PR_HEAD = /github\.event\.pull_request\.head\.|refs\/pull\/|github\.event\.workflow_run\.head_|github\.event\.workflow_run\.pull_requests|github\.head_ref|github\.event\.issue\.pull_request|github\.event\.client_payload/;
+const PR_HEAD = /github\.event\.pull_request\.(?:head\.|merge_commit_sha)|refs\/pull\/|github\.event\.workflow_run\.head_|github\.event\.workflow_run\.pull_requests|github\.head_ref|github\.event\.issue\.pull_request|github\.event\.client_payload/;
 /** Shell commands that fetch or switch to a pull request's code. */
 const PR_CHECKOUT_COMMAND = /\bgh\s+pr\s+checkout\b|\bgit\s+(?:fetch|checkout|pull|switch|worktree\s+add)\b[^\n]*(?:pull\/|refs\/pull|head_ref|head\.ref|head\.sha|head_sha|head_branch|HEAD_REF|HEAD_SHA)/;
 
