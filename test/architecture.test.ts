@@ -26,8 +26,8 @@ const LAYERS: readonly (readonly string[])[] = [
   ['exchange'],
   // The HTTP surface.
   ['http'],
-  // Wiring: the running service, the offline explanation.
-  ['service', 'explain'],
+  // Wiring: the running service, the offline explanation, the offline check of a repository's workflows.
+  ['service', 'explain', 'workflows'],
   // The command line.
   ['cli'],
 ];
