@@ -12,6 +12,7 @@ import { WORKFLOW_RULES } from './rules/index.js';
 import { actionRef, type JobContext } from './rules/rule.js';
 import { workflowSyntax } from './rules/workflow-syntax.js';
 import { parseSource } from './source.js';
+import { withoutSuppressed } from './suppress.js';
 import { findingOf, sortFindings, type Finding } from './types.js';
 
 export interface WorkflowFile {
@@ -199,7 +200,8 @@ export function checkParsedWorkflows(parsed: ParsedWorkflows, options: CheckOpti
       }
     }
   }
-  return { findings: sortFindings(findings), workflows: parsed.workflows, files: parsed.files, paths: parsed.paths };
+  const texts = new Map([...parsed.workflows.values()].map((w) => [w.file, w.source.text]));
+  return { findings: sortFindings(withoutSuppressed(findings, texts)), workflows: parsed.workflows, files: parsed.files, paths: parsed.paths };
 }
 
 /** Parse and check workflow texts in one call (tests, tools). */

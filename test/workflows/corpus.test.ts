@@ -158,3 +158,20 @@ describe('hostile input', () => {
     expect(findings.map((f) => [f.rule, f.line])).toEqual([['DSTS104', 19]]);
   });
 });
+
+describe('accepting a finding on purpose', () => {
+  const workflow = (steps: string[]) => ['on: push', 'permissions: {}', 'jobs:', '  d:', '    permissions:', '      id-token: write', '    steps:', ...steps, ''].join('\n');
+  const rules = (text: string) => checkWorkflowTexts([{ file: 'w.yml', name: 'w.yml', text }]).findings.map((f) => [f.rule, f.line]);
+
+  it('drops a rule\'s finding with `deploy-sts: ignore[ID] reason` on its line or alone on the line above', () => {
+    expect(rules(workflow(['      - run: npx tool deploy # deploy-sts: ignore[DSTS103] the pinned deploy tool']))).toEqual([]);
+    expect(rules(workflow(['      # deploy-sts: ignore[DSTS103] the pinned deploy tool', '      - run: npx tool deploy']))).toEqual([]);
+    expect(rules(workflow(['      - run: |', '          echo ok', '          npx tool deploy  # deploy-sts: ignore[DSTS201, DSTS103] the pinned deploy tool']))).toEqual([]);
+  });
+
+  it('keeps it without a reason, for another rule, or further away', () => {
+    expect(rules(workflow(['      - run: npx tool deploy # deploy-sts: ignore[DSTS103]']))).toEqual([['DSTS103', 8]]);
+    expect(rules(workflow(['      - run: npx tool deploy # deploy-sts: ignore[DSTS104] wrong rule']))).toEqual([['DSTS103', 8]]);
+    expect(rules(workflow(['      # deploy-sts: ignore[DSTS103] too far away', '      - name: deploy', '        run: npx tool deploy']))).toEqual([['DSTS103', 10]]);
+  });
+});

@@ -36,8 +36,8 @@ const workflows = blocks.filter((b) => /^jobs:/m.test(b.text));
 const check = (b: Block) => checkWorkflowTexts([{ file: `${b.doc}:${b.line}`, name: 'workflow.yml', text: b.text }]).findings;
 
 describe('the workflows in the docs', () => {
-  it('are there: the README\'s four, the CI workflow and the rules\' examples in docs/workflows-check.md', () => {
-    expect(workflows.filter((w) => w.doc === 'README.md')).toHaveLength(4);
+  it('are there: the README\'s (the Action\'s four, the gateway\'s two), the CI workflow and the rules\' examples in docs/workflows-check.md', () => {
+    expect(workflows.filter((w) => w.doc === 'README.md')).toHaveLength(6);
     expect(workflows.filter((w) => w.doc === 'docs/workflows-check.md' && !w.bad).length).toBeGreaterThanOrEqual(5);
     expect(new Set(workflows.flatMap((w) => w.bad ?? []))).toEqual(new Set(['DSTS101', 'DSTS102', 'DSTS103', 'DSTS104', 'DSTS105', 'DSTS201', 'DSTS202', 'DSTS203', 'DSTS204', 'DSTS205']));
   });
@@ -58,21 +58,29 @@ describe('the workflows in the docs', () => {
 });
 
 describe('the README\'s workflows and policy', () => {
-  it('agree: the policy\'s pins name the README\'s workflows, which run on the rules\' events and pass every rule', () => {
+  it('agree: the policy\'s pins name the Action section\'s workflows, which run on the rules\' events and pass every rule', () => {
     const readme = yamlBlocks('README.md');
-    const files = readme
+    const named = readme
       .filter((b) => /^jobs:/m.test(b.text))
       .map((b) => {
         const name = /^# \.github\/workflows\/([\w.-]+\.yml)/.exec(b.text)?.[1];
         expect(name, `README.md:${b.line} names its file in a first-line comment`).toBeDefined();
         return { file: `.github/workflows/${name}`, name: name!, text: b.text };
       });
+    // The Action's quick start and fork previews (the deploy gateway's section shows other versions of two of them).
+    const markdown = readFileSync(join(ROOT, 'README.md'), 'utf8').split('\n');
+    const from = markdown.indexOf('## The GitHub Action') + 1;
+    const to = markdown.indexOf('## When the Action fails') + 1;
+    const files = named.filter((f) => {
+      const line = readme.find((b) => b.text === f.text)!.line;
+      return line > from && line < to;
+    });
     expect(files.map((f) => f.name).sort()).toEqual(['deploy.yml', 'preview-build.yml', 'preview-deploy.yml', 'preview.yml']);
     const checked = checkWorkflowTexts(files);
     expect(checked.findings).toEqual([]);
 
     // The quick start's site file, with the fork-preview rule added "next to the production one".
-    const site = readme.find((b) => b.text.startsWith('site: docs\nrepository: acme/docs\n'))!;
+    const site = readme.find((b) => b.text.startsWith('site: docs\nrepository: acme/docs\n') && !b.text.includes('upstream:'))!;
     const previews = readme.find((b) => b.text.startsWith('# policy: add a preview rule'))!;
     const policy = `${site.text}${previews.text}`;
     const loaded = checkPolicyTexts([{ file: 'docs.yml', text: policy }]);
