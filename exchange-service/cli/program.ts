@@ -16,6 +16,7 @@ import { warn } from './output.js';
 import { policyCommand } from './policy.js';
 import { recordsCommands } from './records.js';
 import { serveCommand } from './serve.js';
+import { workflowsCommands } from './workflows.js';
 
 /** Commander's errors that mean the command was mistyped (exit 2), as opposed to help or version shown (exit 0). */
 const USAGE_ERRORS = new Set([
@@ -66,6 +67,7 @@ export function buildProgram(ctx: CliContext, output: ProgramOutput = STANDARD_O
   policyCommand(program, ctx);
   recordsCommands(program, ctx);
   credentialsCommands(program, ctx);
+  workflowsCommands(program, ctx);
   devCommands(program, ctx);
 
   // Every command: help with its options, errors as exit statuses, and no process.exit of commander's own.

@@ -51,7 +51,7 @@ describe('--help', () => {
 
   it('covers every verb', () => {
     expect(all.map((v) => v.join(' '))).toEqual(
-      expect.arrayContaining(['serve', 'policy', 'policy check', 'policy explain', 'tokens', 'tokens list', 'tokens revoke', 'audit', 'keys', 'keys rotate', 'dev', 'dev token', 'credentials', 'credentials set', 'credentials list', 'credentials remove']),
+      expect.arrayContaining(['serve', 'policy', 'policy check', 'policy explain', 'tokens', 'tokens list', 'tokens revoke', 'audit', 'keys', 'keys rotate', 'dev', 'dev token', 'credentials', 'credentials set', 'credentials list', 'credentials remove', 'workflows', 'workflows check']),
     );
   });
 
@@ -104,7 +104,7 @@ describe('the conventions', () => {
   it('deploy-sts alone prints the verbs (exit 2)', async () => {
     const r = await cli([]);
     expect(r.code).toBe(2);
-    for (const verb of ['serve', 'policy', 'tokens', 'audit', 'keys', 'credentials', 'dev']) expect(r.stderr).toContain(`  ${verb}`);
+    for (const verb of ['serve', 'policy', 'tokens', 'audit', 'keys', 'credentials', 'workflows', 'dev']) expect(r.stderr).toContain(`  ${verb}`);
   });
 
   it('an unknown verb or flag is a usage error with the closest one', async () => {

@@ -36,6 +36,7 @@ const VERBS: string[][] = [
   ['keys', 'rotate'],
   ['dev', 'token'],
   ['credentials', 'list'],
+  ['workflows', 'check'],
   ['--version'],
   ['--help'],
   [],
