@@ -219,6 +219,15 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
         `deploy-sts refused ${plan.route} for deploy ${plan.deployId}: it was not created through deploy-sts for site ${claims.site} (${platform.name} site ${binding.upstreamSiteId}); a ${claims.context} token may only use deploys it created itself: run the whole deploy (e.g. netlify deploy) with a deploy-sts token`,
       );
     }
+    // A preview token reaches only the deploys it created itself: another fork's draft is neither read, changed,
+    // uploaded to nor cancelled with it (draft URLs, and so deploy ids, are public in PR comments).
+    if (claims.context === 'preview' && deploy.context === 'preview' && deploy.tokenJti !== claims.jti) {
+      throw new Stop(
+        404,
+        'unknown_deploy',
+        `deploy-sts refused ${plan.route} for deploy ${plan.deployId} of site ${claims.site}: it was created by another deploy-sts token, and a preview token may only use deploys it created itself: run the whole deploy (e.g. netlify deploy) with one token`,
+      );
+    }
     if (claims.context === 'preview' && deploy.context !== 'preview') {
       throw new Stop(
         403,

@@ -1,0 +1,97 @@
+/**
+ * An outsider with a leaked token attacks the gateway: each finding of the review is one test here, asserting what
+ * reached the Netlify stand-in (nothing, when the gateway must refuse) and what came back.
+ */
+import { createHash } from 'node:crypto';
+import http, { type IncomingHttpHeaders } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGatewayWorld, type GatewayWorld } from './support.js';
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  text: string;
+  json: () => Record<string, unknown>;
+}
+
+/** A raw HTTP request, path as given. */
+function request(url: string, method: string, path: string, headers: Record<string, string | number>, body?: Buffer): Promise<Answer> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: hostname, port, method, path, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) as Record<string, unknown> });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const API = '/gateway/netlify/api/v1';
+const sha1 = (data: Buffer) => createHash('sha1').update(data).digest('hex');
+const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+
+describe('an outsider with a leaked token', () => {
+  let world: GatewayWorld;
+  beforeAll(async () => {
+    world = await startGatewayWorld();
+  });
+  afterAll(async () => {
+    world?.standin.intercept(undefined);
+    await world?.stop();
+  });
+
+  const auth = (token: string) => ({ authorization: `Bearer ${token}`, 'content-type': 'application/json' });
+
+  async function createDraft(token: string, files: Record<string, string>): Promise<string> {
+    const created = await request(world.svc.url, 'POST', `${API}/sites/${world.docs.id}/deploys`, auth(token), json({ draft: true }));
+    expect(created.status, created.text).toBe(200);
+    const id = created.json().id as string;
+    const updated = await request(world.svc.url, 'PUT', `${API}/sites/${world.docs.id}/deploys/${id}`, auth(token), json({ files }));
+    expect(updated.status, updated.text).toBe(200);
+    return id;
+  }
+
+  describe("another fork's preview deploy", () => {
+    it("is out of reach of a leaked preview token: no poll, digest change, upload or cancel of another token's draft reaches Netlify", async () => {
+      const victim = await world.token('preview');
+      const attacker = await world.token('preview');
+      const page = Buffer.from('<p>the victim PR</p>');
+      const deployId = await createDraft(victim, { 'index.html': sha1(page) });
+
+      const evil = Buffer.from('<p>defaced by another fork</p>');
+      const before = world.standin.requests.length;
+      const attempts: [string, string, Buffer | undefined][] = [
+        ['GET', `${API}/deploys/${deployId}`, undefined],
+        ['GET', `${API}/sites/${world.docs.id}/deploys/${deployId}`, undefined],
+        ['PUT', `${API}/sites/${world.docs.id}/deploys/${deployId}`, json({ files: { 'index.html': sha1(evil) } })],
+        ['PUT', `${API}/deploys/${deployId}/files/index.html`, evil],
+        ['POST', `${API}/deploys/${deployId}/cancel`, undefined],
+      ];
+      for (const [method, path, body] of attempts) {
+        const headers: Record<string, string | number> = { ...auth(attacker) };
+        if (body) headers['content-length'] = body.length;
+        if (method === 'PUT' && path.includes('/files/')) headers['content-type'] = 'application/octet-stream';
+        const res = await request(world.svc.url, method, path, headers, body);
+        expect(res.status, `${method} ${path}: ${res.text}`).toBe(404);
+        expect(res.json().message, path).toContain(`deploy ${deployId}`);
+      }
+      expect(world.standin.requests.slice(before).map((r) => `${r.method} ${r.path}`)).toEqual([]);
+
+      // The victim's own token still finishes its deploy.
+      const upload = await request(world.svc.url, 'PUT', `${API}/deploys/${deployId}/files/index.html`, {
+        authorization: `Bearer ${victim}`,
+        'content-type': 'application/octet-stream',
+        'content-length': page.length,
+      }, page);
+      expect(upload.status, upload.text).toBe(200);
+      const done = await request(world.svc.url, 'GET', `${API}/deploys/${deployId}`, auth(victim));
+      expect(done.json()).toMatchObject({ id: deployId, state: 'ready', draft: true });
+    });
+  });
+});
