@@ -344,7 +344,9 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
 
     const records = plan.createsDeploy === true && status >= 200 && status < 300;
     const isJson = (response.headers['content-type'] ?? '').toLowerCase().includes('json');
-    if (records || (plan.respond && isJson)) {
+    // An answer the platform module rewrites is read whatever its Content-Type says: a site or deploy labelled
+    // text/plain (or not at all) must not pass through unsanitised.
+    if (records || plan.respond) {
       let raw: Buffer;
       try {
         raw = await readBounded(response, deps.config.maxJsonBytes);
@@ -377,7 +379,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
         const answer = plan.respond(status, parsed);
         outStatus = answer.status;
         out = Buffer.from(JSON.stringify(answer.body));
-      } else if (plan.respond && isJson) {
+      } else if (plan.respond && (isJson || (status >= 200 && status < 300 && raw.length > 0))) {
         throw new Stop(502, 'upstream_bad_answer', `${platform.name} answered ${plan.route} with malformed JSON`);
       }
       outHeaders['content-length'] = out.length;

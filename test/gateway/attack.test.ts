@@ -57,6 +57,35 @@ describe('an outsider with a leaked token', () => {
     return id;
   }
 
+  describe('answers Netlify labels as something other than JSON', () => {
+    it("never pass the site's secrets through unsanitised, whatever the Content-Type says", async () => {
+      const token = await world.token('preview');
+      for (const type of ['text/plain; charset=utf-8', undefined, 'application/octet-stream']) {
+        world.standin.intercept((req, res) => {
+          if (req.method === 'GET' && req.url === `/api/v1/sites/${world.docs.id}`) {
+            const body = JSON.stringify(world.standin.siteJson(world.docs));
+            res.writeHead(200, type === undefined ? {} : { 'content-type': type }).end(body);
+            return true;
+          }
+          return false;
+        });
+        try {
+          for (const path of [`${API}/sites/${world.docs.id}`, `${API}/sites?name=acme-docs`]) {
+            const res = await request(world.svc.url, 'GET', path, { authorization: `Bearer ${token}` });
+            expect(res.status, res.text).toBe(200);
+            expect(res.headers['content-type']).toContain('application/json');
+            expect(res.text).toContain(world.docs.id);
+            for (const secret of [world.docs.password, world.docs.deploy_hook, world.docs.hooks_access_token, 'LEGACY_SECRET', 'owner@acme.example']) {
+              expect(res.text, `${String(type)} ${path}`).not.toContain(secret);
+            }
+          }
+        } finally {
+          world.standin.intercept(undefined);
+        }
+      }
+    });
+  });
+
   describe("another fork's preview deploy", () => {
     it("is out of reach of a leaked preview token: no poll, digest change, upload or cancel of another token's draft reaches Netlify", async () => {
       const victim = await world.token('preview');
