@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../exchange-service/config.js';
 import { startGatewayWorld, type GatewayWorld } from './support.js';
 
 interface Answer {
@@ -121,6 +122,24 @@ describe('an outsider with a leaked token', () => {
       expect(upload.status, upload.text).toBe(200);
       const done = await request(world.svc.url, 'GET', `${API}/deploys/${deployId}`, auth(victim));
       expect(done.json()).toMatchObject({ id: deployId, state: 'ready', draft: true });
+    });
+  });
+
+  describe('DEPLOY_STS_NETLIFY_API_URL', () => {
+    it('refuses an empty query or fragment marker, which would send every request (with the credential) to the bare base URL', () => {
+      for (const url of ['https://api.netlify.com/api/v1?', 'https://api.netlify.com/api/v1#', 'https://api.netlify.com/api/v1?#']) {
+        let message = '';
+        try {
+          const config = loadConfig({ DEPLOY_STS_POLICIES: 'examples/policies', DEPLOY_STS_NETLIFY_API_URL: url });
+          message = `accepted: ${config.gateway.netlifyApiUrl}`;
+        } catch (error) {
+          if (!(error instanceof ConfigError)) throw error;
+          message = error.message;
+        }
+        expect(message, url).toMatch(/DEPLOY_STS_NETLIFY_API_URL[\s\S]*query or a fragment/);
+      }
+      // What such a base does to a gateway path: the path is no longer a path.
+      expect(new URL('https://api.netlify.com/api/v1?' + '/sites/x').pathname).toBe('/api/v1');
     });
   });
 });
