@@ -142,4 +142,112 @@ describe('an outsider with a leaked token', () => {
       expect(new URL('https://api.netlify.com/api/v1?' + '/sites/x').pathname).toBe('/api/v1');
     });
   });
+
+  describe('what held', () => {
+    it('refuses every body, query, path and method trick of a preview token before Netlify', async () => {
+      const token = await world.token('preview');
+      const prod = await world.token('production');
+      const blog = await world.token('production', 'blog');
+      const own = await createDraft(token, { 'a.html': sha1(Buffer.from('a')) });
+      const prodDeploy = await createDraft(prod, { 'a.html': sha1(Buffer.from('a')) });
+      const site = world.docs.id;
+      const before = world.standin.requests.length;
+      const raw = (text: string) => Buffer.from(text);
+      const probes: [string, string, string, Buffer | undefined, Record<string, string>?][] = [
+        // create bodies
+        ...['{"draft":"false"}', '{"draft":0}', '{"draft":false}', '{"draft":true,"draft":false}', '{"production":true}', '{"branch":"main"}', '{"__proto__":{"draft":false}}',
+          '{"constructor":{"prototype":{"draft":false}}}', '{"files":{"a.html":"' + sha1(Buffer.from('a')) + '"}}', '{"framework":"x"}', '{"title":"x"}', '{"site_id":"' + world.other.id + '"}',
+          '{"include_upload_url":true}', '{"draft":null}', '[]', 'draft=false', '{"draft":true}garbage'].map(
+          (b): [string, string, string, Buffer] => [token, 'POST', `${API}/sites/${site}/deploys`, raw(b)],
+        ),
+        [token, 'POST', `${API}/sites/${site}/deploys`, raw('draft=false'), { 'content-type': 'application/x-www-form-urlencoded' }],
+        // create queries
+        ...['site_id=' + world.other.id, 'draft=false', 'title=a&title=b', 'access_token=x', 'production=true', 'branch=main'].map(
+          (q): [string, string, string, Buffer] => [token, 'POST', `${API}/sites/${site}/deploys?${q}`, raw('{}')],
+        ),
+        // update bodies
+        ...['{"branch":"main"}', '{"production":true}', '{"functions":{"f":"' + 'a'.repeat(64) + '"}}', '{"files":{".netlify/internal/edge-functions/x.js":"' + 'a'.repeat(40) + '"}}',
+          '{"files":{"/.netlify/deploy-config/x.json":"' + 'a'.repeat(40) + '"}}', '{"environment":[{"key":"A","value":"b"}]}', '{"edge_functions":{"x":1}}', '{"function_schedules":[{"name":"f","cron":"* * * * *"}]}',
+          '{"files":{"../x":"' + 'a'.repeat(40) + '"}}', '{"site_id":"' + world.other.id + '"}', '{"published_at":"now"}', '{"locked":false}'].map(
+          (b): [string, string, string, Buffer] => [token, 'PUT', `${API}/sites/${site}/deploys/${own}`, raw(b)],
+        ),
+        // paths and methods
+        [token, 'GET', `${API}/sites/${site.toUpperCase()}`, undefined],
+        [token, 'GET', `${API}/sites/${site}.`, undefined],
+        [token, 'GET', `${API}/sites/${site};x=1`, undefined],
+        [token, 'GET', `${API}/sites/${site}%00`, undefined],
+        [token, 'GET', `${API}/sites/${site}?site_id=${world.other.id}`, undefined],
+        [token, 'GET', `${API}/sites/${site}?access_token=x`, undefined],
+        [token, 'HEAD', `${API}/sites/${site}`, undefined],
+        [token, 'OPTIONS', `${API}/sites/${site}`, undefined],
+        [token, 'DELETE', `${API}/sites/${site}`, undefined],
+        [token, 'PATCH', `${API}/sites/${site}`, raw('{"password":null}')],
+        [token, 'POST', `${API}/sites/${site}/deploys/${own}`, undefined, { 'x-http-method-override': 'DELETE' }],
+        [token, 'DELETE', `${API}/deploys/${own}`, undefined],
+        [token, 'DELETE', `${API}/sites/${site}/deploys/${own}`, undefined],
+        [token, 'POST', `${API}/sites/${site}/deploys/${own}/restore`, undefined],
+        [token, 'POST', `${API}/deploys/${own}/lock`, undefined],
+        [token, 'POST', `${API}/deploys/${own}/unlock`, undefined],
+        [token, 'POST', `${API}/deploys/${own}/publish`, undefined],
+        [token, 'PUT', `${API}/sites/${site}/rollback`, undefined],
+        [token, 'GET', `${API}/sites/${site}/deploys`, undefined],
+        [token, 'GET', `${API}/sites/${site}/env`, undefined],
+        [token, 'GET', `${API}/sites/${site}/build_hooks`, undefined],
+        [token, 'GET', `${API}/sites/${site}/files`, undefined],
+        [token, 'GET', `${API}/sites/${site}/snippets`, undefined],
+        [token, 'POST', `${API}/sites/${site}/builds`, undefined],
+        [token, 'GET', `${API}/sites`, undefined],
+        [token, 'GET', `${API}/sites?filter=all`, undefined],
+        [token, 'GET', `${API}/sites/${world.other.id}`, undefined],
+        [token, 'GET', `${API}/accounts/acme/env/SECRET?site_id=${site}`, undefined],
+        [token, 'GET', `${API}/accounts/acme/env?site_id=${world.other.id}`, undefined],
+        [token, 'GET', `${API}/accounts/acme`, undefined],
+        [token, 'GET', `${API}/user`, undefined],
+        [token, 'PUT', `${API}/deploys/${own}/functions/f`, raw('x')],
+        [token, 'PUT', `${API}/deploys/${own}/edge_functions/${'a'.repeat(64)}`, raw('x')],
+        [token, 'PUT', `${API}/deploys/${own}/files/.netlify/internal/edge-functions/x.js`, raw('x')],
+        [token, 'PUT', `${API}/deploys/${own}/files/%2Enetlify/internal/edge-functions/x.js`, raw('x')],
+        [token, 'PUT', `${API}/deploys/${own}/files/%2enetlify%2finternal/x.js`, raw('x')],
+        [token, 'PUT', `${API}/deploys/${own}/files/a/%2e%2e/%2e%2e/%2e%2e/sites`, raw('x')],
+        [token, 'PUT', `${API}/deploys/${own.toUpperCase()}/files/a.html`, raw('a')],
+        [token, 'GET', `${API}/deploys/${prodDeploy}`, undefined],
+        [token, 'PUT', `${API}/deploys/${prodDeploy}/files/a.html`, raw('a')],
+        [token, 'POST', `${API}/deploys/${prodDeploy}/cancel`, undefined],
+        [token, 'GET', `${API}/api/v1/sites/${world.other.id}/env`, undefined],
+        // a production token of another site, on this site's deploys
+        [blog, 'GET', `${API}/deploys/${own}`, undefined],
+        [blog, 'POST', `${API}/sites/${site}/deploys`, raw('{}')],
+        [blog, 'POST', `${API}/sites/${world.blog.id}/deploys/${prodDeploy}/restore`, undefined],
+        [blog, 'POST', `${API}/sites/${site}/deploys/${prodDeploy}/restore`, undefined],
+        // not a bearer of ours
+        [`${token}x`, 'GET', `${API}/sites/${site}`, undefined],
+        [await world.mintedAgo(3600, 600), 'GET', `${API}/sites/${site}`, undefined],
+        ['', 'GET', `${API}/sites/${site}?access_token=${token}`, undefined],
+      ];
+      for (const [bearer, method, path, body, extra] of probes) {
+        const headers: Record<string, string | number> = { 'content-type': 'application/json', ...(extra ?? {}) };
+        if (bearer) headers.authorization = `Bearer ${bearer}`;
+        if (body) headers['content-length'] = body.length;
+        const res = await request(world.svc.url, method, path, headers, body);
+        expect(res.status, `${method} ${path} ${body?.toString() ?? ''}: ${res.text}`).toBeGreaterThanOrEqual(400);
+      }
+      expect(world.standin.requests.slice(before).map((r) => `${r.method} ${r.path}`)).toEqual([]);
+    });
+
+    it('sends a preview update as a draft whatever draft it carries, and the published deploy stays', async () => {
+      const token = await world.token('preview');
+      const published = world.docs.publishedDeployId;
+      const created = await request(world.svc.url, 'POST', `${API}/sites/${world.docs.id}/deploys`, auth(token), json({}));
+      expect(created.status, created.text).toBe(200);
+      const id = created.json().id as string;
+      expect(created.json().draft).toBe(true);
+      const flip = await request(world.svc.url, 'PUT', `${API}/sites/${world.docs.id}/deploys/${id}`, auth(token), json({ files: { 'b.html': sha1(Buffer.from('b')) }, draft: false }));
+      expect(flip.status, flip.text).toBe(200);
+      const seen = world.standin.requests.filter((r) => r.method !== 'GET' && r.path.includes(id)).map((r) => r.json);
+      expect(JSON.stringify(seen)).not.toContain('"draft":false');
+      const upload = await request(world.svc.url, 'PUT', `${API}/deploys/${id}/files/b.html`, { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', 'content-length': 1 }, Buffer.from('b'));
+      expect(upload.status, upload.text).toBe(200);
+      expect(world.docs.publishedDeployId).toBe(published);
+    });
+  });
 });
