@@ -228,6 +228,13 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
         `deploy-sts refused ${plan.route} for deploy ${plan.deployId} of site ${claims.site}: it was created by another deploy-sts token, and a preview token may only use deploys it created itself: run the whole deploy (e.g. netlify deploy) with one token`,
       );
     }
+    if (plan.deployContext !== undefined && deploy.context !== plan.deployContext) {
+      throw new Stop(
+        403,
+        'preview_deploy',
+        `deploy-sts refused ${plan.route} for deploy ${plan.deployId} of site ${claims.site}: it was made with a ${deploy.context} token (a pull request's draft), and only deploys made with a ${plan.deployContext} token can be restored; deploy that content from a trusted run instead`,
+      );
+    }
     if (claims.context === 'preview' && deploy.context !== 'preview') {
       throw new Stop(
         403,

@@ -125,6 +125,27 @@ describe('an outsider with a leaked token', () => {
     });
   });
 
+  describe("a fork's draft", () => {
+    it('is never published by a production restore: the fork content stays a draft, nothing reaches Netlify', async () => {
+      const fork = await world.token('preview');
+      const page = Buffer.from('<h1>fork content</h1>');
+      const draftId = await createDraft(fork, { 'index.html': sha1(page) });
+      const upload = await request(world.svc.url, 'PUT', `${API}/deploys/${draftId}/files/index.html`, {
+        authorization: `Bearer ${fork}`, 'content-type': 'application/octet-stream', 'content-length': page.length,
+      }, page);
+      expect(upload.status, upload.text).toBe(200);
+      const published = world.standin.published(world.docs.id)?.id ?? null;
+
+      const before = world.standin.requests.length;
+      const production = await world.token('production');
+      const restored = await request(world.svc.url, 'POST', `${API}/sites/${world.docs.id}/deploys/${draftId}/restore`, { authorization: `Bearer ${production}` });
+      expect(restored.status, restored.text).toBe(403);
+      expect(restored.json().message).toContain('preview');
+      expect(world.standin.requests.slice(before)).toEqual([]);
+      expect(world.standin.published(world.docs.id)?.id ?? null).toBe(published);
+    });
+  });
+
   describe('DEPLOY_STS_NETLIFY_API_URL', () => {
     it('refuses an empty query or fragment marker, which would send every request (with the credential) to the bare base URL', () => {
       for (const url of ['https://api.netlify.com/api/v1?', 'https://api.netlify.com/api/v1#', 'https://api.netlify.com/api/v1?#']) {
