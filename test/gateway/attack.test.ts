@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../exchange-service/config.js';
+import { postForm } from '../helpers/service.js';
 import { startGatewayWorld, type GatewayWorld } from './support.js';
 
 interface Answer {
@@ -14,6 +15,9 @@ interface Answer {
   text: string;
   json: () => Record<string, unknown>;
 }
+
+/** Every answer of the run (status line, headers and body), checked at the end for the stored credential. */
+const seen: string[] = [];
 
 /** A raw HTTP request, path as given. */
 function request(url: string, method: string, path: string, headers: Record<string, string | number>, body?: Buffer): Promise<Answer> {
@@ -24,6 +28,7 @@ function request(url: string, method: string, path: string, headers: Record<stri
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
+        seen.push(`${res.statusCode} ${JSON.stringify(res.headers)} ${text}`);
         resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) as Record<string, unknown> });
       });
       res.on('error', reject);
@@ -270,5 +275,25 @@ describe('an outsider with a leaked token', () => {
       expect(upload.status, upload.text).toBe(200);
       expect(world.docs.publishedDeployId).toBe(published);
     });
+  });
+
+  describe('a token revoked mid-deploy (its verification cached)', () => {
+    it('is refused at its next step, before Netlify', async () => {
+      const token = await world.token('preview');
+      const id = await createDraft(token, { 'r.html': sha1(Buffer.from('r')) });
+      expect((await postForm(`${world.svc.url}/revoke`, { token })).status).toBe(200);
+      const before = world.standin.requests.length;
+      const upload = await request(world.svc.url, 'PUT', `${API}/deploys/${id}/files/r.html`, {
+        authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', 'content-length': 1,
+      }, Buffer.from('r'));
+      expect(upload.status, upload.text).toBe(401);
+      expect(world.standin.requests.slice(before)).toEqual([]);
+    });
+  });
+
+  it('never showed the stored credential in any answer, header or log line of the whole attack', () => {
+    expect(seen.length).toBeGreaterThan(50);
+    for (const text of seen) expect(text).not.toContain(world.standin.token);
+    for (const line of world.svc.logs) expect(line).not.toContain(world.standin.token);
   });
 });
