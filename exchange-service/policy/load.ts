@@ -15,8 +15,7 @@ import type { z } from 'zod';
 import type { ConditionClaim } from '../oidc/claims.js';
 import { compileCondition } from './condition.js';
 import { KEY_ISSUE, validatePolicyData, type PolicyData } from './schema.js';
-import { createPolicySet, orgFileMayGovern } from './set.js';
-import { isGlob } from './glob.js';
+import { createPolicySet, siteOverlap } from './set.js';
 import { PolicyLoadError, type Condition, type PolicyFile, type PolicyProblem, type PolicySet, type Rule } from './types.js';
 
 export const MAX_POLICY_FILE_BYTES = 1024 * 1024;
@@ -242,6 +241,14 @@ function parseSource(source: PolicySource, conditions: ConditionCache): { parsed
 // ---------------------------------------------------------------------------------------------------------
 // Across files
 
+const sameOrg = (a: string | undefined, b: string | undefined) => a !== undefined && b !== undefined && a.toLowerCase() === b.toLowerCase();
+
+/**
+ * The ownership model, across files: a slug has one site file at most; two orgs' `sites` patterns never match a
+ * common slug (decided exactly, see siteOverlap); a site file whose slug an org's pattern matches names that org.
+ * With the per-file check that an org (of an org file, or a site file's `org:`) owns the repository the file binds,
+ * every site has exactly one owner.
+ */
 function crossFileProblems(files: readonly ParsedFile[]): PolicyProblem[] {
   const problems: PolicyProblem[] = [];
   const siteFiles = new Map<string, ParsedFile>();
@@ -260,21 +267,46 @@ function crossFileProblems(files: readonly ParsedFile[]): PolicyProblem[] {
       message: `site ${JSON.stringify(policy.site)} is already defined in ${first.display}: a site has exactly one site file (put rules shared by several sites in an org file)`,
     });
   }
-  for (const f of files) {
-    const { policy } = f;
-    if (policy.kind !== 'org') continue;
-    (policy.sites ?? []).forEach((slug, index) => {
-      if (isGlob(slug)) return;
-      const own = siteFiles.get(slug);
-      if (own === undefined || orgFileMayGovern(policy, own.policy)) return;
-      problems.push({
-        file: f.display,
-        ...f.sitesPositions[index]!,
-        message: own.policy.org === undefined
-          ? `site ${JSON.stringify(slug)} has a site file (${own.display}) that names no org: an org file only governs sites whose site file says org: ${policy.org ?? ''}`
-          : `site ${JSON.stringify(slug)} belongs to org ${JSON.stringify(own.policy.org)} (${own.display}), not ${JSON.stringify(policy.org)}: an org file only governs its own org's sites`,
-      });
+
+  const orgFiles = files.filter((f) => f.policy.kind === 'org');
+  // Two orgs never share a slug: report each pattern of the later file that can match a slug of an earlier org's.
+  orgFiles.forEach((later, j) => {
+    const patterns = later.policy.sites ?? [];
+    patterns.forEach((pattern, index) => {
+      for (const earlier of orgFiles.slice(0, j)) {
+        if (sameOrg(earlier.policy.org, later.policy.org)) continue;
+        for (const other of earlier.policy.sites ?? []) {
+          const witness = siteOverlap(other, pattern);
+          if (witness === undefined) continue;
+          problems.push({
+            file: later.display,
+            ...later.sitesPositions[index]!,
+            message:
+              `sites[${index}]: ${JSON.stringify(pattern)} can match the same site as ${JSON.stringify(other)} of org ${JSON.stringify(earlier.policy.org)} (${earlier.display}), ` +
+              `e.g. ${JSON.stringify(witness)}: a site is governed by one org only. Fix: narrow one of the two patterns (or list the slugs literally) so that no slug matches both`,
+          });
+          return;
+        }
+      }
     });
+  });
+
+  // A site file whose slug an org's pattern matches belongs to that org.
+  for (const site of siteFiles.values()) {
+    const slug = site.policy.site!;
+    for (const org of orgFiles) {
+      if (sameOrg(org.policy.org, site.policy.org)) continue;
+      const pattern = (org.policy.sites ?? []).find((p) => siteOverlap(p, slug) !== undefined);
+      if (pattern === undefined) continue;
+      const owner = org.policy.org ?? '';
+      problems.push({
+        file: site.display,
+        ...site.sitePosition,
+        message:
+          `site ${JSON.stringify(slug)} is matched by ${JSON.stringify(pattern)} of org ${JSON.stringify(owner)} (${org.display}): ` +
+          `a site file whose slug an org's sites match must say org: ${owner}, and bind a repository of ${owner}. Fix: add org: ${owner}, rename the site, or narrow ${owner}'s sites`,
+      });
+    }
   }
   return problems;
 }

@@ -370,7 +370,20 @@ export const siteFileSchema = meta(
       ...binding,
     },
     { error: unknownKeys('a site file', SITE_FILE_KEYS) },
-  ),
+  )
+  .superRefine((file, ctx) => {
+    // A site file's `org:` is what lets its org's files govern the site and what the token says: the org must own
+    // the repository the file binds, as for org files.
+    if (file.org === undefined) return;
+    const owner = file.repository.split('/')[0] ?? '';
+    if (owner.toLowerCase() !== file.org.toLowerCase()) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['repository'],
+        message: `a site file's repository must belong to its org: ${JSON.stringify(file.repository)} is not in org ${JSON.stringify(file.org)}. Fix: bind a repository of ${file.org}, or drop org: (the site then belongs to no org file)`,
+      });
+    }
+  }),
   { id: 'siteFile', title: 'deploy-sts site policy', description: 'Rules for one site, bound to one repository.' },
 );
 

@@ -163,8 +163,9 @@ describe('load errors point at the offending node', () => {
   });
 
   it("refuses an org file naming another org's site", () => {
-    const problems = problemsOf({ 'a.yml': toYaml(docsSite({ org: 'beta' })), 'b.yml': toYaml(monorepoOrg({ sites: ['app-*', 'docs'] })) });
-    expect(problems).toEqual([expect.stringMatching(/^b\.yml:\d+:\d+: site "docs" belongs to org "beta" \(a\.yml\), not "acme"/)]);
+    const beta = docsSite({ org: 'beta', repository: 'beta/docs' });
+    const problems = problemsOf({ 'a.yml': toYaml(beta), 'b.yml': toYaml(monorepoOrg({ sites: ['app-*', 'docs'] })) });
+    expect(problems).toEqual([expect.stringMatching(/^a\.yml:1:7: site "docs" is matched by "docs" of org "acme" \(b\.yml\): a site file whose slug an org's sites match must say org: acme/)]);
   });
 });
 

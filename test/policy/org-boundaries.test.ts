@@ -17,8 +17,15 @@ function load(files: Record<string, string>) {
 }
 
 describe('org files and other organisations\' sites', () => {
-  it('a glob in another org\'s file never reaches a site file that names no org', () => {
+  it('a glob in another org\'s file that matches a site file naming no org is refused at load', () => {
     const result = load({ 'docs.yml': victim(), 'evil.yml': orgFile('evil', ['*'], 'evil/mono') });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems.map((p) => `${p.file} ${p.message}`)).toEqual([expect.stringMatching(/^docs\.yml site "docs" is matched by "\*" of org "evil"/)]);
+  });
+
+  it('a glob in another org\'s file never reaches a site file it does not match', () => {
+    const result = load({ 'docs.yml': victim(), 'evil.yml': orgFile('evil', ['evil-*'], 'evil/mono') });
     expect(result.ok).toBe(true);
     if (!result.ok) return;
     expect(evaluate(result.set, 'docs', evilPush)).toMatchObject({ granted: false, reason: 'repository_mismatch' });
@@ -28,7 +35,7 @@ describe('org files and other organisations\' sites', () => {
     const result = load({ 'docs.yml': victim(), 'evil.yml': orgFile('evil', ['docs'], 'evil/mono') });
     expect(result.ok).toBe(false);
     if (result.ok) return;
-    expect(result.problems[0]!.message).toMatch(/names no org/);
+    expect(result.problems[0]!.message).toMatch(/must say org: evil/);
   });
 
   it('an org file cannot claim an org its repository does not belong to', () => {
