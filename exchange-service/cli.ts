@@ -5,10 +5,11 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, OPTION_NAMES, flagName, loadConfig } from './config.js';
-import { devToken } from './dev-issuer.js';
+import { DEV_ISSUER, devToken } from './dev-issuer.js';
 import { explainCommand } from './explain.js';
 import { KeyRing, RETIRED_KEY_GRACE_SECONDS } from './keys/key-ring.js';
-import { checkPolicies } from './policy/load.js';
+import { checkPolicies, type PolicyLoadOptions } from './policy/load.js';
+import { GITHUB_ISSUER, normaliseIssuer } from './oidc/issuers.js';
 import { PolicyLoadError } from './policy/types.js';
 import { startService } from './service.js';
 import { openStorage } from './storage/open.js';
@@ -98,12 +99,19 @@ async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise<number>(() => {});
 }
 
+/** The issuers `policy check` and `policy explain` load policies for: DEPLOY_STS_ISSUER and DEPLOY_STS_DEV_ISSUER, as `serve` does. */
+function policyLoadOptionsFromEnv(env: NodeJS.ProcessEnv): PolicyLoadOptions {
+  const issuers = (env.DEPLOY_STS_ISSUER ?? GITHUB_ISSUER).split(',').map((s) => normaliseIssuer(s.trim())).filter(Boolean);
+  const dev = ['1', 'true', 'yes'].includes((env.DEPLOY_STS_DEV_ISSUER ?? '').trim().toLowerCase());
+  return { issuers, ...(dev ? { devIssuer: DEV_ISSUER } : {}) };
+}
+
 async function policy(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const [verb, ...rest] = args;
   if (verb === 'check') {
     const { positionals } = parse(rest, {}, true);
     const dir = positionals[0] ?? env.DEPLOY_STS_POLICIES ?? 'policies';
-    const result = await checkPolicies(dir);
+    const result = await checkPolicies(dir, policyLoadOptionsFromEnv(env));
     if (!result.ok) {
       process.stderr.write(`${new PolicyLoadError(result.problems).message}\n${result.problems.length} problem(s) in ${dir}\n`);
       return 1;
@@ -132,7 +140,8 @@ async function policy(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
         policies: (values.policies as string | undefined) ?? env.DEPLOY_STS_POLICIES ?? 'policies',
         audience: (values.audience as string | undefined) ?? env.DEPLOY_STS_AUDIENCE ?? env.DEPLOY_STS_PUBLIC_URL,
         dataDir: dataDirOf(values['data-dir'], env),
-        issuers: (env.DEPLOY_STS_ISSUER ?? 'https://token.actions.githubusercontent.com').split(',').map((s) => s.trim()),
+        issuers: [...policyLoadOptionsFromEnv(env).issuers],
+        devIssuer: policyLoadOptionsFromEnv(env).devIssuer !== undefined,
         json: Boolean(values.json),
       },
       print,

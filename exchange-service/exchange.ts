@@ -171,6 +171,7 @@ async function decide(
     context: decision.context,
     ttlSeconds: decision.rule.maxTtl,
     actor: {
+      iss: claims.iss,
       repository: claims.repository,
       repository_id: claims.repository_id,
       run_id: claims.run_id,

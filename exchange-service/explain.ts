@@ -24,7 +24,10 @@ export interface ExplainOptions {
   /** The audience expected; default: whatever the token carries (audience is then not checked). */
   audience: string | undefined;
   dataDir: string;
+  /** DEPLOY_STS_ISSUER: the policies are loaded for these, as the service loads them. */
   issuers: string[];
+  /** DEPLOY_STS_DEV_ISSUER=1. A token from the dev issuer turns it on too (it is verified with the local dev key). */
+  devIssuer: boolean;
   json: boolean;
 }
 
@@ -71,7 +74,8 @@ export async function explain(options: ExplainOptions): Promise<Explanation> {
       verification = `NOT verified: ${error instanceof OAuthError ? error.description : (error as Error).message}`;
     }
   }
-  const loaded = await checkPolicies(options.policies);
+  const devIssuer = options.devIssuer || issuer === DEV_ISSUER;
+  const loaded = await checkPolicies(options.policies, { issuers: options.issuers, ...(devIssuer ? { devIssuer: DEV_ISSUER } : {}) });
   if (!loaded.ok) throw new PolicyLoadError(loaded.problems);
   return { site: options.site, verified, verification, claims, decision: evaluate(loaded.set, options.site, claims) };
 }
@@ -86,7 +90,12 @@ export function formatExplanation(e: Explanation): string {
   lines.push(`site "${e.site}":`);
   const d = e.decision;
   if (!d.granted && d.trace.length === 0) lines.push(`  ${d.description}`);
+  let file: string | undefined;
   for (const t of d.trace) {
+    if (t.file !== file) {
+      file = t.file;
+      lines.push(`  policy ${t.file}: binds issuer ${JSON.stringify(t.issuer ?? '')}`);
+    }
     lines.push(`  rule "${t.rule}" (${t.context}, ${t.file}): ${t.matched ? 'MATCHES' : 'does not match'}`);
     for (const cond of t.conditions) lines.push(`    ${cond.ok ? '✓' : '✗'} ${cond.why}`);
     if (!t.matched && t.failure && t.conditions.every((x) => x.ok)) lines.push(`    ✗ ${t.failure}`);

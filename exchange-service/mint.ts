@@ -6,6 +6,8 @@ import type { Context } from './policy/types.js';
 
 /** The GitHub identity that asked, carried in the `act` claim. */
 export interface Actor {
+  /** The OIDC issuer of the GitHub token (a policy binds one: github.com or a GHES). */
+  iss: string;
   repository: string;
   repository_id: string;
   run_id: string;

@@ -16,7 +16,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
 import { remoteKeySource, staticKeySource, type KeySource } from './oidc/jwks.js';
 import { verifyGitHubToken } from './oidc/verify-oidc.js';
-import { checkPolicies } from './policy/load.js';
+import { checkPolicies, type PolicyLoadOptions } from './policy/load.js';
 import { PolicyLoadError, type PolicySet } from './policy/types.js';
 import { openStorage } from './storage/open.js';
 import type { Storage } from './storage/types.js';
@@ -47,8 +47,13 @@ const SECONDS = () => Math.floor(Date.now() / 1000);
 /** Replay and revocation rows are kept this long past their token's exp (the clock tolerance, doubled). */
 const PRUNE_GRACE_SECONDS = 120;
 
-async function loadPolicySet(dir: string): Promise<PolicySet> {
-  const result = await checkPolicies(dir);
+/** The issuers policies bind: DEPLOY_STS_ISSUER, and the dev issuer when trusted (it counts, and stands in for GitHub's). */
+export function policyLoadOptions(config: Pick<Config, 'issuers' | 'devIssuer'>): PolicyLoadOptions {
+  return { issuers: config.issuers, ...(config.devIssuer ? { devIssuer: DEV_ISSUER } : {}) };
+}
+
+async function loadPolicySet(dir: string, options: PolicyLoadOptions): Promise<PolicySet> {
+  const result = await checkPolicies(dir, options);
   if (!result.ok) throw new PolicyLoadError(result.problems);
   return result.set;
 }
@@ -78,7 +83,7 @@ export function createLogger(level: Config['logLevel']): Logger {
 
 export async function startService(config: Config, options: StartOptions = {}): Promise<RunningService> {
   const logger = options.logger ?? createLogger(config.logLevel);
-  let policies = await loadPolicySet(config.policies);
+  let policies = await loadPolicySet(config.policies, policyLoadOptions(config));
   const { storage, keyStore, description: storageDescription } = await openStorage({ ...config, warn: (message) => logger.warn({ event: 'storage_warning' }, message) });
   let closing = false;
   try {
@@ -159,7 +164,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
     const reloadPolicies = (): Promise<{ ok: true; sites: number } | { ok: false; error: PolicyLoadError }> => {
       const run = reloading.then(async () => {
         try {
-          policies = await loadPolicySet(config.policies);
+          policies = await loadPolicySet(config.policies, policyLoadOptions(config));
           metrics.policyReloads.inc({ result: 'ok' });
           logger.info({ event: 'policy_reload', files: policies.files.length }, 'policies reloaded');
           return { ok: true as const, sites: policies.siteCount() };

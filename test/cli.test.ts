@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIssuer, type TestIssuer } from './helpers/issuer.js';
-import { EXAMPLE_POLICIES, ROOT, exchangeToken, postForm, startService, tempDir, type TestService } from './helpers/service.js';
+import { EXAMPLE_POLICIES, ROOT, examplePolicies, exchangeToken, postForm, startService, tempDir, type TestService } from './helpers/service.js';
 
 const execFileP = promisify(execFile);
 
@@ -74,14 +74,22 @@ rules:
 
 describe('deploy-sts policy explain', () => {
   const jwks = join(work, 'jwks.json');
-  beforeAll(() => writeFileSync(jwks, JSON.stringify(issuer.publicJwks())));
+  /** The example policies bound to the test issuer, explained as a service trusting it would. */
+  let examples: string;
+  let env: Record<string, string>;
+  beforeAll(() => {
+    writeFileSync(jwks, JSON.stringify(issuer.publicJwks()));
+    examples = examplePolicies(issuer.url, join(work, 'examples'));
+    env = { DEPLOY_STS_ISSUER: issuer.url };
+  });
 
   it('explains a grant, offline from a JWKS file', async () => {
     const file = join(work, 'grant.jwt');
     writeFileSync(file, await issuer.token());
-    const r = await cli(['policy', 'explain', '--site', 'docs', '--token', file, '--jwks', jwks, '--policies', EXAMPLE_POLICIES, '--audience', svc.audience]);
+    const r = await cli(['policy', 'explain', '--site', 'docs', '--token', file, '--jwks', jwks, '--policies', examples, '--audience', svc.audience], env);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('verified: signature');
+    expect(r.stdout).toContain(`policy docs.yml: binds issuer ${JSON.stringify(issuer.url)}`);
     expect(r.stdout).toContain('rule "production" (production, docs.yml): MATCHES');
     expect(r.stdout).toMatch(/result: GRANTED by rule "production": production/);
   });
@@ -89,7 +97,7 @@ describe('deploy-sts policy explain', () => {
   it('explains a denial condition by condition', async () => {
     const file = join(work, 'deny.jwt');
     writeFileSync(file, await issuer.token({ environment: 'staging' }));
-    const r = await cli(['policy', 'explain', '--site', 'docs', '--token', file, '--jwks', jwks, '--policies', EXAMPLE_POLICIES, '--audience', svc.audience]);
+    const r = await cli(['policy', 'explain', '--site', 'docs', '--token', file, '--jwks', jwks, '--policies', examples, '--audience', svc.audience], env);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/✗ environment "staging" is not/);
     expect(r.stdout).toMatch(/result: DENIED \(no_rule_matched\)/);
@@ -99,10 +107,10 @@ describe('deploy-sts policy explain', () => {
     const file = join(work, 'old.jwt');
     const iat = Math.floor(Date.parse('2026-01-01T00:00:00Z') / 1000);
     writeFileSync(file, await issuer.token({ iat, nbf: iat - 5, exp: iat + 300 }));
-    const args = ['policy', 'explain', '--site', 'docs', '--token', file, '--jwks', jwks, '--policies', EXAMPLE_POLICIES, '--audience', svc.audience];
-    const now = await cli(args);
+    const args = ['policy', 'explain', '--site', 'docs', '--token', file, '--jwks', jwks, '--policies', examples, '--audience', svc.audience];
+    const now = await cli(args, env);
     expect(now.stdout).toMatch(/NOT verified: .*expired/);
-    const then = await cli([...args, '--at', '2026-01-01T00:01:00Z']);
+    const then = await cli([...args, '--at', '2026-01-01T00:01:00Z'], env);
     expect(then.code).toBe(0);
     expect(then.stdout).toContain('verified: signature');
   });
@@ -116,7 +124,7 @@ describe('deploy-sts policy explain', () => {
   it('prints JSON with --json', async () => {
     const file = join(work, 'json.jwt');
     writeFileSync(file, await issuer.token({ event_name: 'workflow_run' }));
-    const r = await cli(['policy', 'explain', '--site', 'docs', '--token', file, '--jwks', jwks, '--policies', EXAMPLE_POLICIES, '--audience', svc.audience, '--json']);
+    const r = await cli(['policy', 'explain', '--site', 'docs', '--token', file, '--jwks', jwks, '--policies', examples, '--audience', svc.audience, '--json'], env);
     const parsed = JSON.parse(r.stdout) as { verified: boolean; decision: { granted: boolean; context: string } };
     expect(parsed.verified).toBe(true);
     expect(parsed.decision).toMatchObject({ granted: true, context: 'preview' });

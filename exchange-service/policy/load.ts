@@ -13,6 +13,7 @@ import path from 'node:path';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import type { ConditionClaim } from '../oidc/claims.js';
+import { GITHUB_ISSUER, normaliseIssuer } from '../oidc/issuers.js';
 import { compileCondition } from './condition.js';
 import { KEY_ISSUE, validatePolicyData, type PolicyData } from './schema.js';
 import { createPolicySet, siteOverlap } from './set.js';
@@ -28,6 +29,19 @@ export interface PolicySource {
   /** How problems name the file (default: `file`). */
   display?: string;
 }
+
+/** What the loader needs to know of the service: the issuers it trusts. */
+export interface PolicyLoadOptions {
+  /** DEPLOY_STS_ISSUER, normalised. */
+  issuers: readonly string[];
+  /**
+   * The local dev issuer when it is trusted (DEPLOY_STS_DEV_ISSUER=1, loopback only). It counts as a trusted issuer,
+   * and stands in for GitHub's: a file bound to GitHub's issuer also accepts its tokens (the README walk-through).
+   */
+  devIssuer?: string;
+}
+
+export const DEFAULT_LOAD_OPTIONS: PolicyLoadOptions = { issuers: [GITHUB_ISSUER] };
 
 export type PolicyCheck = { ok: true; set: PolicySet; summary: string } | { ok: false; problems: PolicyProblem[] };
 
@@ -154,7 +168,7 @@ function internCondition(cache: ConditionCache, claim: ConditionClaim, patterns:
   return condition;
 }
 
-function toPolicyFile(name: string, data: PolicyData, raw: unknown, conditions: ConditionCache): PolicyFile {
+function toPolicyFile(name: string, data: PolicyData, raw: unknown, conditions: ConditionCache, issuer: string, issuers: string[]): PolicyFile {
   const rawRules = (raw as { rules?: unknown[] }).rules ?? [];
   const rules: Rule[] = data.rules.map((rule, index) => {
     const when = rule.when as Record<string, string[] | undefined>;
@@ -174,6 +188,8 @@ function toPolicyFile(name: string, data: PolicyData, raw: unknown, conditions: 
   });
   const common = {
     file: name,
+    issuer,
+    issuers,
     repository: data.repository,
     repositoryId: data.repository_id,
     ...(data.repository_owner_id !== undefined ? { repositoryOwnerId: data.repository_owner_id } : {}),
@@ -190,7 +206,39 @@ function firstLine(message: string): string {
   return message.split('\n')[0]!.trim();
 }
 
-function parseSource(source: PolicySource, conditions: ConditionCache): { parsed?: ParsedFile; problems: PolicyProblem[] } {
+/** The issuer a file binds, and the issuers whose tokens it accepts; or why it cannot bind one. */
+function resolveIssuer(
+  written: string | undefined,
+  options: PolicyLoadOptions,
+): { issuer: string; issuers: string[] } | { problem: string; key: boolean } {
+  const trusted = [...new Set([...options.issuers.map(normaliseIssuer), ...(options.devIssuer !== undefined ? [options.devIssuer] : [])])];
+  const list = trusted.join(', ');
+  let issuer: string;
+  if (written !== undefined) {
+    if (!trusted.includes(written)) {
+      return {
+        key: false,
+        problem:
+          `issuer ${JSON.stringify(written)} is not trusted by this service (it trusts ${list}). ` +
+          `Fix: name one of those, or add it to DEPLOY_STS_ISSUER if the repository's tokens really come from it`,
+      };
+    }
+    issuer = written;
+  } else if (trusted.length === 1) {
+    issuer = trusted[0]!;
+  } else {
+    return {
+      key: true,
+      problem:
+        `issuer is required: this service trusts several issuers (${list}), and a policy binds exactly one, ` +
+        `so that a token from one cannot satisfy a policy written for another. Fix: add issuer: with the one this file's repository gets its tokens from, e.g. issuer: ${trusted.includes(GITHUB_ISSUER) ? GITHUB_ISSUER : trusted[0]}`,
+    };
+  }
+  const standIn = options.devIssuer !== undefined && issuer === GITHUB_ISSUER && options.devIssuer !== issuer;
+  return { issuer, issuers: standIn ? [issuer, options.devIssuer!] : [issuer] };
+}
+
+function parseSource(source: PolicySource, conditions: ConditionCache, options: PolicyLoadOptions): { parsed?: ParsedFile; problems: PolicyProblem[] } {
   const display = source.display ?? source.file;
   const lines = new LineCounter();
   const problem = (pos: Position, message: string): PolicyProblem => ({ file: display, line: pos.line, column: pos.column, message });
@@ -232,7 +280,11 @@ function parseSource(source: PolicySource, conditions: ConditionCache): { parsed
     const problems = validation.issues.flatMap((issue) => flatten(issue)).map((l) => problem(locate(l.path, l.key), withPath(l)));
     return { problems };
   }
-  const policy = toPolicyFile(source.file, validation.data, raw, conditions);
+  const resolved = resolveIssuer(validation.data.issuer, options);
+  if ('problem' in resolved) {
+    return { problems: [problem(resolved.key ? locate([]) : locate(['issuer']), resolved.problem)] };
+  }
+  const policy = toPolicyFile(source.file, validation.data, raw, conditions, resolved.issuer, resolved.issuers);
   const sitePosition = locate(['site']);
   const sitesPositions = (policy.sites ?? []).map((_, index) => locate(['sites', index]));
   return { parsed: { policy, display, sitePosition, sitesPositions }, problems: [] };
@@ -328,12 +380,12 @@ function byPosition(order: Map<string, number>) {
 }
 
 /** Validate policy texts (the whole set): every problem of every file, or the set. */
-export function checkPolicyTexts(sources: readonly PolicySource[]): PolicyCheck {
+export function checkPolicyTexts(sources: readonly PolicySource[], options: PolicyLoadOptions = DEFAULT_LOAD_OPTIONS): PolicyCheck {
   const problems: PolicyProblem[] = [];
   const parsed: ParsedFile[] = [];
   const conditions: ConditionCache = new Map();
   for (const source of sources) {
-    const result = parseSource(source, conditions);
+    const result = parseSource(source, conditions, options);
     problems.push(...result.problems);
     if (result.parsed) parsed.push(result.parsed);
   }
@@ -408,28 +460,28 @@ async function readPolicyDir(dir: string): Promise<{ sources: PolicySource[]; pr
 }
 
 /** The shared path for start-up, `deploy-sts policy check` and live reloads. Never throws for bad input. */
-export async function checkPolicies(dir: string): Promise<PolicyCheck> {
+export async function checkPolicies(dir: string, options: PolicyLoadOptions = DEFAULT_LOAD_OPTIONS): Promise<PolicyCheck> {
   const { sources, problems } = await readPolicyDir(dir);
-  const checked = checkPolicyTexts(sources);
+  const checked = checkPolicyTexts(sources, options);
   if (problems.length === 0) return checked;
   return { ok: false, problems: [...problems, ...(checked.ok ? [] : checked.problems)] };
 }
 
 /** Load a directory or throw PolicyLoadError listing every problem. */
-export async function loadPolicyDir(dir: string): Promise<PolicySet> {
-  const result = await checkPolicies(dir);
+export async function loadPolicyDir(dir: string, options: PolicyLoadOptions = DEFAULT_LOAD_OPTIONS): Promise<PolicySet> {
+  const result = await checkPolicies(dir, options);
   if (!result.ok) throw new PolicyLoadError(result.problems);
   return result.set;
 }
 
 /** Load several files given as text (tests, tools). Throws PolicyLoadError. */
-export function loadPolicyTexts(sources: readonly PolicySource[]): PolicySet {
-  const result = checkPolicyTexts(sources);
+export function loadPolicyTexts(sources: readonly PolicySource[], options: PolicyLoadOptions = DEFAULT_LOAD_OPTIONS): PolicySet {
+  const result = checkPolicyTexts(sources, options);
   if (!result.ok) throw new PolicyLoadError(result.problems);
   return result.set;
 }
 
 /** Load one file given as text. Throws PolicyLoadError. */
-export function loadPolicyText(file: string, text: string): PolicySet {
-  return loadPolicyTexts([{ file, text }]);
+export function loadPolicyText(file: string, text: string, options: PolicyLoadOptions = DEFAULT_LOAD_OPTIONS): PolicySet {
+  return loadPolicyTexts([{ file, text }], options);
 }

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { CONDITION_CLAIMS, TRUSTED_EVENTS, isTrustedEvent } from '../oidc/claims.js';
+import { issuerProblem, normaliseIssuer } from '../oidc/issuers.js';
 import { conditionPatternProblem, isConditionClaim } from './condition.js';
 import { parseDuration } from './duration.js';
 import { MAX_GLOB_LENGTH, isGlob } from './glob.js';
@@ -129,6 +130,20 @@ const orgSchema = z
   .string({ error: (issue) => `org must be a GitHub organisation login, e.g. acme, got ${describe(issue.input)}` })
   .regex(OWNER, 'org must be a GitHub organisation login: letters, digits and -, at most 39 characters, e.g. acme');
 const tokenAudienceSchema = z.string().min(1).max(512);
+export const issuerSchema = meta(
+  z
+    .string({ error: (issue) => `issuer must be the URL of a trusted OIDC issuer, e.g. https://token.actions.githubusercontent.com, got ${describe(issue.input)}` })
+    .max(512)
+    .superRefine((value, ctx) => {
+      const problem = issuerProblem(value);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `issuer ${problem}, e.g. https://token.actions.githubusercontent.com` });
+    })
+    .transform(normaliseIssuer),
+  {
+    description:
+      'The OIDC issuer whose tokens this file accepts: one of the service\'s trusted issuers (DEPLOY_STS_ISSUER). Required when the service trusts several; defaults to the only one otherwise.',
+  },
+);
 
 const slugSchema = z
   .string({
@@ -350,10 +365,11 @@ const rulesSchema = z
 // ---------------------------------------------------------------------------------------------------------
 // Files
 
-const SITE_FILE_KEYS = ['site', 'org', 'repository', 'repository_id', 'repository_owner_id', 'token_audience', 'rules'] as const;
-const ORG_FILE_KEYS = ['org', 'sites', 'repository', 'repository_id', 'repository_owner_id', 'token_audience', 'rules'] as const;
+const SITE_FILE_KEYS = ['site', 'org', 'issuer', 'repository', 'repository_id', 'repository_owner_id', 'token_audience', 'rules'] as const;
+const ORG_FILE_KEYS = ['org', 'sites', 'issuer', 'repository', 'repository_id', 'repository_owner_id', 'token_audience', 'rules'] as const;
 
 const binding = {
+  issuer: issuerSchema.optional(),
   repository: repositorySchema,
   repository_id: numericId('repository_id', '892043217'),
   repository_owner_id: numericId('repository_owner_id', '51204').optional(),

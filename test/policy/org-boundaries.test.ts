@@ -10,7 +10,7 @@ const victim = (org?: string) =>
   toYaml(docsSite({ org, repository: 'victim/docs', repository_id: '100', repository_owner_id: undefined, rules: pushOnly }));
 const orgFile = (org: string, sites: string[], repository: string) =>
   toYaml(monorepoOrg({ org, sites, repository, repository_id: '200', repository_owner_id: undefined, rules: pushOnly }));
-const evilPush = githubClaims('x', { repository: 'evil/mono', repository_owner: 'evil', repository_id: '200' });
+const evilPush = githubClaims('https://token.actions.githubusercontent.com', { repository: 'evil/mono', repository_owner: 'evil', repository_id: '200' });
 
 function load(files: Record<string, string>) {
   return checkPolicyTexts(Object.entries(files).map(([file, text]) => ({ file, text })));
@@ -49,7 +49,7 @@ describe('org files and other organisations\' sites', () => {
     const result = load({ 'docs.yml': victim('victim'), 'victim.yml': orgFile('victim', ['*'], 'victim/mono') });
     expect(result.ok).toBe(true);
     if (!result.ok) return;
-    const mono = githubClaims('x', { repository: 'victim/mono', repository_owner: 'victim', repository_id: '200' });
+    const mono = githubClaims('https://token.actions.githubusercontent.com', { repository: 'victim/mono', repository_owner: 'victim', repository_id: '200' });
     expect(evaluate(result.set, 'docs', mono)).toMatchObject({ granted: true, file: 'victim.yml' });
     expect(evaluate(result.set, 'blog', mono)).toMatchObject({ granted: true, file: 'victim.yml' });
   });
