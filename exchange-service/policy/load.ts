@@ -10,7 +10,7 @@
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import type { ConditionClaim } from '../oidc/claims.js';
 import { GITHUB_ISSUER, normaliseIssuer } from '../oidc/issuers.js';
@@ -21,6 +21,8 @@ import { PolicyLoadError, type Condition, type PolicyFile, type PolicyProblem, t
 
 export const MAX_POLICY_FILE_BYTES = 1024 * 1024;
 const POLICY_FILE = /\.ya?ml$/i;
+/** Refused as keys anywhere in a policy file. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 export interface PolicySource {
   /** Name relative to the policies directory (PolicyFile.file). */
@@ -266,6 +268,24 @@ function parseSource(source: PolicySource, conditions: ConditionCache, options: 
       ],
     };
   }
+
+  // Keys that name object internals are refused before the document becomes JavaScript objects: `__proto__` would
+  // set a prototype (and slip past the unknown-key checks), `constructor` and `prototype` shadow built-ins.
+  const internals: PolicyProblem[] = [];
+  visit(doc, {
+    Pair(_key, pair) {
+      const name = keyText(pair.key);
+      if (name === undefined || !FORBIDDEN_KEYS.has(name)) return;
+      const range = (pair.key as { range?: [number, number, number] }).range;
+      internals.push(
+        problem(
+          range ? at(range[0]) : { line: 1, column: 1 },
+          `key ${JSON.stringify(name)} is not allowed in a policy file: __proto__, constructor and prototype name JavaScript object internals and are refused everywhere. Fix: remove it`,
+        ),
+      );
+    },
+  });
+  if (internals.length > 0) return { problems: internals };
 
   let raw: unknown;
   try {
