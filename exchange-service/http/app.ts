@@ -12,6 +12,7 @@ import { RateLimiter } from '../rate-limit.js';
 import type { Storage } from '../storage/types.js';
 import { verifyAccessToken } from '../verify-access-token.js';
 import { GRANT_TYPE } from './token-request.js';
+import { MAX_PARAMETERS, jsonBodyProblem } from './json-body.js';
 
 export const BODY_LIMIT_BYTES = 32 * 1024;
 
@@ -160,8 +161,21 @@ export function createApp(deps: AppDeps): express.Express {
     app.use(onlyPost(path));
   }
   const parsers = [
-    express.urlencoded({ extended: false, limit: BODY_LIMIT_BYTES, parameterLimit: 20 }),
-    express.json({ limit: BODY_LIMIT_BYTES, strict: true }),
+    express.urlencoded({ extended: false, limit: BODY_LIMIT_BYTES, parameterLimit: MAX_PARAMETERS }),
+    express.json({
+      limit: BODY_LIMIT_BYTES,
+      strict: true,
+      // Duplicated keys and too many keys are refused as in forms (JSON.parse would keep the last value silently).
+      verify(_req, _res, buf) {
+        const problem = jsonBodyProblem(buf.toString('utf8'));
+        if (problem === undefined) return;
+        throw Object.assign(new Error(problem.kind), {
+          status: 400,
+          type: problem.kind === 'duplicate_key' ? 'json.duplicate.key' : 'parameters.too.many',
+          key: problem.kind === 'duplicate_key' ? problem.key : undefined,
+        });
+      },
+    }),
   ];
 
   app.post('/token', ...parsers, async (req, res, next) => {
@@ -288,6 +302,10 @@ export function createApp(deps: AppDeps): express.Express {
     if (error instanceof OAuthError) oauth = error;
     else if (e?.type === 'entity.too.large') {
       oauth = new OAuthError('invalid_request', `the request body is larger than ${BODY_LIMIT_BYTES} bytes`, 'too_large', 413);
+    } else if (e?.type === 'json.duplicate.key') {
+      const key = String((error as { key?: unknown }).key);
+      const shownKey = JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key);
+      oauth = new OAuthError('invalid_request', `parameter ${shownKey} must appear once (the JSON body gives it more than once)`, 'duplicate_parameter');
     } else if (e?.type === 'parameters.too.many') {
       oauth = new OAuthError('invalid_request', 'the request has too many parameters', 'too_many_parameters', 413);
     } else if (e?.status === 400 || e?.status === 415) {
