@@ -80,14 +80,33 @@ export async function explain(options: ExplainOptions): Promise<Explanation> {
   return { site: options.site, verified, verification, claims, decision: evaluate(loaded.set, options.site, claims) };
 }
 
+/**
+ * Characters a terminal may act on, or that hide or reorder text: C0 controls (ESC, BEL, CR …), DEL, C1 controls
+ * (CSI is U+009B), zero-width and bidi formatting characters, and the Unicode line separators. Claims printed here may
+ * come from a token nobody verified: they are shown as \uXXXX escapes instead.
+ */
+const TERMINAL_UNSAFE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g;
+
+/** Text safe for a terminal: every unsafe character as a \uXXXX escape (newlines between lines are kept). */
+export function escapeTerminal(text: string): string {
+  return text.replace(TERMINAL_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** A claim value as printed: strings quoted (JSON), anything else as JSON, absent as (none). */
+function shown(value: unknown): string {
+  if (value === undefined || value === null) return '(none)';
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+}
+
 export function formatExplanation(e: Explanation): string {
   const c = e.claims;
   const lines: string[] = [];
-  lines.push(`token: repository ${c.repository} (id ${c.repository_id}), event ${c.event_name}${isTrustedEvent(String(c.event_name)) ? '' : ' (untrusted: preview at most)'}, ref ${c.ref}`);
-  lines.push(`       workflow ${c.job_workflow_ref ?? c.workflow_ref ?? '(none)'}, environment ${c.environment ?? '(none)'}`);
+  lines.push(`token: issuer ${shown(c.iss)}, repository ${shown(c.repository)} (id ${shown(c.repository_id)}), event ${shown(c.event_name)}${isTrustedEvent(String(c.event_name)) ? '' : ' (untrusted: preview at most)'}, ref ${shown(c.ref)}`);
+  lines.push(`       workflow ${shown(c.job_workflow_ref ?? c.workflow_ref)}, environment ${shown(c.environment)}`);
   lines.push(`${e.verification}`);
   if (!e.verified) lines.push('(the policy below is evaluated on the UNVERIFIED claims, for diagnosis only: the service would refuse this token)');
-  lines.push(`site "${e.site}":`);
+  lines.push(`site ${shown(e.site)}:`);
   const d = e.decision;
   if (!d.granted && d.trace.length === 0) lines.push(`  ${d.description}`);
   let file: string | undefined;
@@ -105,12 +124,13 @@ export function formatExplanation(e: Explanation): string {
   } else {
     lines.push(`result: DENIED (${d.reason}): ${d.description}`);
   }
-  return lines.join('\n');
+  return escapeTerminal(lines.join('\n'));
 }
 
 export async function explainCommand(options: ExplainOptions, print: (text: string) => void): Promise<number> {
   const e = await explain(options);
-  if (options.json) print(JSON.stringify(e, (_k, v) => (typeof v === 'function' ? undefined : v), 2));
+  // JSON escapes C0 controls itself; the rest become \uXXXX escapes too, which JSON reads back as the same characters.
+  if (options.json) print(escapeTerminal(JSON.stringify(e, (_k, v) => (typeof v === 'function' ? undefined : v), 2)));
   else print(formatExplanation(e));
   return e.verified && e.decision.granted ? 0 : 1;
 }
