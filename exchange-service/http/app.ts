@@ -8,7 +8,7 @@ import { OAuthError, rateLimited, redactTokens, unavailable } from '../errors.js
 import { exchange, type ExchangeDeps, type ExchangeOutcome } from '../exchange.js';
 import type { KeyRing } from '../keys/key-ring.js';
 import type { Metrics } from '../metrics.js';
-import { RateLimiter } from '../rate-limit.js';
+import { RateLimiter, addressKey } from '../rate-limit.js';
 import type { Storage } from '../storage/types.js';
 import { verifyAccessToken } from '../verify-access-token.js';
 import { GRANT_TYPE } from './token-request.js';
@@ -151,7 +151,7 @@ export function createApp(deps: AppDeps): express.Express {
       res.setHeader('Pragma', 'no-cache');
       // The address limit comes first, before any parsing or method check: it also bounds secret guessing at
       // /introspect and audit-log growth from junk requests.
-      const decision = deps.ipLimiter?.take(req.ip ?? 'unknown');
+      const decision = deps.ipLimiter?.take(addressKey(req.ip ?? 'unknown'));
       if (decision && !decision.allowed) {
         deps.metrics?.rateLimited.inc({ kind: 'ip' });
         return next(rateLimited(`too many requests from ${req.ip}; retry in ${decision.retryAfter} s`, decision.retryAfter));
@@ -314,7 +314,7 @@ export function createApp(deps: AppDeps): express.Express {
       deps.log?.('error', 'unhandled error', { path: req.path, error: (error as Error)?.name });
       oauth = new OAuthError('server_error', 'internal error; nothing was issued', 'internal_error');
     }
-    const sampledOut = oauth.reason === 'rate_limited' && !refusalAuditSampler.take(req.ip ?? 'unknown').allowed;
+    const sampledOut = oauth.reason === 'rate_limited' && !refusalAuditSampler.take(addressKey(req.ip ?? 'unknown')).allowed;
     if (req.path === '/token' && !sampledOut) {
       deps.metrics?.denials.inc({ reason: oauth.reason });
       res.locals.logFields = { result: 'denied', reason: oauth.reason };

@@ -96,3 +96,25 @@ describe('the per-repository limit (DEPLOY_STS_RATE_LIMIT_REPOSITORY)', () => {
     await expectRefused(suite.svc, async () => exchangeToken(suite.svc.url, await suite.issuer.token()), limited);
   });
 });
+
+describe('IPv6 clients (behind one trusted proxy)', () => {
+  let suite: Suite;
+  beforeAll(async () => {
+    suite = await startSuite({ env: { ...NO_RATE_LIMITS, DEPLOY_STS_RATE_LIMIT_IP: String(LIMIT), DEPLOY_STS_TRUST_PROXY: '1' } });
+  });
+  afterAll(async () => {
+    await suite?.stop();
+  });
+
+  it('are limited by their /64: a fresh address from the same prefix for every request does not refill the bucket', async () => {
+    for (let i = 0; i < LIMIT; i++) expect((await exchangeFrom(suite, `2001:db8:1:2::${(i + 1).toString(16)}`)).status).toBe(200);
+    const { audit } = await expectRefused(suite.svc, () => exchangeFrom(suite, '2001:db8:1:2:ffff:ffff:ffff:fffe'), limited);
+    expect(audit.clientIp).toBe('2001:db8:1:2:ffff:ffff:ffff:fffe');
+    // Spelt differently (leading zeros, upper case, no compression), it is the same prefix.
+    expect((await exchangeFrom(suite, '2001:0DB8:0001:0002:0:0:0:abcd')).status).toBe(429);
+  });
+
+  it('gives another /64 its own bucket', async () => {
+    expect((await exchangeFrom(suite, '2001:db8:1:3::1')).status).toBe(200);
+  });
+});
