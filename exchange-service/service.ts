@@ -16,7 +16,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
 import { remoteKeySource, staticKeySource, type KeySource } from './oidc/jwks.js';
 import { verifyGitHubToken } from './oidc/verify-oidc.js';
-import { checkPolicies, type PolicyLoadOptions } from './policy/load.js';
+import { checkPolicies, checkPoliciesSettled, type PolicyLoadOptions } from './policy/load.js';
 import { PolicyLoadError, type PolicySet } from './policy/types.js';
 import { openStorage } from './storage/open.js';
 import type { Storage } from './storage/types.js';
@@ -52,8 +52,9 @@ export function policyLoadOptions(config: Pick<Config, 'issuers' | 'devIssuer'>)
   return { issuers: config.issuers, ...(config.devIssuer ? { devIssuer: DEV_ISSUER } : {}) };
 }
 
-async function loadPolicySet(dir: string, options: PolicyLoadOptions): Promise<PolicySet> {
-  const result = await checkPolicies(dir, options);
+async function loadPolicySet(dir: string, options: PolicyLoadOptions, settled = false): Promise<PolicySet> {
+  // A reload reads the directory until it reads the same twice (a file caught mid-write is never loaded).
+  const result = settled ? await checkPoliciesSettled(dir, options) : await checkPolicies(dir, options);
   if (!result.ok) throw new PolicyLoadError(result.problems);
   return result.set;
 }
@@ -164,7 +165,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
     const reloadPolicies = (): Promise<{ ok: true; sites: number } | { ok: false; error: PolicyLoadError }> => {
       const run = reloading.then(async () => {
         try {
-          policies = await loadPolicySet(config.policies, policyLoadOptions(config));
+          policies = await loadPolicySet(config.policies, policyLoadOptions(config), true);
           metrics.policyReloads.inc({ result: 'ok' });
           logger.info({ event: 'policy_reload', files: policies.files.length }, 'policies reloaded');
           return { ok: true as const, sites: policies.siteCount() };

@@ -487,6 +487,53 @@ export async function checkPolicies(dir: string, options: PolicyLoadOptions = DE
   return { ok: false, problems: [...problems, ...(checked.ok ? [] : checked.problems)] };
 }
 
+export interface SettleOptions {
+  /** How long apart the two reads are (ms). */
+  intervalMs: number;
+  /** Reads at most (the directory must read the same on two consecutive ones). */
+  attempts: number;
+}
+
+/** A reload waits this long for the directory to read the same twice, a few times, before giving up. */
+export const DEFAULT_SETTLE: SettleOptions = { intervalMs: 250, attempts: 8 };
+
+function snapshot(read: { sources: PolicySource[]; problems: PolicyProblem[] }): string {
+  return JSON.stringify([read.sources.map((s) => [s.file, s.text]), read.problems]);
+}
+
+/**
+ * `checkPolicies` for live reloads: the directory is read until two consecutive reads, `intervalMs` apart, are the
+ * same — a file caught in the middle of a write (truncated, and possibly still valid YAML that grants more) is never
+ * loaded. When the directory keeps changing, nothing is loaded and the problem says to replace files atomically.
+ */
+export async function checkPoliciesSettled(
+  dir: string,
+  options: PolicyLoadOptions = DEFAULT_LOAD_OPTIONS,
+  settle: SettleOptions = DEFAULT_SETTLE,
+): Promise<PolicyCheck> {
+  let previous = await readPolicyDir(dir);
+  for (let attempt = 1; attempt < settle.attempts; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, settle.intervalMs));
+    const current = await readPolicyDir(dir);
+    if (snapshot(current) === snapshot(previous)) {
+      const checked = checkPolicyTexts(current.sources, options);
+      if (current.problems.length === 0) return checked;
+      return { ok: false, problems: [...current.problems, ...(checked.ok ? [] : checked.problems)] };
+    }
+    previous = current;
+  }
+  return {
+    ok: false,
+    problems: [
+      dirProblem(
+        dir,
+        `the policies directory kept changing while it was read (${settle.attempts} reads, ${settle.intervalMs} ms apart), so nothing was loaded. ` +
+          'Fix: replace policy files atomically — write a temporary file in the same directory (e.g. .docs.yml.tmp: names starting with . are skipped) and rename it over the old one',
+      ),
+    ],
+  };
+}
+
 /** Load a directory or throw PolicyLoadError listing every problem. */
 export async function loadPolicyDir(dir: string, options: PolicyLoadOptions = DEFAULT_LOAD_OPTIONS): Promise<PolicySet> {
   const result = await checkPolicies(dir, options);
