@@ -123,7 +123,7 @@ describe('deploy-sts policy explain', () => {
 
   it('prints JSON with --json', async () => {
     const file = join(work, 'json.jwt');
-    writeFileSync(file, await issuer.token({ event_name: 'workflow_run' }));
+    writeFileSync(file, await issuer.token({ event_name: 'workflow_run', job_workflow_ref: 'acme/docs/.github/workflows/preview-deploy.yml@refs/heads/main' }));
     const r = await cli(['policy', 'explain', '--site', 'docs', '--token', file, '--jwks', jwks, '--policies', examples, '--audience', svc.audience, '--json'], env);
     const parsed = JSON.parse(r.stdout) as { verified: boolean; decision: { granted: boolean; context: string } };
     expect(parsed.verified).toBe(true);
