@@ -4,6 +4,7 @@
  * Nothing here ever holds a token.
  */
 import { formatClaims, type DisplayClaims } from './subject-claims.js';
+import { seconds } from '../shared/text.js';
 
 export type ActionErrorCode =
   /** An input is missing or malformed. */
@@ -166,10 +167,6 @@ export function serviceRefused(refusal: ServiceRefusal): ActionError {
 
 function plural(count: number, word: string): string {
   return `${count} ${word}${count === 1 ? '' : 's'}`;
-}
-
-function seconds(ms: number): string {
-  return `${Number((ms / 1000).toFixed(1))}s`;
 }
 
 export type TransportFailureKind = 'unreachable' | 'tls_failure' | 'timeout';

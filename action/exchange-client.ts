@@ -15,9 +15,9 @@ import { DEFAULT_RETRY_POLICY, isRetryableStatus, sendWithRetries, type RetryPol
 import { revokeToken } from './revoke.js';
 import { decodeClaimsForDisplay } from './subject-claims.js';
 import { displayUrl, endpoint } from './url.js';
+import { GRANT_TYPE, ID_TOKEN_TYPE } from '../shared/wire.js';
 
-export const GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
-export const ID_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:id_token';
+export { GRANT_TYPE, ID_TOKEN_TYPE };
 
 export type DeployContext = 'production' | 'preview';
 

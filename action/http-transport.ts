@@ -8,6 +8,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { getProxyUrl, HttpClient } from '@actions/http-client';
 import type { RequestHandler } from '@actions/http-client/lib/interfaces';
 import type { TransportFailureKind } from './errors.js';
+import { seconds } from '../shared/text.js';
 
 export const USER_AGENT = 'deploy-sts-action';
 
@@ -67,10 +68,6 @@ const NETWORK_ERRORS: Record<string, { kind: TransportFailureKind; text: string 
   ETIMEDOUT: { kind: 'timeout', text: 'the operating system gave up connecting' },
 };
 
-function seconds(ms: number): string {
-  return `${Number((ms / 1000).toFixed(3))}s`;
-}
-
 const TLS_REASONS: Record<string, string> = {
   DEPTH_ZERO_SELF_SIGNED_CERT: 'the certificate is self-signed',
   SELF_SIGNED_CERT_IN_CHAIN: 'the certificate chain ends in a self-signed certificate that is not trusted',
@@ -102,7 +99,7 @@ function isTlsFailure(code: string, message: string): boolean {
 /** Maps what Node or http-client threw to a TransportError. */
 export function classifyNetworkError(error: unknown, timeouts: Timeouts, totalTimedOut: boolean): TransportError {
   if (totalTimedOut) {
-    return new TransportError('timeout', `no complete answer within the total timeout of ${seconds(timeouts.totalMs)}`, true);
+    return new TransportError('timeout', `no complete answer within the total timeout of ${seconds(timeouts.totalMs, 3)}`, true);
   }
   const err = (error ?? {}) as { code?: unknown; message?: unknown };
   const code = typeof err.code === 'string' ? err.code : '';
@@ -110,7 +107,7 @@ export function classifyNetworkError(error: unknown, timeouts: Timeouts, totalTi
   // http-client's socket timeout; the idle timeout after connecting equals the total timeout, which fires first,
   // so this one is the connect timeout (the `timeout` request option arms the socket before it connects).
   if (message.startsWith('Request timeout')) {
-    return new TransportError('timeout', `could not connect within the connect timeout of ${seconds(timeouts.connectMs)}`, true);
+    return new TransportError('timeout', `could not connect within the connect timeout of ${seconds(timeouts.connectMs, 3)}`, true);
   }
   // The code decides: a connection dropped during the handshake mentions TLS but is a network failure.
   const network = NETWORK_ERRORS[code];

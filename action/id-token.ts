@@ -3,13 +3,10 @@
  * endpoint can hang, and core puts no time limit on it. Every failure is the id_token_failed ActionError.
  */
 import { ActionError, idTokenFailed } from './errors.js';
+import { seconds } from '../shared/text.js';
 
 /** How long one OIDC token fetch may take. */
 export const DEFAULT_ID_TOKEN_TIMEOUT_MS = 30_000;
-
-function seconds(ms: number): string {
-  return `${Number((ms / 1000).toFixed(1))}s`;
-}
 
 export async function fetchIdToken(getIdToken: (audience: string) => Promise<string>, audience: string, timeoutMs: number): Promise<string> {
   let timer: NodeJS.Timeout | undefined;

@@ -4,6 +4,7 @@
  */
 import { ActionError } from './errors.js';
 import { parseServiceUrl } from './url.js';
+import { PERMISSION, SITE_SLUG as SITE } from '../shared/wire.js';
 
 export interface ActionInputs {
   /** Base URL of the exchange service, without a trailing slash. */
@@ -22,10 +23,7 @@ export interface ActionInputs {
 /** Reads one input by its action.yml name, trimmed, '' when unset (like `core.getInput`). */
 export type InputReader = (name: string) => string;
 
-/** The service's site slug (exchange-service/http/token-request.ts): a typo fails here, not at the service. */
-const SITE = /^[a-z0-9][a-z0-9-]{0,62}$/;
-/** The service's permission shape, `resource:action` in lowercase (exchange-service/policy/permissions.ts). */
-const PERMISSION = /^[a-z]+:[a-z]+$/;
+// SITE and PERMISSION are the service's own shapes (shared/wire.ts): a typo fails here, not at the service.
 /** Upper case, digits and `_`, as environment variables meant for later steps are written. */
 const ENV_NAME = /^[A-Z_][A-Z0-9_]{0,127}$/;
 /**

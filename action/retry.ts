@@ -10,6 +10,7 @@
 import { badResponse, deadlinePassed, transportFailed, type GiveUp } from './errors.js';
 import type { Deadline } from './deadline.js';
 import { AnswerTooLarge, sendOnce, TransportError, type HttpAnswer, type HttpRequest, type Timeouts } from './http-transport.js';
+import { seconds } from '../shared/text.js';
 
 export interface RetryPolicy {
   maxAttempts: number;
@@ -100,10 +101,6 @@ export interface RetryRun<C> {
   /** Shared with every other request of the step; attempts and waits never go past it. */
   deadline: Deadline;
   log: (line: string) => void;
-}
-
-function seconds(ms: number): string {
-  return `${Number((ms / 1000).toFixed(1))}s`;
 }
 
 /** The attempt's timeouts, cut to the time left before the deadline. */

@@ -2,19 +2,10 @@
  * The exchange service's base URL: parsed once, refused when it would send a token in clear text to anything
  * but this machine, and turned into endpoint URLs.
  */
+import { isLoopbackHost } from '../shared/wire.js';
 import { ActionError } from './errors.js';
 
-/** True for names that can only reach this machine: `localhost`, 127.0.0.0/8 and `[::1]`. */
-export function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.toLowerCase();
-  if (host === 'localhost') return true;
-  if (host === '[::1]' || host === '::1') return true;
-  // WHATWG URL parsing has already normalised IPv4 forms such as `127.1` or `2130706433` to dotted quads.
-  const quad = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
-  if (!quad) return false;
-  const octets = quad.slice(1).map(Number);
-  return octets.every((o) => o <= 255) && octets[0] === 127;
-}
+export { isLoopbackHost };
 
 /**
  * Parses the `url` input. Accepts `https://` anywhere and `http://` only on loopback; refuses credentials,

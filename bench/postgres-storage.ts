@@ -11,7 +11,7 @@ import { createPool, postgresStorage } from '../exchange-service/storage/postgre
 import { openSqlite } from '../exchange-service/storage/sqlite.js';
 import type { Storage } from '../exchange-service/storage/types.js';
 import { auditRecord } from './micro.js';
-import type { BenchPostgres } from './postgres.js';
+import type { TestPostgres } from '../testing/postgres.js';
 import { round } from './stats.js';
 
 export interface StorageRoundTrip {
@@ -58,7 +58,7 @@ async function timed(
 const writes = (storage: Storage, issuer: string, prefix: string) => (i: number) =>
   storage.consumeJti(issuer, `${prefix}-${i}`, 2_000_000_000).then(() => storage.appendAudit(auditRecord(i)));
 
-export async function benchStorageRoundTrips(postgres: BenchPostgres, work: string, issuer: string): Promise<StorageRoundTrip[]> {
+export async function benchStorageRoundTrips(postgres: TestPostgres, work: string, issuer: string): Promise<StorageRoundTrip[]> {
   const results: StorageRoundTrip[] = [];
   const pool = createPool(await postgres.createDatabase());
   const storage = postgresStorage(pool);

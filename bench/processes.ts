@@ -4,7 +4,6 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import { join, resolve } from 'node:path';
 import type { GeneratorMessage, LoadConfig, LoadResult } from './load-generator.js';
 
@@ -164,16 +163,6 @@ export function startBound(options: BoundOptions): Promise<Server> {
 }
 
 /** A loopback port nothing listens on right now (another process may take it before it is used: retry on failure). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolvePromise(port));
-    });
-  });
-}
 
 /**
  * Run the load generator in its own process and return what it measured. `onMeasuring` is called when the warm-up

@@ -6,7 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, startService, type Server } from './processes.js';
+import { freePort } from '../testing/free-port.js';
+import { startService, type Server } from './processes.js';
 
 export interface ReplicaOptions {
   count: number;

@@ -3,7 +3,7 @@
  * scaling in sites and audit rows, durability modes, and the Action's start-up — in one run, side by side.
  * Prints a table and writes bench/results.json. Everything binds 127.0.0.1 and is stopped before exit.
  *
- * Options (environment): BENCH_PROFILE=<dir> writes a V8 CPU profile of every service run there; BENCH_PG_BIN=<dir>
+ * Options (environment): BENCH_PROFILE=<dir> writes a V8 CPU profile of every service run there; DEPLOY_STS_PG_BIN=<dir>
  * names the PostgreSQL binaries for section 7 (default: PATH, then /usr/lib/postgresql/<version>/bin).
  */
 import { cpus, freemem, loadavg, totalmem, tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import { BENCH_AUDIENCE, newIssuerKey, startIssuer, type RunningIssuer } from '.
 import type { LoadResult } from './load-generator.js';
 import { runMicro, type MicroResult } from './micro.js';
 import { writePolicies } from './policies.js';
-import { PostgresUnavailable, startPostgres, type BenchPostgres } from './postgres.js';
+import { PostgresUnavailable, startPostgres, type TestPostgres } from '../testing/postgres.js';
 import { benchStorageRoundTrips, type StorageRoundTrip } from './postgres-storage.js';
 import { prefillDataDir } from './prefill.js';
 import { ROOT, runLoad, startBound, startService, type Server } from './processes.js';
@@ -249,15 +249,22 @@ const redactUrls = (text: string) => text.replace(/(postgres(?:ql)?:\/\/[^:/@\s]
 const totalCpu = (r: LoadRun) => r.measuredPhase.serverCpuUsPerRequest + (r.measuredPhase.databaseCpuUsPerRequest ?? 0);
 
 async function postgresComparison(examples: string): Promise<PostgresSection> {
-  let postgres: BenchPostgres;
+  let postgres: TestPostgres;
+  let version: string;
+  let settings: Record<string, string>;
   try {
-    postgres = await startPostgres();
+    // Durable: PostgreSQL's default fsync and full page writes, the same promise as SQLite's FULL.
+    postgres = await startPostgres({ durable: true });
+    ({ version, settings } = await postgres.serverInfo().catch(async (error: Error) => {
+      await postgres.stop();
+      throw new PostgresUnavailable(error.message);
+    }));
   } catch (error) {
     const reason = redactUrls(error instanceof PostgresUnavailable ? error.message : `could not start: ${(error as Error).message}`);
     log(`postgres: skipped (${reason})`);
     return { status: 'skipped', reason };
   }
-  log(`${postgres.version} on 127.0.0.1 (${Object.entries(postgres.settings).map(([k, v]) => `${k}=${v}`).join(', ')})`);
+  log(`${version} on 127.0.0.1 (${Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(', ')})`);
   try {
     const sites = ['docs'];
     const load = { maxSeconds: PG_SECONDS, warmup: PG_WARMUP };
@@ -298,8 +305,8 @@ async function postgresComparison(examples: string): Promise<PostgresSection> {
     const open = { sqlite: totalCpu(openLoop.sqlite), replicas: totalCpu(openLoop.replicas) };
     return {
       status: 'measured',
-      version: postgres.version,
-      settings: postgres.settings,
+      version,
+      settings,
       maxSeconds: PG_SECONDS,
       warmup: PG_WARMUP,
       closedLoop,
@@ -313,7 +320,7 @@ async function postgresComparison(examples: string): Promise<PostgresSection> {
     };
   } catch (error) {
     const message = redactUrls((error as Error).message);
-    const tail = postgres.logTail();
+    const tail = postgres.log().trim().split('\n').slice(-5).join('\n');
     log(`postgres: FAILED (${message})${tail ? `\n  server log:\n${tail}` : ''}`);
     process.exitCode = 1;
     return { status: 'failed', error: message };

@@ -4,15 +4,15 @@
  * Thin: each verb parses its flags and calls the module that does the work.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, OPTION_NAMES, flagName, loadConfig } from './config.js';
+import { ConfigError, OPTION_NAMES, type StorageOptions, flagName, loadConfig, loadDevTokenConfig, loadPoliciesDir, loadPolicyIssuers, loadStorageConfig, loadVerifierConfig } from './config.js';
 import { DEV_ISSUER, devToken } from './dev-issuer.js';
 import { explainCommand } from './explain.js';
-import { KeyRing, RETIRED_KEY_GRACE_SECONDS } from './keys/key-ring.js';
+import { RETIRED_KEY_GRACE_SECONDS } from './keys/key-ring.js';
+import { openSigningKeys } from './keys/open.js';
 import { checkPolicies, type PolicyLoadOptions } from './policy/load.js';
-import { GITHUB_ISSUER, normaliseIssuer } from './oidc/issuers.js';
 import { PolicyLoadError } from './policy/types.js';
 import { startService } from './service.js';
-import { openStorage } from './storage/open.js';
+import { openStorage, type OpenedStorage } from './storage/open.js';
 import { parseTime } from './time.js';
 
 const USAGE = `deploy-sts — trade a GitHub Actions OIDC token for a short-lived, site-scoped deploy token
@@ -47,16 +47,20 @@ function parse(args: string[], options: ParseArgsConfig['options'], allowPositio
   }
 }
 
-const dataDirOf = (flag: unknown, env: NodeJS.ProcessEnv) => (typeof flag === 'string' ? flag : (env.DEPLOY_STS_DATA_DIR ?? '.data'));
+const flag = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
 
-/** The storage `serve` uses: SQLite in the data directory, or PostgreSQL with DEPLOY_STS_DATABASE_URL. */
-function storageFor(dataDirFlag: unknown, env: NodeJS.ProcessEnv) {
-  return openStorage({
-    dataDir: dataDirOf(dataDirFlag, env),
-    synchronous: 'FULL',
-    databaseUrl: env.DEPLOY_STS_DATABASE_URL || undefined,
-    keyEncryptionKeyFile: env.DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE || undefined,
-  });
+/**
+ * Run `work` with the storage `serve` uses, from the same configuration (SQLite in the data directory, or
+ * PostgreSQL), and close it after.
+ */
+async function withStorage<T>(dataDirFlag: unknown, env: NodeJS.ProcessEnv, work: (opened: OpenedStorage, config: StorageOptions) => Promise<T>): Promise<T> {
+  const config = loadStorageConfig(env, { DATA_DIR: flag(dataDirFlag) });
+  const opened = await openStorage(config);
+  try {
+    return await work(opened, config);
+  } finally {
+    await opened.storage.close();
+  }
 }
 
 function print(text: string): void {
@@ -99,18 +103,17 @@ async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise<number>(() => {});
 }
 
-/** The issuers `policy check` and `policy explain` load policies for: DEPLOY_STS_ISSUER and DEPLOY_STS_DEV_ISSUER, as `serve` does. */
+/** The issuers `policy check` loads policies for: DEPLOY_STS_ISSUER and DEPLOY_STS_DEV_ISSUER, as `serve` does. */
 function policyLoadOptionsFromEnv(env: NodeJS.ProcessEnv): PolicyLoadOptions {
-  const issuers = (env.DEPLOY_STS_ISSUER ?? GITHUB_ISSUER).split(',').map((s) => normaliseIssuer(s.trim())).filter(Boolean);
-  const dev = ['1', 'true', 'yes'].includes((env.DEPLOY_STS_DEV_ISSUER ?? '').trim().toLowerCase());
-  return { issuers, ...(dev ? { devIssuer: DEV_ISSUER } : {}) };
+  const { issuers, devIssuer } = loadPolicyIssuers(env);
+  return { issuers, ...(devIssuer ? { devIssuer: DEV_ISSUER } : {}) };
 }
 
 async function policy(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const [verb, ...rest] = args;
   if (verb === 'check') {
     const { positionals } = parse(rest, {}, true);
-    const dir = positionals[0] ?? env.DEPLOY_STS_POLICIES ?? 'policies';
+    const dir = positionals[0] ?? loadPoliciesDir(env);
     const result = await checkPolicies(dir, policyLoadOptionsFromEnv(env));
     if (!result.ok) {
       process.stderr.write(`${new PolicyLoadError(result.problems).message}\n${result.problems.length} problem(s) in ${dir}\n`);
@@ -131,17 +134,18 @@ async function policy(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
       json: { type: 'boolean' },
     });
     if (!values.site || !values.token) throw new UsageError('policy explain needs --site S and --token FILE');
+    const verifier = loadVerifierConfig(env, { AUDIENCE: flag(values.audience), DATA_DIR: flag(values['data-dir']) });
     return explainCommand(
       {
         site: values.site as string,
         tokenFile: values.token as string,
         jwksFile: values.jwks as string | undefined,
         at: values.at === undefined ? undefined : parseTime(values.at as string, 'at'),
-        policies: (values.policies as string | undefined) ?? env.DEPLOY_STS_POLICIES ?? 'policies',
-        audience: (values.audience as string | undefined) ?? env.DEPLOY_STS_AUDIENCE ?? env.DEPLOY_STS_PUBLIC_URL,
-        dataDir: dataDirOf(values['data-dir'], env),
-        issuers: [...policyLoadOptionsFromEnv(env).issuers],
-        devIssuer: policyLoadOptionsFromEnv(env).devIssuer !== undefined,
+        policies: loadPoliciesDir(env, { POLICIES: flag(values.policies) }),
+        audience: verifier.audience,
+        dataDir: verifier.dataDir,
+        issuers: verifier.issuers,
+        devIssuer: loadPolicyIssuers(env).devIssuer,
         json: Boolean(values.json),
       },
       print,
@@ -153,8 +157,7 @@ async function policy(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
 async function tokens(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const [verb, ...rest] = args;
   const { values, positionals } = parse(rest, { site: { type: 'string' }, json: { type: 'boolean' }, 'data-dir': { type: 'string' } }, true);
-  const { storage } = await storageFor(values['data-dir'], env);
-  try {
+  return withStorage(values['data-dir'], env, async ({ storage }) => {
     if (verb === 'list') {
       const list = await storage.listTokens({ site: values.site as string | undefined, now: Math.floor(Date.now() / 1000) });
       if (values.json) print(JSON.stringify(list, null, 2));
@@ -179,17 +182,14 @@ async function tokens(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
       return 0;
     }
     throw new UsageError(`unknown command: tokens ${verb ?? ''}`.trim());
-  } finally {
-    await storage.close();
-  }
+  });
 }
 
 async function audit(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parse(args, { site: { type: 'string' }, since: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' }, 'data-dir': { type: 'string' } });
   const limit = values.limit === undefined ? 100 : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive whole number');
-  const { storage } = await storageFor(values['data-dir'], env);
-  try {
+  return withStorage(values['data-dir'], env, async ({ storage }) => {
     const since = values.since === undefined ? undefined : parseTime(values.since as string, 'since');
     const rows = await storage.listAudit({ site: values.site as string | undefined, since, limit });
     if (values.json) print(JSON.stringify(rows, null, 2));
@@ -200,25 +200,21 @@ async function audit(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
       }
     }
     return 0;
-  } finally {
-    await storage.close();
-  }
+  });
 }
 
 async function keys(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const [verb, ...rest] = args;
   if (verb !== 'rotate') throw new UsageError(`unknown command: keys ${verb ?? ''}`.trim());
   const { values } = parse(rest, { 'data-dir': { type: 'string' } });
-  const { storage, keyStore } = await storageFor(values['data-dir'], env);
-  try {
-    const ring = await KeyRing.open(keyStore);
+  return withStorage(values['data-dir'], env, async (opened, config) => {
+    // Opening the ring creates the first key when there is none; the rotation then replaces it.
+    const { keys: ring } = await openSigningKeys(opened, { keyEncryptionKeyFile: config.keyEncryptionKeyFile });
     const before = ring.active().kid;
     const fresh = await ring.rotate();
     print(`new signing key ${fresh.kid} is active; ${before} stays in the JWKS for ${RETIRED_KEY_GRACE_SECONDS} s so tokens it signed keep verifying. Running services (every replica) pick the change up within 30 s.`);
     return 0;
-  } finally {
-    await storage.close();
-  }
+  });
 }
 
 async function dev(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -231,8 +227,8 @@ async function dev(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     if (eq <= 0) throw new UsageError(`--claim takes name=value (an empty value removes the claim), got ${JSON.stringify(pair)}`);
     overrides[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
-  const audience = (values.audience as string | undefined) ?? env.DEPLOY_STS_AUDIENCE ?? env.DEPLOY_STS_PUBLIC_URL ?? 'http://127.0.0.1:8080';
-  print(await devToken(dataDirOf(values['data-dir'], env), audience, overrides));
+  const { audience, dataDir } = loadDevTokenConfig(env, { AUDIENCE: flag(values.audience), DATA_DIR: flag(values['data-dir']) });
+  print(await devToken(dataDir, audience, overrides));
   return 0;
 }
 

@@ -3,7 +3,8 @@
  * A bad value is a start-up error naming the variable, the value's problem and the fix.
  */
 import { z } from 'zod';
-import { GITHUB_ISSUER, isLoopbackHost, issuerProblem, normaliseIssuer } from './oidc/issuers.js';
+import { isLoopbackHost } from '../shared/wire.js';
+import { GITHUB_ISSUER, issuerProblem, normaliseIssuer } from './oidc/issuers.js';
 import { isPostgresUrl, redactDatabaseUrl } from './storage/database-url.js';
 
 export const DEV_DEFAULTS = {
@@ -105,17 +106,21 @@ export class ConfigError extends Error {
   }
 }
 
-/** Build the configuration from flags (already named as the env suffix, e.g. `PORT`) over the environment. */
-export function loadConfig(
-  env: Record<string, string | undefined>,
-  flags: Record<string, string | undefined> = {},
-  devDefaults = false,
-): Config {
+type Env = Record<string, string | undefined>;
+type Flags = Record<string, string | undefined>;
+type OptionName = keyof typeof schema.shape;
+type Options<K extends OptionName> = { [P in K]: z.output<typeof schema>[P] };
+
+/**
+ * Read and validate some options of the one schema: each from its flag (named as the env suffix, e.g. `PORT`), else
+ * `DEPLOY_STS_<NAME>`, else `fallback`. Every verb reads its options through here, so a value means the same
+ * everywhere and a bad one is refused the same way.
+ */
+function loadOptions<K extends OptionName>(names: readonly K[], env: Env, flags: Flags, fallback: Partial<Record<OptionName, string>> = {}): Options<K> {
   const raw: Record<string, string | undefined> = {};
-  for (const key of Object.keys(schema.shape)) {
-    raw[key] = flags[key] ?? env[`DEPLOY_STS_${key}`] ?? (devDefaults ? (DEV_DEFAULTS as Record<string, string>)[key] : undefined);
-  }
-  const parsed = schema.safeParse(raw);
+  for (const key of names) raw[key] = flags[key] ?? env[`DEPLOY_STS_${key}`] ?? fallback[key];
+  const picked = schema.pick(Object.fromEntries(names.map((n) => [n, true])) as Partial<Record<OptionName, true>>);
+  const parsed = picked.safeParse(raw);
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((i) => {
@@ -124,7 +129,52 @@ export function loadConfig(
       }),
     );
   }
-  const c = parsed.data;
+  return parsed.data as unknown as Options<K>;
+}
+
+/** The storage every verb opens: `tokens`, `audit` and `keys` use exactly what `serve` uses. */
+export interface StorageOptions {
+  dataDir: string;
+  synchronous: 'NORMAL' | 'FULL';
+  databaseUrl: string | undefined;
+  keyEncryptionKeyFile: string | undefined;
+}
+
+export function loadStorageConfig(env: Env, flags: Flags = {}): StorageOptions {
+  const c = loadOptions(['DATA_DIR', 'SYNCHRONOUS', 'DATABASE_URL', 'KEY_ENCRYPTION_KEY_FILE'], env, flags);
+  if (c.KEY_ENCRYPTION_KEY_FILE && !c.DATABASE_URL) throw new ConfigError([KEK_NEEDS_DATABASE]);
+  return { dataDir: c.DATA_DIR, synchronous: c.SYNCHRONOUS, databaseUrl: c.DATABASE_URL, keyEncryptionKeyFile: c.KEY_ENCRYPTION_KEY_FILE };
+}
+
+/** Where the policies are, for the verbs that only read them (`policy check`, `policy explain`): default `policies`. */
+export function loadPoliciesDir(env: Env, flags: Flags = {}): string {
+  return loadOptions(['POLICIES'], env, flags, { POLICIES: 'policies' }).POLICIES;
+}
+
+/** What `policy explain` verifies a token against: the issuers and audience `serve` would trust, and the data dir. */
+export function loadVerifierConfig(env: Env, flags: Flags = {}): { issuers: string[]; audience: string | undefined; dataDir: string } {
+  const c = loadOptions(['ISSUER', 'AUDIENCE', 'PUBLIC_URL', 'DATA_DIR'], env, flags);
+  return { issuers: c.ISSUER, audience: c.AUDIENCE ?? c.PUBLIC_URL, dataDir: c.DATA_DIR };
+}
+
+/** The issuers policies are loaded for (`policy check`, `policy explain`): DEPLOY_STS_ISSUER and DEPLOY_STS_DEV_ISSUER, as `serve` reads them. */
+export function loadPolicyIssuers(env: Env, flags: Flags = {}): { issuers: string[]; devIssuer: boolean } {
+  const c = loadOptions(['ISSUER', 'DEV_ISSUER'], env, flags);
+  return { issuers: c.ISSUER, devIssuer: c.DEV_ISSUER };
+}
+
+/** What `dev token` signs for: the audience `serve --dev-defaults` expects (its URL), and the data dir of its key. */
+export function loadDevTokenConfig(env: Env, flags: Flags = {}): { audience: string; dataDir: string } {
+  const c = loadOptions(['AUDIENCE', 'PUBLIC_URL', 'DATA_DIR'], env, flags);
+  return { audience: c.AUDIENCE ?? c.PUBLIC_URL ?? `http://${DEV_DEFAULTS.HOST}:${DEV_DEFAULTS.PORT}`, dataDir: c.DATA_DIR };
+}
+
+const KEK_NEEDS_DATABASE =
+  'DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE seals the signing keys kept in PostgreSQL: it needs DEPLOY_STS_DATABASE_URL (with SQLite the keys are 0600 files in the data directory)';
+
+/** Build the configuration from flags (already named as the env suffix, e.g. `PORT`) over the environment. */
+export function loadConfig(env: Env, flags: Flags = {}, devDefaults = false): Config {
+  const c = loadOptions(OPTION_NAMES, env, flags, devDefaults ? DEV_DEFAULTS : {});
   const problems: string[] = [];
   const publicHost = c.PUBLIC_URL ? new URL(c.PUBLIC_URL).hostname : undefined;
   if (!isLoopbackHost(c.HOST) && !c.PUBLIC_URL) {
@@ -143,7 +193,7 @@ export function loadConfig(
     problems.push('DEPLOY_STS_JWKS_FILE holds the keys of one issuer: set exactly one DEPLOY_STS_ISSUER with it');
   }
   if (c.KEY_ENCRYPTION_KEY_FILE && !c.DATABASE_URL) {
-    problems.push('DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE seals the signing keys kept in PostgreSQL: it needs DEPLOY_STS_DATABASE_URL (with SQLite the keys are 0600 files in the data directory)');
+    problems.push(KEK_NEEDS_DATABASE);
   }
   if (problems.length) throw new ConfigError(problems);
   return {

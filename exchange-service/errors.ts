@@ -1,7 +1,14 @@
 /**
  * Errors of the token endpoint, as RFC 6749 §5.2 codes plus the HTTP status they answer with.
  * Every failure in the exchange is one of these typed values: routes map them to JSON, the audit log
- * records their code and description, and nothing else (no stack, no HTML) reaches a client.
+ * records their reason and description, and nothing else (no stack, no HTML) reaches a client.
+ */
+import type { DenialReason, OtherRefusal } from './denial.js';
+
+/**
+ * The `error` codes an answer may carry, and only those the RFCs define: RFC 6749 §5.2 (and §4.1.2.1 for
+ * `server_error` / `temporarily_unavailable`) and RFC 8693 §2.2.2 (`invalid_target`). The finer cause is the
+ * error's `reason`; a status other than the code's own (405, 413, 429) is given explicitly.
  */
 export type OAuthErrorCode =
   | 'invalid_request'
@@ -10,10 +17,6 @@ export type OAuthErrorCode =
   | 'unsupported_grant_type'
   | 'invalid_client'
   | 'temporarily_unavailable'
-  | 'method_not_allowed'
-  | 'request_too_large'
-  | 'rate_limited'
-  | 'not_found'
   | 'server_error';
 
 const STATUS: Record<OAuthErrorCode, number> = {
@@ -23,10 +26,6 @@ const STATUS: Record<OAuthErrorCode, number> = {
   unsupported_grant_type: 400,
   invalid_client: 401,
   temporarily_unavailable: 503,
-  method_not_allowed: 405,
-  request_too_large: 413,
-  rate_limited: 429,
-  not_found: 404,
   server_error: 500,
 };
 
@@ -38,7 +37,7 @@ export class OAuthError extends Error {
     readonly code: OAuthErrorCode,
     readonly description: string,
     /** A short, stable machine reason for the audit log and metrics (e.g. `replay`, `bad_signature`). */
-    readonly reason: string = code,
+    readonly reason: DenialReason | OtherRefusal,
     status?: number,
   ) {
     super(description);
@@ -59,7 +58,10 @@ export function rateLimited(description: string, retryAfter: number): OAuthError
 }
 
 /** A dependency (JWKS, storage, audit, keys) is unavailable: the service fails closed with 503. */
-export function unavailable(what: string, reason = 'unavailable'): OAuthError {
+export function unavailable(
+  what: string,
+  reason: 'jwks_unavailable' | 'storage_unavailable' | 'keys_unavailable' | 'audit_unavailable',
+): OAuthError {
   return new OAuthError('temporarily_unavailable', `${what} is unavailable; no token was issued. Try again shortly.`, reason);
 }
 
@@ -68,10 +70,4 @@ const TOKEN_SHAPED = /eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?/g;
 /** A description fit for the audit log: anything shaped like a JWT (a token a client put in the wrong field) is cut out. */
 export function redactTokens(text: string): string {
   return text.replace(TOKEN_SHAPED, '[redacted token]');
-}
-
-/** Quote a value the client chose, cut short: error descriptions and audit rows never carry a client's essay. */
-export function quote(value: unknown, max = 100): string {
-  const text = typeof value === 'string' ? value : (JSON.stringify(value ?? null) ?? String(value));
-  return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text);
 }

@@ -3,16 +3,19 @@
  * policy → check the scope → mint → write the audit record → answer. Every decision, granted or denied, is in the
  * audit log before the answer leaves; if that write fails the answer is a 503 and no token is returned.
  */
-import { OAuthError, rateLimited, redactTokens, unavailable } from './errors.js';
+import { ACCESS_TOKEN_TYPE } from '../shared/wire.js';
+import { mintAccessToken } from './access-token/mint.js';
+import { OAuthError, rateLimited, unavailable } from './errors.js';
 import type { KeyRing } from './keys/key-ring.js';
-import { mintAccessToken } from './mint.js';
 import type { GitHubClaims } from './oidc/claims.js';
 import { isTrustedEvent } from './oidc/claims.js';
-import { ACCESS_TOKEN_TYPE, parseTokenRequest } from './http/token-request.js';
 import { evaluate } from './policy/match.js';
 import { resolveScope } from './policy/permissions.js';
-import type { Context, PolicySet } from './policy/types.js';
+import type { PolicySet } from './policy/types.js';
 import type { AuditRecord, Storage } from './storage/types.js';
+import { deniedRecord, grantedRecord, type AuditDraft, type Grant } from './token-exchange/audit.js';
+import { parseTokenRequest } from './token-exchange/request.js';
+import type { TokenResponse } from './token-exchange/response.js';
 
 export interface ExchangeDeps {
   verify(token: string): Promise<GitHubClaims>;
@@ -29,101 +32,42 @@ export interface ExchangeDeps {
   admitRepository?(repositoryId: string): { allowed: boolean; retryAfter: number };
 }
 
-export interface TokenResponse {
-  access_token: string;
-  issued_token_type: typeof ACCESS_TOKEN_TYPE;
-  token_type: 'Bearer';
-  expires_in: number;
-  scope: string;
-  site: string;
-  context: Context;
-  rule: string;
-}
-
-export interface ExchangeOutcome {
-  /** The answer, or the error to answer with. */
-  response?: TokenResponse;
-  error?: OAuthError;
-  /** The decision as recorded (for metrics and logs); never holds a token. */
-  audit: AuditRecord;
-}
-
-function baseRecord(now: number, clientIp: string | null): AuditRecord {
-  return {
-    time: now,
-    result: 'denied',
-    site: null,
-    rule: null,
-    context: null,
-    reason: '',
-    detail: '',
-    repository: null,
-    repositoryId: null,
-    eventName: null,
-    ref: null,
-    workflowRef: null,
-    environment: null,
-    runId: null,
-    subjectJti: null,
-    tokenJti: null,
-    scope: null,
-    expiresAt: null,
-    clientIp,
-  };
-}
-
-function withClaims(record: AuditRecord, c: GitHubClaims): AuditRecord {
-  return {
-    ...record,
-    repository: c.repository,
-    repositoryId: c.repository_id,
-    eventName: c.event_name,
-    ref: c.ref,
-    workflowRef: c.job_workflow_ref ?? c.workflow_ref ?? null,
-    environment: c.environment ?? null,
-    runId: c.run_id,
-    subjectJti: c.jti,
-  };
-}
+/** The answer, or the error to answer with, and the decision as recorded (for metrics and logs; never a token). */
+export type ExchangeOutcome =
+  | { granted: true; response: TokenResponse; audit: AuditRecord }
+  | { granted: false; error: OAuthError; audit: AuditRecord };
 
 /**
  * Run one exchange. Never throws: the outcome carries either the response or the OAuthError to answer with.
  * A failure to write the audit record turns any outcome into a 503.
  */
 export async function exchange(body: unknown, deps: ExchangeDeps, clientIp: string | null): Promise<ExchangeOutcome> {
-  const now = deps.now();
-  let record = baseRecord(now, clientIp);
-  let result: { response?: TokenResponse; error?: OAuthError };
+  const draft: AuditDraft = { time: deps.now(), clientIp };
+  let outcome: ExchangeOutcome;
   try {
-    const decided = await decide(body, deps, now, (r) => {
-      record = r(record);
-    });
-    result = { response: decided };
-  } catch (error) {
-    const oauth = error instanceof OAuthError ? error : new OAuthError('server_error', 'the exchange failed unexpectedly; no token was issued', 'internal_error');
-    record = { ...record, result: 'denied', reason: oauth.reason, detail: redactTokens(oauth.description) };
-    result = { error: oauth };
+    const { response, grant } = await decide(body, deps, draft);
+    outcome = { granted: true, response, audit: grantedRecord(draft, grant) };
+  } catch (thrown) {
+    const error = thrown instanceof OAuthError ? thrown : new OAuthError('server_error', 'the exchange failed unexpectedly; no token was issued', 'internal_error');
+    outcome = { granted: false, error, audit: deniedRecord(draft, error) };
   }
   try {
-    await deps.storage.appendAudit(record);
+    await deps.storage.appendAudit(outcome.audit);
   } catch {
     const error = unavailable('the audit log', 'audit_unavailable');
-    return { error, audit: { ...record, result: 'denied', reason: error.reason, detail: error.description, tokenJti: null } };
+    return { granted: false, error, audit: deniedRecord(draft, error) };
   }
-  return { ...result, audit: record };
+  return outcome;
 }
 
-async function decide(
-  body: unknown,
-  deps: ExchangeDeps,
-  now: number,
-  update: (f: (r: AuditRecord) => AuditRecord) => void,
-): Promise<TokenResponse> {
+/** Decide one request, writing what it learns into `draft` as it goes; throws the OAuthError of a denial. */
+async function decide(body: unknown, deps: ExchangeDeps, draft: AuditDraft): Promise<{ response: TokenResponse; grant: Grant }> {
+  const now = draft.time;
   const request = parseTokenRequest(body);
-  update((r) => ({ ...r, site: request.site }));
+  draft.site = request.site;
 
   const claims = await deps.verify(request.subjectToken);
-  update((r) => withClaims(r, claims));
+  draft.claims = claims;
 
   let first: boolean;
   try {
@@ -152,7 +96,8 @@ async function decide(
   if (decision.context === 'production' && !isTrustedEvent(claims.event_name)) {
     throw new OAuthError('invalid_target', `event ${claims.event_name} can never receive a production token`, 'untrusted_event');
   }
-  update((r) => ({ ...r, rule: decision.rule.name, context: decision.context }));
+  draft.rule = decision.rule.name;
+  draft.context = decision.context;
 
   const scope = resolveScope(request.scope, decision.rule.permissions);
   if (!scope.ok) {
@@ -186,23 +131,22 @@ async function decide(
     },
     now,
   });
-  update((r) => ({
-    ...r,
-    result: 'granted',
-    reason: 'granted',
-    detail: `rule "${decision.rule.name}" (${decision.file}) granted ${decision.context} ${scope.scope}`,
-    tokenJti: minted.jti,
-    scope: scope.scope,
-    expiresAt: minted.expiresAt,
-  }));
   return {
-    access_token: minted.token,
-    issued_token_type: ACCESS_TOKEN_TYPE,
-    token_type: 'Bearer',
-    expires_in: minted.expiresAt - now,
-    scope: scope.scope,
-    site: request.site,
-    context: decision.context,
-    rule: decision.rule.name,
+    grant: {
+      detail: `rule "${decision.rule.name}" (${decision.file}) granted ${decision.context} ${scope.scope}`,
+      tokenJti: minted.jti,
+      scope: scope.scope,
+      expiresAt: minted.expiresAt,
+    },
+    response: {
+      access_token: minted.token,
+      issued_token_type: ACCESS_TOKEN_TYPE,
+      token_type: 'Bearer',
+      expires_in: minted.expiresAt - now,
+      scope: scope.scope,
+      site: request.site,
+      context: decision.context,
+      rule: decision.rule.name,
+    },
   };
 }

@@ -3,7 +3,6 @@
  * HTTP app, and the housekeeping timers. `deploy-sts serve` and the tests both start it through here.
  */
 import { createHash } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,13 +10,14 @@ import { pino, type Logger } from 'pino';
 import { describeConfig, type Config } from './config.js';
 import { DEV_ISSUER, devKeySource } from './dev-issuer.js';
 import { createApp } from './http/app.js';
-import { KeyRing } from './keys/key-ring.js';
+import type { KeyRing } from './keys/key-ring.js';
+import { openSigningKeys } from './keys/open.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
 import { remoteKeySource, staticKeySource, type KeySource } from './oidc/jwks.js';
 import { verifyGitHubToken } from './oidc/verify-oidc.js';
-import { checkPolicies, checkPoliciesSettled, type PolicyLoadOptions } from './policy/load.js';
-import { PolicyLoadError, type PolicySet } from './policy/types.js';
+import { openLivePolicies, type ReloadResult } from './policy/live.js';
+import type { PolicyLoadOptions } from './policy/load.js';
 import { openStorage } from './storage/open.js';
 import type { Storage } from './storage/types.js';
 
@@ -32,7 +32,7 @@ export interface RunningService {
   logger: Logger;
   metrics: Metrics;
   /** Re-read the policies directory; the old set stays in force on any error. */
-  reloadPolicies(): Promise<{ ok: true; sites: number } | { ok: false; error: PolicyLoadError }>;
+  reloadPolicies(): Promise<ReloadResult>;
   /** Stop accepting connections, drain in-flight requests, close storage. */
   close(): Promise<void>;
 }
@@ -44,20 +44,13 @@ export interface StartOptions {
 }
 
 const SECONDS = () => Math.floor(Date.now() / 1000);
-/** Replay and revocation rows are kept this long past their token's exp (the clock tolerance, doubled). */
-const PRUNE_GRACE_SECONDS = 120;
-
 /** The issuers policies bind: DEPLOY_STS_ISSUER, and the dev issuer when trusted (it counts, and stands in for GitHub's). */
 export function policyLoadOptions(config: Pick<Config, 'issuers' | 'devIssuer'>): PolicyLoadOptions {
   return { issuers: config.issuers, ...(config.devIssuer ? { devIssuer: DEV_ISSUER } : {}) };
 }
 
-async function loadPolicySet(dir: string, options: PolicyLoadOptions, settled = false): Promise<PolicySet> {
-  // A reload reads the directory until it reads the same twice (a file caught mid-write is never loaded).
-  const result = settled ? await checkPoliciesSettled(dir, options) : await checkPolicies(dir, options);
-  if (!result.ok) throw new PolicyLoadError(result.problems);
-  return result.set;
-}
+/** Replay and revocation rows are kept this long past their token's exp (the clock tolerance, doubled). */
+const PRUNE_GRACE_SECONDS = 120;
 
 /** The operator's introspection secret, hashed for constant-time comparison. Too short a secret is refused. */
 async function readIntrospectSecret(file: string): Promise<Buffer> {
@@ -84,11 +77,16 @@ export function createLogger(level: Config['logLevel']): Logger {
 
 export async function startService(config: Config, options: StartOptions = {}): Promise<RunningService> {
   const logger = options.logger ?? createLogger(config.logLevel);
-  let policies = await loadPolicySet(config.policies, policyLoadOptions(config));
-  const { storage, keyStore, description: storageDescription } = await openStorage({ ...config, warn: (message) => logger.warn({ event: 'storage_warning' }, message) });
+  let metrics: Metrics | undefined;
+  const policies = await openLivePolicies(config.policies, { load: policyLoadOptions(config), onReload: (result) => reported(result, metrics, logger) });
+  const opened = await openStorage(config);
+  const { storage } = opened;
   let closing = false;
   try {
-    const keys = await KeyRing.open(keyStore);
+    const { keys, description: storageDescription } = await openSigningKeys(opened, {
+      keyEncryptionKeyFile: config.keyEncryptionKeyFile,
+      warn: (message) => logger.warn({ event: 'storage_warning' }, message),
+    });
     const sources = new Map<string, KeySource>();
     for (const issuer of config.issuers) {
       sources.set(issuer, config.jwksFile ? await staticKeySource(issuer, config.jwksFile) : remoteKeySource(issuer));
@@ -115,14 +113,14 @@ export async function startService(config: Config, options: StartOptions = {}): 
     const url = config.publicUrl ?? `http://${host}:${port}`;
     const audience = config.audience ?? url;
 
-    const metrics = createMetrics(() => sources.values());
+    metrics = createMetrics(() => sources.values());
     const repoLimiter = new RateLimiter({ perMinute: config.rateLimitRepository });
     const app = createApp({
       metrics,
       ipLimiter: new RateLimiter({ perMinute: config.rateLimitIp }),
       admitRepository: (id) => repoLimiter.take(id),
       verify: (token) => verifyGitHubToken(token, { issuers: sources, audience }),
-      policies: () => policies,
+      policies: () => policies.current(),
       storage,
       keys,
       issuer: url,
@@ -156,45 +154,11 @@ export async function startService(config: Config, options: StartOptions = {}): 
     banner(
       `deploy-sts listening on ${url}\n` +
         Object.entries(effective).map(([k, v]) => `  ${k.padEnd(22)} ${v}`).join('\n') +
-        `\n  policies loaded        ${policies.files.length} file(s): ${policies.files.map((f) => f.file).join(', ')}\n`,
+        `\n  policies loaded        ${policies.current().files.length} file(s): ${policies.current().files.map((f) => f.file).join(', ')}\n`,
     );
-    logger.info({ event: 'started', ...effective, policy_files: policies.files.length }, 'deploy-sts started');
+    logger.info({ event: 'started', ...effective, policy_files: policies.current().files.length }, 'deploy-sts started');
 
-    // One reload at a time; the new set replaces the old only when every file validates.
-    let reloading: Promise<unknown> = Promise.resolve();
-    const reloadPolicies = (): Promise<{ ok: true; sites: number } | { ok: false; error: PolicyLoadError }> => {
-      const run = reloading.then(async () => {
-        try {
-          policies = await loadPolicySet(config.policies, policyLoadOptions(config), true);
-          metrics.policyReloads.inc({ result: 'ok' });
-          logger.info({ event: 'policy_reload', files: policies.files.length }, 'policies reloaded');
-          return { ok: true as const, sites: policies.siteCount() };
-        } catch (error) {
-          metrics.policyReloads.inc({ result: 'failed' });
-          const loadError = error instanceof PolicyLoadError ? error : new PolicyLoadError([{ file: config.policies, line: 0, column: 0, message: (error as Error).message }]);
-          logger.error(
-            { event: 'policy_reload_failed', problems: loadError.problems.map((p) => `${p.file}:${p.line}:${p.column}: ${p.message}`) },
-            'policy reload failed; the previous policies stay in force',
-          );
-          return { ok: false as const, error: loadError };
-        }
-      });
-      reloading = run;
-      return run;
-    };
-    let watcher: FSWatcher | undefined;
-    let debounce: NodeJS.Timeout | undefined;
-    if (config.watchPolicies) {
-      try {
-        watcher = watch(config.policies, () => {
-          clearTimeout(debounce);
-          debounce = setTimeout(() => void reloadPolicies(), 300);
-        });
-        watcher.on('error', (error) => logger.warn({ error: error.message }, 'policy directory watch failed; SIGHUP still reloads'));
-      } catch (error) {
-        logger.warn({ error: (error as Error).message }, 'cannot watch the policy directory; SIGHUP still reloads');
-      }
-    }
+    if (config.watchPolicies) policies.watch((message, error) => logger.warn({ error: error.message }, message));
 
     return {
       url,
@@ -204,12 +168,11 @@ export async function startService(config: Config, options: StartOptions = {}): 
       keys,
       logger,
       metrics,
-      reloadPolicies,
+      reloadPolicies: () => policies.reload(),
       async close() {
         if (closing) return;
         closing = true;
-        watcher?.close();
-        clearTimeout(debounce);
+        policies.close();
         for (const t of timers) clearInterval(t);
         // Drain: stop accepting, let in-flight requests finish, and drop each keep-alive connection once idle.
         const dropIdle = setInterval(() => server.closeIdleConnections(), 50);
@@ -222,7 +185,21 @@ export async function startService(config: Config, options: StartOptions = {}): 
       },
     };
   } catch (error) {
+    policies.close();
     await storage.close();
     throw error;
+  }
+}
+
+/** A policy reload's result, in the metrics and the log. */
+function reported(result: ReloadResult, metrics: Metrics | undefined, logger: Logger): void {
+  metrics?.policyReloads.inc({ result: result.ok ? 'ok' : 'failed' });
+  if (result.ok) {
+    logger.info({ event: 'policy_reload', files: result.files }, 'policies reloaded');
+  } else {
+    logger.error(
+      { event: 'policy_reload_failed', problems: result.error.problems.map((p) => `${p.file}:${p.line}:${p.column}: ${p.message}`) },
+      'policy reload failed; the previous policies stay in force',
+    );
   }
 }

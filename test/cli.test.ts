@@ -240,3 +240,26 @@ describe('deploy-sts serve configuration', () => {
     expect(r.stderr).toMatch(/x\.yml:9:7: .*evnt_name/);
   });
 });
+
+describe('one configuration for every verb', () => {
+  it('tokens, audit and keys refuse a bad storage option as serve does, naming the variable', async () => {
+    for (const verb of [['audit'], ['tokens', 'list'], ['keys', 'rotate']]) {
+      const r = await cli(verb, { DEPLOY_STS_DATA_DIR: join(work, 'one-config'), DEPLOY_STS_SYNCHRONOUS: 'SOMETIMES' });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/DEPLOY_STS_SYNCHRONOUS \(--synchronous\): .*\(got "SOMETIMES"\)/);
+    }
+  });
+
+  it('keys refuse a key-encryption key without PostgreSQL, as serve does', async () => {
+    const r = await cli(['keys', 'rotate'], { DEPLOY_STS_DATA_DIR: join(work, 'one-config'), DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE: join(work, 'kek') });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE seals the signing keys kept in PostgreSQL/);
+  });
+
+  it('dev token signs for the public URL serve would be reached at', async () => {
+    const r = await cli(['dev', 'token'], { DEPLOY_STS_DATA_DIR: join(work, 'one-config'), DEPLOY_STS_PUBLIC_URL: 'http://127.0.0.1:9999/' });
+    expect(r.code).toBe(0);
+    const claims = JSON.parse(Buffer.from(r.stdout.trim().split('.')[1]!, 'base64url').toString()) as { aud: string };
+    expect(claims.aud).toBe('http://127.0.0.1:9999');
+  });
+});

@@ -4,14 +4,16 @@
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { OAuthError, rateLimited, redactTokens, unavailable } from '../errors.js';
+import { GRANT_TYPE } from '../../shared/wire.js';
+import { introspection } from '../access-token/claims.js';
+import { verifyAccessToken } from '../access-token/verify.js';
+import { OAuthError, rateLimited, unavailable } from '../errors.js';
 import { exchange, type ExchangeDeps, type ExchangeOutcome } from '../exchange.js';
 import type { KeyRing } from '../keys/key-ring.js';
 import type { Metrics } from '../metrics.js';
 import { RateLimiter, addressKey } from '../rate-limit.js';
 import type { Storage } from '../storage/types.js';
-import { verifyAccessToken } from '../verify-access-token.js';
-import { GRANT_TYPE } from './token-request.js';
+import { deniedRecord } from '../token-exchange/audit.js';
 import { MAX_PARAMETERS, jsonBodyProblem } from './json-body.js';
 
 export const BODY_LIMIT_BYTES = 32 * 1024;
@@ -196,10 +198,10 @@ export function createApp(deps: AppDeps): express.Express {
       deps.metrics.tokenLatency.observe({ result: a.result }, seconds);
     }
     res.locals.logFields = decisionFields(outcome);
-    if (outcome.response) {
+    if (outcome.granted) {
       res.status(200).json(outcome.response);
     } else {
-      send(res, outcome.error!);
+      send(res, outcome.error);
     }
   });
 
@@ -221,8 +223,7 @@ export function createApp(deps: AppDeps): express.Express {
         res.json({ active: false });
         return;
       }
-      const { iss, aud, sub, exp, iat, jti, scope, site, context, org, act, client_id } = claims;
-      res.json({ active: true, token_type: 'Bearer', iss, aud, sub, exp, iat, jti, scope, site, context, client_id, ...(org ? { org } : {}), act });
+      res.json(introspection(claims));
     } catch (error) {
       next(error);
     }
@@ -291,8 +292,9 @@ export function createApp(deps: AppDeps): express.Express {
     }
   });
 
+  // Not an OAuth error (no RFC code fits a missing endpoint), in the same JSON shape.
   app.use((req, res) => {
-    send(res, new OAuthError('not_found', `no such endpoint: ${req.method} ${req.path}`, 'not_found'));
+    res.status(404).json({ error: 'not_found', error_description: `no such endpoint: ${req.method} ${req.path}` });
   });
 
   // The last word on every error: JSON, no stack. Body-parser errors carry `type` and `status`.
@@ -316,16 +318,14 @@ export function createApp(deps: AppDeps): express.Express {
     }
     const sampledOut = oauth.reason === 'rate_limited' && !refusalAuditSampler.take(addressKey(req.ip ?? 'unknown')).allowed;
     if (req.path === '/token' && !sampledOut) {
-      deps.metrics?.denials.inc({ reason: oauth.reason });
-      res.locals.logFields = { result: 'denied', reason: oauth.reason };
+      // Refused before the exchange ran: audited by the same builder as every other /token decision.
+      const record = deniedRecord({ time: deps.now(), clientIp: req.ip ?? null }, oauth);
+      deps.metrics?.denials.inc({ reason: record.reason });
+      res.locals.logFields = { result: 'denied', reason: record.reason };
       try {
-        await deps.storage.appendAudit({
-          time: deps.now(), result: 'denied', site: null, rule: null, context: null, reason: oauth.reason, detail: redactTokens(oauth.description),
-          repository: null, repositoryId: null, eventName: null, ref: null, workflowRef: null, environment: null, runId: null,
-          subjectJti: null, tokenJti: null, scope: null, expiresAt: null, clientIp: req.ip ?? null,
-        });
+        await deps.storage.appendAudit(record);
       } catch {
-        oauth = new OAuthError('temporarily_unavailable', 'the audit log is unavailable; no token was issued', 'audit_unavailable');
+        oauth = unavailable('the audit log', 'audit_unavailable');
       }
     }
     if (!res.headersSent) send(res, oauth);

@@ -7,10 +7,10 @@
  * same transaction (a unique index allows one active key), and the first key is created under a second lock.
  */
 import type { Pool } from 'pg';
-import { KeyRing } from './key-ring.js';
+import { LOCKS, advisoryXactLock, allowLongWait, inTransaction, type Db } from '../storage/pg-transaction.js';
 import { KEK_VARIABLE, KeyEncryptionError, openPrivateJwk, sealPrivateJwk } from './key-encryption.js';
-import { LOCK_NAMESPACE, LOCKS, inTransaction } from '../storage/pg-migrations.js';
-import type { KeyStore, StoredKey } from '../storage/types.js';
+import { KeyRing } from './key-ring.js';
+import type { KeyStore, StoredKey } from './key-store.js';
 
 export interface DbKeyStoreOptions {
   /** The 32-byte key-encryption key; without it keys are written in plaintext. */
@@ -43,11 +43,12 @@ function seal(kid: string, privateJwk: string, kek: Buffer | undefined): { value
   return kek ? { value: sealPrivateJwk(kek, kid, privateJwk), encryption: 'aes-256-gcm' } : { value: privateJwk, encryption: 'none' };
 }
 
-export function dbKeyStore(pool: Pool, options: DbKeyStoreOptions = {}): KeyStore {
+/** `db`: the pool, or a connection inside a transaction (then every statement runs in that transaction). */
+export function dbKeyStore(db: Db, options: DbKeyStoreOptions = {}): KeyStore {
   const { kek } = options;
   return {
     async list() {
-      const { rows } = await pool.query<KeyRow>(
+      const { rows } = await db.query<KeyRow>(
         'SELECT kid, alg, private_jwk, encryption, created_at, retired_at FROM signing_keys ORDER BY created_at, kid',
       );
       return rows.map(
@@ -62,8 +63,8 @@ export function dbKeyStore(pool: Pool, options: DbKeyStoreOptions = {}): KeyStor
     },
     async save(key) {
       const { value, encryption } = seal(key.kid, key.privateJwk, kek);
-      await inTransaction(pool, async (client) => {
-        await client.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_NAMESPACE, LOCKS.keyWrite]);
+      await inTransaction(db, async (client) => {
+        await advisoryXactLock(client, LOCKS.keyWrite);
         if (key.retiredAt === null) {
           // A new active key retires the previous one in the same transaction: never two signing keys at once.
           await client.query('UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL AND kid <> $2', [key.createdAt, key.kid]);
@@ -77,34 +78,36 @@ export function dbKeyStore(pool: Pool, options: DbKeyStoreOptions = {}): KeyStor
       });
     },
     async retire(kid, at) {
-      await pool.query('UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL', [at, kid]);
+      await db.query('UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL', [at, kid]);
     },
     async delete(kid) {
-      await pool.query('DELETE FROM signing_keys WHERE kid = $1', [kid]);
+      await db.query('DELETE FROM signing_keys WHERE kid = $1', [kid]);
     },
   };
 }
 
 /**
- * Before a process opens its key ring: under an advisory lock, seal any plaintext key when a KEK is given, and
- * create the first signing key when there is none — so replicas starting together agree on one key.
+ * Open the key ring kept in the database. Under an advisory lock, in one transaction whose connection runs every
+ * statement: seal any plaintext key when a KEK is given, and create the first signing key when there is none — so
+ * replicas starting together agree on one key. Then the ring reads and writes through the pool.
  */
-export async function initialiseSigningKeys(pool: Pool, store: KeyStore, kek: Buffer | undefined): Promise<void> {
+export async function openDbKeyRing(pool: Pool, kek: Buffer | undefined, now?: () => number): Promise<KeyRing> {
   await inTransaction(pool, async (client) => {
-    await client.query("SET LOCAL statement_timeout = '60s'");
-    await client.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_NAMESPACE, LOCKS.initialKey]);
+    await allowLongWait(client);
+    await advisoryXactLock(client, LOCKS.initialKey);
     if (kek) {
-      const { rows } = await pool.query<KeyRow>(
+      const { rows } = await client.query<KeyRow>(
         "SELECT kid, alg, private_jwk, encryption, created_at, retired_at FROM signing_keys WHERE encryption = 'none'",
       );
       for (const row of rows) {
-        await pool.query("UPDATE signing_keys SET private_jwk = $1, encryption = 'aes-256-gcm' WHERE kid = $2 AND encryption = 'none'", [
+        await client.query("UPDATE signing_keys SET private_jwk = $1, encryption = 'aes-256-gcm' WHERE kid = $2 AND encryption = 'none'", [
           sealPrivateJwk(kek, row.kid, row.private_jwk),
           row.kid,
         ]);
       }
     }
     // Opening a ring creates the first key when there is none; the lock makes that happen once.
-    await KeyRing.open(store);
+    await KeyRing.open(dbKeyStore(client, { kek }), now);
   });
+  return KeyRing.open(dbKeyStore(pool, { kek }), now);
 }

@@ -1,7 +1,7 @@
 /** Signing keys as files in `<data dir>/keys/<kid>.json`, mode 0600, written atomically (temp file + rename). */
 import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { KeyStore, StoredKey } from '../storage/types.js';
+import type { KeyStore, StoredKey } from './key-store.js';
 
 export function fileKeyStore(dataDir: string): KeyStore {
   const dir = join(dataDir, 'keys');

@@ -4,18 +4,16 @@
  * Why Ed25519: signatures are deterministic (no per-signature randomness to get wrong), keys and signatures are small
  * (32/64 bytes), and signing is the cheapest of the asymmetric choices in node:crypto (see BENCHMARKS.md).
  */
-import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
-import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
-import type { KeyStore, StoredKey } from '../storage/types.js';
-
-export const SIGNING_ALG = 'EdDSA';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import type { JWK } from 'jose';
+import { ACCESS_TOKEN_ALG as SIGNING_ALG } from '../access-token/claims.js';
+import type { KeyStore, StoredKey } from './key-store.js';
 /** A retired key stays published this long after retirement: the longest token TTL plus clock tolerance. */
 export const RETIRED_KEY_GRACE_SECONDS = 3600 + 60;
 
 export interface SigningKey {
   kid: string;
-  privateKey: CryptoKey;
-  /** The same private key for node:crypto's one-shot `sign` (the hot path: no WebCrypto job per token). */
+  /** The private key for node:crypto's one-shot `sign` (the hot path: no WebCrypto job per token). */
   keyObject: KeyObject;
   /** Its public half, to verify tokens this service minted (/introspect, /revoke). */
   publicKeyObject: KeyObject;
@@ -24,20 +22,18 @@ export interface SigningKey {
   retiredAt: number | null;
 }
 
-async function generate(now: number): Promise<StoredKey> {
-  const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+function generate(now: number): StoredKey {
+  const { privateKey } = generateKeyPairSync('ed25519');
   const kid = randomBytes(12).toString('base64url');
-  return { kid, alg: SIGNING_ALG, privateJwk: JSON.stringify({ ...(await exportJWK(privateKey)), kid }), createdAt: now, retiredAt: null };
+  return { kid, alg: SIGNING_ALG, privateJwk: JSON.stringify({ ...privateKey.export({ format: 'jwk' }), kid }), createdAt: now, retiredAt: null };
 }
 
-async function load(stored: StoredKey): Promise<SigningKey> {
+function load(stored: StoredKey): SigningKey {
   const jwk = JSON.parse(stored.privateJwk) as JWK;
-  const privateKey = (await importJWK(jwk, SIGNING_ALG)) as CryptoKey;
   const { d: _private, ...pub } = jwk;
   const keyObject = createPrivateKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' });
   return {
     kid: stored.kid,
-    privateKey,
     keyObject,
     publicKeyObject: createPublicKey(keyObject),
     publicJwk: { ...pub, kid: stored.kid, alg: SIGNING_ALG, use: 'sig' },
@@ -72,7 +68,7 @@ export class KeyRing {
         await this.store.delete(s.kid);
         continue;
       }
-      live.push(await load(s));
+      live.push(load(s));
     }
     live.sort((a, b) => b.createdAt - a.createdAt || (a.kid < b.kid ? -1 : 1));
     this.keys = live;
@@ -81,7 +77,7 @@ export class KeyRing {
   /** Add a new active key; the previous active key is retired (still published for its grace period). */
   async rotate(): Promise<SigningKey> {
     const now = this.now();
-    const stored = await generate(now);
+    const stored = generate(now);
     await this.store.save(stored);
     for (const key of this.keys) if (key.retiredAt === null) await this.store.retire(key.kid, now);
     await this.reload();

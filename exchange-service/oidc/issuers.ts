@@ -1,12 +1,7 @@
 /** The issuer allowlist: https only, except loopback addresses (tests and local demos). */
+import { isLoopbackHost } from '../../shared/wire.js';
 
 export const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';
-
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
-
-export function isLoopbackHost(hostname: string): boolean {
-  return LOOPBACK_HOSTS.has(hostname) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
-}
 
 /** Returns an error message for an issuer URL that may not be trusted, or undefined when it is acceptable. */
 export function issuerProblem(value: string): string | undefined {

@@ -8,8 +8,9 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { FlattenedJWSInput, JSONWebKeySet, JWTHeaderParameters } from 'jose';
 import { readFile } from 'node:fs/promises';
-import { OAuthError, quote, unavailable } from '../errors.js';
-import { isLoopbackHost } from './issuers.js';
+import { quote } from '../../shared/text.js';
+import { OAuthError, unavailable } from '../errors.js';
+import { isLoopbackHost } from '../../shared/wire.js';
 
 /**
  * The RS256 verification keys of a JWK set, by kid: RSA keys of at least 2048 bits whose `alg` (when given) is RS256

@@ -3,9 +3,11 @@
  * required, 60 s clock tolerance, at most 10 minutes old; then the claim set is validated with zod.
  * Every failure is an OAuthError naming the exact condition; a key source that is down is a 503.
  */
-import { OAuthError, quote } from '../errors.js';
+import { quote } from '../../shared/text.js';
+import type { DenialReason } from '../denial.js';
+import { OAuthError } from '../errors.js';
 import { githubClaimsSchema, type GitHubClaims } from './claims.js';
-import { decodeCompactJws, verifyRs256 } from './jws-rs256.js';
+import { decodeCompactJws, verifyRs256 } from './compact-jws.js';
 import type { KeySource } from './jwks.js';
 
 export interface VerifierOptions {
@@ -21,7 +23,7 @@ export interface VerifierOptions {
 
 export const MAX_SUBJECT_TOKEN_BYTES = 16 * 1024;
 
-const bad = (description: string, reason: string) => new OAuthError('invalid_request', `subject_token: ${description}`, reason);
+const bad = (description: string, reason: DenialReason) => new OAuthError('invalid_request', `subject_token: ${description}`, reason);
 
 /** An ISO time for a claim value; never throws (claims may hold NaN, strings or numbers beyond Date's range). */
 function describeTime(seconds: unknown): string {

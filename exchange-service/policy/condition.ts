@@ -10,6 +10,7 @@
 import { CONDITION_CLAIMS, type ConditionClaim } from '../oidc/claims.js';
 import { GlobError, compileGlob, foldAscii, globProblem } from './glob.js';
 import type { Condition } from './types.js';
+import { quote as quoteText } from '../../shared/text.js';
 
 export type CaseMode = 'exact' | 'insensitive' | 'owner-repo-insensitive';
 
@@ -81,9 +82,7 @@ export interface ConditionOutcome {
 }
 
 /** Render a value for an explanation: JSON-quoted, long values cut. */
-export function quote(value: string): string {
-  return JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}…` : value);
-}
+export const quote = (value: string): string => quoteText(value, 200);
 
 export function patternList(patterns: readonly string[]): string {
   return `[${patterns.map(quote).join(',')}]`;

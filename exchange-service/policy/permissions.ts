@@ -2,6 +2,7 @@
  * The permission vocabulary, `resource:action`, and OAuth scope handling.
  * `write` implies `read` on the same resource. A requested scope must lie within what the matched rule grants.
  */
+import { PERMISSION } from '../../shared/wire.js';
 import type { Permission } from './types.js';
 
 /** The actions each resource supports. `sites` is read-only; the rest have room for `write`. */
@@ -23,7 +24,7 @@ export const PERMISSIONS: readonly Permission[] = Object.freeze(
 /** Longest scope parameter accepted (the full vocabulary is far shorter). */
 export const MAX_SCOPE_LENGTH = 1024;
 
-const SHAPE = /^[a-z]+:[a-z]+$/;
+const SHAPE = PERMISSION;
 
 export function isPermission(value: unknown): value is Permission {
   return typeof value === 'string' && PERMISSIONS.includes(value);

@@ -7,6 +7,7 @@
  * Cross-file checks (a site defined twice) live in the loader.
  */
 import { z } from 'zod';
+import { SITE_SLUG } from '../../shared/wire.js';
 import { CONDITION_CLAIMS, TRUSTED_EVENTS, isTrustedEvent } from '../oidc/claims.js';
 import { issuerProblem, normaliseIssuer } from '../oidc/issuers.js';
 import { conditionPatternProblem, isConditionClaim } from './condition.js';
@@ -14,7 +15,8 @@ import { parseDuration } from './duration.js';
 import { MAX_GLOB_LENGTH, isGlob } from './glob.js';
 import { PERMISSIONS, permissionProblem } from './permissions.js';
 
-export const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** A site slug: the shape the Action checks too (shared/wire.ts). */
+export const SLUG = SITE_SLUG;
 /** An org file's `sites` entry: a slug, or a glob over slug characters (`app-*`). */
 export const SITE_PATTERN = /^[a-z0-9*-]{1,63}$/;
 /** A GitHub user or organisation login (Enterprise Managed Users add `_shortcode`). */

@@ -1,4 +1,5 @@
 import type { ConditionClaim } from '../oidc/claims.js';
+import type { DenialReason } from '../denial.js';
 
 export type Context = 'production' | 'preview';
 
@@ -78,7 +79,7 @@ export type Decision =
       site: string;
       /** unknown_site: no policy names the site. repository_mismatch: the token's repository is not bound to it.
        *  no_rule_matched: bound, but every rule failed a condition. */
-      reason: 'unknown_site' | 'repository_mismatch' | 'no_rule_matched';
+      reason: Extract<DenialReason, 'unknown_site' | 'repository_mismatch' | 'no_rule_matched'>;
       /** True when the token's repository (by id) is the one the site is bound to: only then may details be shown. */
       bound: boolean;
       trace: RuleTrace[];

@@ -3,18 +3,8 @@
  * replicas starting together apply each migration exactly once (the second waits, then finds nothing to do).
  * The same tables and meaning as the SQLite schema, plus `signing_keys`: with PostgreSQL the replicas share their keys.
  */
-import type { Pool, PoolClient } from 'pg';
-
-/** Advisory locks are (namespace, id) pairs; the namespace is "DSTS" so other applications' locks never collide. */
-export const LOCK_NAMESPACE = 0x44535453;
-export const LOCKS = {
-  /** Held while migrating. */
-  migrate: 1,
-  /** Held while a process checks for, and if need be creates, the first signing key. */
-  initialKey: 2,
-  /** Held inside every transaction that writes a signing key, so there is never more than one active key. */
-  keyWrite: 3,
-} as const;
+import type { Pool } from 'pg';
+import { LOCKS, advisoryXactLock, allowLongWait, inTransaction } from './pg-transaction.js';
 
 export const MIGRATIONS: string[] = [
   // 1: initial schema
@@ -45,31 +35,12 @@ export const MIGRATIONS: string[] = [
    CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys ((retired_at IS NULL)) WHERE retired_at IS NULL;`,
 ];
 
-/** Run `work` in a transaction on one connection; roll back (and discard a broken connection) on any error. */
-export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch((rollbackError: Error) => {
-      broken = rollbackError;
-    });
-    throw error;
-  } finally {
-    client.release(broken);
-  }
-}
-
 /** Bring the schema up to date; resolves the schema version. Safe to run from many processes at once. */
 export async function migrate(pool: Pool): Promise<number> {
   return inTransaction(pool, async (client) => {
     // Waiting for another replica's migration is not a slow statement.
-    await client.query("SET LOCAL statement_timeout = '60s'");
-    await client.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_NAMESPACE, LOCKS.migrate]);
+    await allowLongWait(client);
+    await advisoryXactLock(client, LOCKS.migrate);
     await client.query('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
     const { rows } = await client.query<{ v: number | null }>('SELECT MAX(version) AS v FROM schema_version');
     let version = rows[0]?.v ?? 0;

@@ -1,3 +1,4 @@
+import type { AuditReason } from '../denial.js';
 import type { Context } from '../policy/types.js';
 
 export type AuditResult = 'granted' | 'denied';
@@ -10,8 +11,8 @@ export interface AuditRecord {
   site: string | null;
   rule: string | null;
   context: Context | null;
-  /** Stable machine reason (`granted`, `no_rule_matched`, `replay`, `bad_signature`, ...). */
-  reason: string;
+  /** Stable machine reason: `granted` or a DenialReason (`no_rule_matched`, `replay`, `bad_signature`, ...). */
+  reason: AuditReason;
   /** The error_description given to the client, or for grants a summary. */
   detail: string;
   /** Identifying claims of the subject token, when it could be read (only verified values are trusted). */
@@ -30,8 +31,10 @@ export interface AuditRecord {
   clientIp: string | null;
 }
 
-export interface StoredAudit extends AuditRecord {
+/** A row read back: its reason as written (a row written by another version may hold a reason this one lacks). */
+export interface StoredAudit extends Omit<AuditRecord, 'reason'> {
   id: number;
+  reason: string;
 }
 
 export interface IssuedToken {
@@ -44,24 +47,6 @@ export interface IssuedToken {
   issuedAt: number;
   expiresAt: number;
   revoked: boolean;
-}
-
-/** A signing key as stored: private JWK (with kid) and lifecycle times (unix seconds). */
-export interface StoredKey {
-  kid: string;
-  alg: string;
-  privateJwk: string;
-  createdAt: number;
-  /** When it stopped signing (a newer key became active); null while active. */
-  retiredAt: number | null;
-}
-
-/** Where signing keys live: files (mode 0600) in the data directory, or the database for replicas. */
-export interface KeyStore {
-  list(): Promise<StoredKey[]>;
-  save(key: StoredKey): Promise<void>;
-  retire(kid: string, at: number): Promise<void>;
-  delete(kid: string): Promise<void>;
 }
 
 /**

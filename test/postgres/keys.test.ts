@@ -1,17 +1,22 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Pool } from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { dbKeyStore } from '../../exchange-service/keys/db-key-store.js';
 import { KeyEncryptionError, parseKeyEncryptionKey, readKeyEncryptionKey } from '../../exchange-service/keys/key-encryption.js';
 import { KeyRing } from '../../exchange-service/keys/key-ring.js';
-import { openStorage, type OpenedStorage } from '../../exchange-service/storage/open.js';
+import { openSigningKeys } from '../../exchange-service/keys/open.js';
+import { openStorage } from '../../exchange-service/storage/open.js';
 import { migrate } from '../../exchange-service/storage/pg-migrations.js';
 import { createPool } from '../../exchange-service/storage/postgres.js';
-import type { StoredKey } from '../../exchange-service/storage/types.js';
-import { freePort, SKIP_POSTGRES, startPostgres, type TestPostgres } from '../helpers/postgres.js';
-import { tempDir } from '../helpers/service.js';
+import type { StoredKey } from '../../exchange-service/keys/key-store.js';
+import { freePort, SKIP_POSTGRES, startPostgres, type TestPostgres } from '../../testing/postgres.js';
+import { ROOT, tempDir } from '../helpers/service.js';
+
+const execFileP = promisify(execFile);
 
 const dir = tempDir('deploy-sts-kek-');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -72,10 +77,12 @@ describe.skipIf(SKIP_POSTGRES)('signing keys in PostgreSQL', () => {
     return pool;
   }
 
-  async function open(config: { databaseUrl: string; keyEncryptionKeyFile?: string }, warnings: string[] = []): Promise<OpenedStorage> {
-    const opened = await openStorage({ dataDir: dir, synchronous: 'FULL', ...config, warn: (m) => warnings.push(m) });
+  /** What `serve` and `keys rotate` do: open the storage, then the signing keys beside it. */
+  async function open(config: { databaseUrl: string; keyEncryptionKeyFile?: string }, warnings: string[] = []) {
+    const opened = await openStorage({ dataDir: dir, synchronous: 'FULL', databaseUrl: config.databaseUrl });
     toClose.push(() => opened.storage.close());
-    return opened;
+    const { keyStore, description } = await openSigningKeys(opened, { keyEncryptionKeyFile: config.keyEncryptionKeyFile, warn: (m) => warnings.push(m) });
+    return { storage: opened.storage, keyStore, description };
   }
 
   const key = (kid: string, createdAt: number, retiredAt: number | null = null): StoredKey => ({
@@ -189,9 +196,31 @@ describe.skipIf(SKIP_POSTGRES)('signing keys in PostgreSQL', () => {
       expect(opened.description).not.toContain(server.password);
     });
 
+    it('creates no signing key: only the verbs that sign open the key ring', async () => {
+      const url = await server.createDatabase();
+      const opened = await openStorage({ dataDir: dir, synchronous: 'FULL', databaseUrl: url });
+      toClose.push(() => opened.storage.close());
+      expect(await opened.storage.listAudit({})).toEqual([]);
+      const pool = await migratedPool(url);
+      expect((await pool.query('SELECT kid FROM signing_keys')).rows).toEqual([]);
+    });
+
+    it('`deploy-sts audit` against a fresh database creates no key and warns about none', async () => {
+      const url = await server.createDatabase();
+      const run = await execFileP(process.execPath, [join(ROOT, 'build/exchange-service/cli.js'), 'audit'], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH ?? '', DEPLOY_STS_DATABASE_URL: url },
+        timeout: 20_000,
+      });
+      expect(run.stdout).toBe('no audit records\n');
+      expect(run.stderr).toBe('');
+      const pool = await migratedPool(url);
+      expect((await pool.query('SELECT kid FROM signing_keys')).rows).toEqual([]);
+    });
+
     it('fails with the redacted address when the database cannot be reached', async () => {
       const databaseUrl = `postgres://sts:hunter2-password@127.0.0.1:${await freePort()}/deploy`;
-      const failure = openStorage({ dataDir: dir, synchronous: 'FULL', databaseUrl, warn: () => undefined });
+      const failure = openStorage({ dataDir: dir, synchronous: 'FULL', databaseUrl });
       await expect(failure).rejects.toThrow(/cannot prepare the PostgreSQL database postgres:\/\/sts:\*\*\*@127\.0\.0\.1:\d+\/deploy/);
       await expect(failure).rejects.not.toThrow(/hunter2/);
     });

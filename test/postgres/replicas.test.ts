@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, postgresStorage } from '../../exchange-service/storage/postgres.js';
 import type { Storage } from '../../exchange-service/storage/types.js';
 import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
-import { freePort, SKIP_POSTGRES, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { freePort, SKIP_POSTGRES, startPostgres, type TestPostgres } from '../../testing/postgres.js';
 import { ROOT, exchangeToken, postForm, spawnService, tempDir, type SpawnedService } from '../helpers/service.js';
 
 const PUBLIC_URL = 'https://sts.replicas.test';

@@ -8,10 +8,10 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KeyRing } from '../../exchange-service/keys/key-ring.js';
+import { openSigningKeys } from '../../exchange-service/keys/open.js';
 import { openStorage } from '../../exchange-service/storage/open.js';
 import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
-import { SKIP_POSTGRES, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { SKIP_POSTGRES, startPostgres, type TestPostgres } from '../../testing/postgres.js';
 import { exchangeToken, startService, tempDir, type TestService } from '../helpers/service.js';
 
 const PUBLIC_URL = 'https://sts.rotation.test';
@@ -56,8 +56,8 @@ describe.skipIf(SKIP_POSTGRES)('rotating the signing key of replicas that share 
     const oldKid = decodeProtectedHeader(before).kid;
 
     // What `deploy-sts keys rotate` does against the database.
-    const operator = await openStorage({ dataDir: secrets, synchronous: 'FULL', databaseUrl, keyEncryptionKeyFile: kek });
-    const fresh = await (await KeyRing.open(operator.keyStore)).rotate();
+    const operator = await openStorage({ dataDir: secrets, synchronous: 'FULL', databaseUrl });
+    const fresh = await (await openSigningKeys(operator, { keyEncryptionKeyFile: kek })).keys.rotate();
     await operator.storage.close();
     expect(fresh.kid).not.toBe(oldKid);
 

@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS, migrate } from '../../exchange-service/storage/pg-migrations.js';
 import { createPool, postgresStorage } from '../../exchange-service/storage/postgres.js';
 import type { Storage } from '../../exchange-service/storage/types.js';
-import { freePort, SKIP_POSTGRES, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { freePort, SKIP_POSTGRES, startPostgres, type TestPostgres } from '../../testing/postgres.js';
 import { denialRecord, grantRecord, nowSeconds } from './support/records.js';
 
 describe.skipIf(SKIP_POSTGRES)('the PostgreSQL storage', () => {

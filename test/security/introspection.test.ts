@@ -8,7 +8,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintAccessToken } from '../../exchange-service/mint.js';
+import { mintAccessToken } from '../../exchange-service/access-token/mint.js';
 import { claimsOf, withPayload } from '../helpers/forge.js';
 import { exchangeToken, postForm, tempDir } from '../helpers/service.js';
 import { lastAuditId, nowSeconds, startSuite, type Suite } from './support.js';

@@ -7,7 +7,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OAuthError } from '../../exchange-service/errors.js';
-import { ACCESS_TOKEN_TYPE, GRANT_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, parseTokenRequest } from '../../exchange-service/http/token-request.js';
+import { ACCESS_TOKEN_TYPE, GRANT_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE } from '../../shared/wire.js';
+import { parseTokenRequest } from '../../exchange-service/token-exchange/request.js';
 import { auditAfter, lastAuditId, startSuite, type Suite } from './support.js';
 
 const FIELDS = ['grant_type', 'subject_token', 'subject_token_type', 'resource', 'audience', 'scope', 'requested_token_type'] as const;

@@ -1,5 +1,9 @@
 /**
- * A real, throw-away PostgreSQL server for a test file: `initdb` and `pg_ctl` into a temp dir, listening on a free
+ * The one PostgreSQL harness, for the tests (test/postgres/) and the benchmark (bench/run.ts). It lives in testing/,
+ * beside neither, so that bench/ never imports test/ and both run the same code (tsc compiles it for the benchmark;
+ * vitest reads it as source).
+ *
+ * A real, throw-away PostgreSQL server: `initdb` and `pg_ctl` into a temp dir, listening on a free
  * loopback port only (no unix socket), password authentication (scram-sha-256) so URLs carry a real password.
  * Running as root (CI does), the server runs as an unprivileged user (`postgres`, else `nobody`) because postgres
  * refuses root. A watchdog process stops the server and removes its directory if the test process dies without
@@ -10,10 +14,28 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import pg from 'pg';
+import { freePort } from './free-port.js';
+
+export { freePort };
+
+/** PostgreSQL cannot be started here (no binaries, no usable user or directory, the server failed to start). */
+export class PostgresUnavailable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PostgresUnavailable';
+  }
+}
+
+export interface PostgresOptions {
+  /**
+   * PostgreSQL's own durability (fsync on, full page writes): what the benchmark measures, the same promise as the
+   * service's SQLite default (FULL). Off by default: the tests never survive a power cut and run faster without it.
+   */
+  durable?: boolean;
+}
 
 export const SKIP_POSTGRES = process.env.DEPLOY_STS_SKIP_POSTGRES === '1';
 
@@ -31,6 +53,10 @@ export interface TestPostgres {
   restart(): Promise<void>;
   /** The server's log so far (for failure messages). */
   log(): string;
+  /** The server's version (e.g. `PostgreSQL 15.18`) and the settings that matter for durability and size. */
+  serverInfo(): Promise<{ version: string; settings: Record<string, string> }>;
+  /** CPU seconds (user + system) used so far by the postmaster and every process it started, exited ones included. */
+  cpuSeconds(): number;
   /** Stop the server and delete everything. Idempotent. */
   stop(): Promise<void>;
 }
@@ -87,7 +113,7 @@ function serverUser(): RunAs | undefined {
     const user = name ? lookupUser(name) : undefined;
     if (user) return user;
   }
-  throw new Error(`running as root and no unprivileged user (postgres, nobody) exists to run PostgreSQL as; set DEPLOY_STS_PG_USER`);
+  throw new PostgresUnavailable(`running as root and no unprivileged user (postgres, nobody) exists to run PostgreSQL as; set DEPLOY_STS_PG_USER`);
 }
 
 interface RunOptions {
@@ -131,28 +157,53 @@ function makeBaseDir(user: RunAs | undefined): string {
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  throw new Error(`no temp directory is reachable by the user ${user?.name} that PostgreSQL runs as`);
+  throw new PostgresUnavailable(`no temp directory is reachable by the user ${user?.name} that PostgreSQL runs as`);
 }
 
-/** A loopback port nothing listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
+function postmasterPid(dataDir: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const CLOCK_TICKS = 100;
+
+/** Fields of /proc/<pid>/stat after the command name: [0] state, [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime. */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The postmaster's CPU, the CPU of its children that have exited (cutime, cstime: the postmaster reaps them) and
+ * the CPU of its live children (backends, WAL writer, checkpointer, …): every PostgreSQL process is one of these.
+ */
+function serverCpuSeconds(postmaster: number): number {
+  const own = statFields(postmaster);
+  if (!own) return NaN;
+  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const fields = statFields(Number(entry));
+    if (fields && Number(fields[1]) === postmaster) ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / CLOCK_TICKS;
 }
 
 /** Stop the postmaster whose pid file is in `dataDir` at once (SIGQUIT: immediate shutdown). Synchronous. */
 function killServerSync(dataDir: string): void {
   try {
-    const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    if (pid > 0) process.kill(pid, 'SIGQUIT');
+    const pid = postmasterPid(dataDir);
+    if (pid) process.kill(pid, 'SIGQUIT');
   } catch {
-    // no pid file: not running
+    // already gone
   }
 }
 
@@ -169,15 +220,15 @@ function startWatchdog(base: string, dataDir: string): number | undefined {
 
 let counter = 0;
 
-export async function startPostgres(): Promise<TestPostgres> {
+export async function startPostgres(options: PostgresOptions = {}): Promise<TestPostgres> {
   const bin = findPostgresBinDir();
-  if (!bin) throw new Error(`PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found ${process.env.DEPLOY_STS_PG_BIN ? `in DEPLOY_STS_PG_BIN (${process.env.DEPLOY_STS_PG_BIN})` : 'on PATH or in /usr/lib/postgresql/*/bin'}: ${INSTALL_HINT}`);
+  if (!bin) throw new PostgresUnavailable(`PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found ${process.env.DEPLOY_STS_PG_BIN ? `in DEPLOY_STS_PG_BIN (${process.env.DEPLOY_STS_PG_BIN})` : 'on PATH or in /usr/lib/postgresql/*/bin'}: ${INSTALL_HINT}`);
   const user = serverUser();
   const base = makeBaseDir(user);
   const dataDir = join(base, 'data');
   const logFile = join(base, 'server.log');
   const password = randomBytes(12).toString('hex');
-  const options = asUser(user, base);
+  const runAs = asUser(user, base);
   let stopped = false;
   const onExit = () => {
     killServerSync(dataDir);
@@ -186,13 +237,13 @@ export async function startPostgres(): Promise<TestPostgres> {
 
   const log = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
   const fail = (error: unknown): Error =>
-    new Error(`PostgreSQL could not be started for the tests (${(error as Error).message})\n${log().slice(-2000)}\n${INSTALL_HINT}`);
+    new PostgresUnavailable(`PostgreSQL could not be started for the tests (${(error as Error).message})\n${log().slice(-2000)}\n${INSTALL_HINT}`);
 
   try {
     const pwfile = join(base, 'pw');
     writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
     if (user) chownSync(pwfile, user.uid, user.gid);
-    await run(join(bin, 'initdb'), ['-D', dataDir, '-U', 'sts', `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync'], options);
+    await run(join(bin, 'initdb'), ['-D', dataDir, '-U', 'sts', `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync'], runAs);
     rmSync(pwfile, { force: true });
   } catch (error) {
     rmSync(base, { recursive: true, force: true });
@@ -206,15 +257,12 @@ export async function startPostgres(): Promise<TestPostgres> {
       `-p ${port}`,
       "-c listen_addresses=127.0.0.1",
       "-c unix_socket_directories=''",
-      '-c fsync=off',
-      '-c full_page_writes=off',
-      '-c max_connections=80',
-      '-c shared_buffers=16MB',
+      ...(options.durable ? ['-c max_connections=100'] : ['-c fsync=off', '-c full_page_writes=off', '-c max_connections=80', '-c shared_buffers=16MB']),
     ].join(' ');
-    await run(join(bin, 'pg_ctl'), ['start', '-D', dataDir, '-l', logFile, '-w', '-t', '30', '-o', serverOptions], options);
+    await run(join(bin, 'pg_ctl'), ['start', '-D', dataDir, '-l', logFile, '-w', '-t', '30', '-o', serverOptions], runAs);
   };
   const stopServer = async (): Promise<void> => {
-    await run(join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '30'], options);
+    await run(join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '30'], runAs);
   };
 
   const watchdog = startWatchdog(base, dataDir);
@@ -247,19 +295,22 @@ export async function startPostgres(): Promise<TestPostgres> {
 
   const urlFor = (database: string) => `postgres://sts:${password}@127.0.0.1:${port}/${database}`;
   const url = urlFor('postgres');
+  const admin = async <T>(work: (client: pg.Client) => Promise<T>): Promise<T> => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      return await work(client);
+    } finally {
+      await client.end();
+    }
+  };
   return {
     url,
     password,
     port,
     async createDatabase() {
       const name = `t${process.pid}_${++counter}`;
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      try {
-        await client.query(`CREATE DATABASE ${name}`);
-      } finally {
-        await client.end();
-      }
+      await admin((client) => client.query(`CREATE DATABASE ${name}`));
       return urlFor(name);
     },
     stopServer,
@@ -269,6 +320,19 @@ export async function startPostgres(): Promise<TestPostgres> {
       await startServer();
     },
     log,
+    serverInfo: () =>
+      admin(async (client) => {
+        const shown = await client.query<{ name: string; value: string }>(
+          `SELECT name, current_setting(name) AS value FROM pg_settings
+           WHERE name IN ('server_version', 'fsync', 'synchronous_commit', 'wal_sync_method', 'full_page_writes', 'shared_buffers', 'max_connections')`,
+        );
+        const { server_version: serverVersion, ...settings } = Object.fromEntries(shown.rows.map((r) => [r.name, r.value]));
+        return { version: `PostgreSQL ${serverVersion ?? '?'}`, settings };
+      }),
+    cpuSeconds() {
+      const pid = postmasterPid(dataDir);
+      return pid ? serverCpuSeconds(pid) : NaN;
+    },
     async stop() {
       if (stopped) return;
       stopped = true;

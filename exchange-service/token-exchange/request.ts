@@ -2,15 +2,14 @@
  * Parse the body of `POST /token` (RFC 8693) at the edge. Every field is a single string: a duplicated or
  * array-valued parameter is a malformed request (RFC 6749 §3.2: parameters MUST NOT be included more than once).
  */
+import { ACCESS_TOKEN_TYPE, GRANT_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, SITE_SLUG } from '../../shared/wire.js';
+import { quote } from '../../shared/text.js';
+import type { DenialReason } from '../denial.js';
 import { OAuthError } from '../errors.js';
 
-export const GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
-export const ID_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:id_token';
-export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
-export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+export { ACCESS_TOKEN_TYPE, GRANT_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE };
 
 const FIELDS = ['grant_type', 'subject_token', 'subject_token_type', 'resource', 'audience', 'scope', 'requested_token_type'] as const;
-const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export interface TokenRequest {
   subjectToken: string;
@@ -19,10 +18,10 @@ export interface TokenRequest {
   scope: string | undefined;
 }
 
-const invalid = (description: string, reason = 'malformed_request') => new OAuthError('invalid_request', description, reason);
+const invalid = (description: string, reason: DenialReason = 'malformed_request') => new OAuthError('invalid_request', description, reason);
 
 /** Quote a client-supplied value in a description: at most 64 characters, so a misplaced token is never echoed whole. */
-const shown = (value: string | undefined): string => JSON.stringify(value === undefined ? null : value.length > 64 ? `${value.slice(0, 64)}…` : value);
+const shown = (value: string | undefined): string => (value === undefined ? 'null' : quote(value, 64));
 
 export function parseTokenRequest(body: unknown): TokenRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -54,7 +53,7 @@ export function parseTokenRequest(body: unknown): TokenRequest {
   const target = fields.resource ?? fields.audience;
   if (target === undefined) throw invalid('resource is missing: send resource=site:<slug> naming the site to deploy');
   const site = target.startsWith('site:') ? target.slice(5) : '';
-  if (!SLUG.test(site)) {
+  if (!SITE_SLUG.test(site)) {
     throw new OAuthError('invalid_target', `resource ${JSON.stringify(target.slice(0, 80))} is not site:<slug> (slug: lowercase letters, digits and -, at most 63)`, 'malformed_request');
   }
   const scope = fields.scope?.trim() || undefined;

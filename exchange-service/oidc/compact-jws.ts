@@ -1,6 +1,6 @@
 /**
- * Compact JWS (RFC 7515) decoding and RS256 signature checking with node:crypto — the hot path of every exchange.
- * Strict: exactly three base64url parts with no padding, a JSON object header and payload. Nothing in the header
+ * Compact JWS (RFC 7515) decoding — of GitHub's RS256 tokens and of our own EdDSA deploy tokens — and RS256
+ * signature checking with node:crypto, the hot path of every exchange. Strict: exactly three base64url parts with no padding, a JSON object header and payload. Nothing in the header
  * is followed (`jku`, `x5u`, `jwk`, `x5c` are never read); the caller checks `alg` and refuses `crit`.
  */
 import { constants, verify, type KeyObject } from 'node:crypto';

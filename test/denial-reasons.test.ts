@@ -1,0 +1,57 @@
+/**
+ * Denial reasons are a public contract: the audit log, the logs, the `reason` label of deploy_sts_denials_total and the
+ * README name them. The closed list in exchange-service/denial.ts, the README table and the metric agree.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DENIAL_REASONS } from '../exchange-service/denial.js';
+import { startIssuer, type TestIssuer } from './helpers/issuer.js';
+import { ROOT, exchangeToken, postForm, startService, type TestService } from './helpers/service.js';
+
+const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+
+describe('denial reasons', () => {
+  it('are listed in the README, each once, exactly as the service knows them', () => {
+    const table = /<!-- denial-reasons -->\n([\s\S]*?)\n\n/.exec(readme)![1]!;
+    const documented = [...table.matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1]);
+    expect(documented).toEqual([...DENIAL_REASONS]);
+  });
+
+  it('named in the README metric table are real reasons', () => {
+    const row = readme.split('\n').find((line) => line.startsWith('| `deploy_sts_denials_total`'))!;
+    const named = [...row.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!).filter((n) => n !== 'deploy_sts_denials_total' && n !== 'reason');
+    expect(named.length).toBeGreaterThan(3);
+    for (const reason of named) expect(DENIAL_REASONS).toContain(reason);
+  });
+
+  describe('at the service', () => {
+    let issuer: TestIssuer;
+    let svc: TestService;
+    beforeAll(async () => {
+      issuer = await startIssuer();
+      svc = await startService({ issuer: issuer.url });
+    });
+    afterAll(async () => {
+      await svc.stop();
+      await issuer.close();
+    });
+
+    it('label the denials metric only with reasons of the closed set, for refusals in and before the exchange', async () => {
+      const token = await issuer.token();
+      await exchangeToken(svc.url, token);
+      await exchangeToken(svc.url, token); // replay
+      await exchangeToken(svc.url, await issuer.token({ ref: 'refs/heads/feature' })); // no_rule_matched
+      await exchangeToken(svc.url, await issuer.token(), 'nowhere'); // unknown_site
+      await postForm(`${svc.url}/token`, { grant_type: 'password' }); // unsupported_grant_type
+      await fetch(`${svc.url}/token`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' }); // bad_content_type, before the exchange
+      await fetch(`${svc.url}/token`); // method_not_allowed, before the exchange
+      const text = await (await fetch(`${svc.url}/metrics`)).text();
+      const labelled = [...text.matchAll(/^deploy_sts_denials_total\{reason="([^"]+)"\} \d+/gm)].map((m) => m[1]!);
+      expect(labelled.sort()).toEqual(['bad_content_type', 'method_not_allowed', 'no_rule_matched', 'replay', 'unknown_site', 'unsupported_grant_type']);
+      for (const reason of labelled) expect(DENIAL_REASONS).toContain(reason);
+      const audited = (await svc.service.storage.listAudit({})).filter((r) => r.result === 'denied').map((r) => r.reason);
+      expect(new Set(audited)).toEqual(new Set(labelled));
+    });
+  });
+});
