@@ -15,7 +15,7 @@ import { DEFAULT_RETRY_POLICY, isRetryableStatus, sendWithRetries, type RetryPol
 import { revokeToken } from './revoke.js';
 import { decodeClaimsForDisplay } from './subject-claims.js';
 import { displayUrl, endpoint } from './url.js';
-import { GRANT_TYPE, ID_TOKEN_TYPE } from '../shared/wire.js';
+import { GRANT_TYPE, ID_TOKEN_TYPE, MAX_TOKEN_TTL_SECONDS, PERMISSION, RULE_NAME, SITE_SLUG } from '../shared/wire.js';
 
 export { GRANT_TYPE, ID_TOKEN_TYPE };
 
@@ -79,20 +79,22 @@ const SHAPES = {
 
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const TOKEN_TYPE_URN = /^urn:ietf:params:oauth:token-type:[a-z_]{1,32}$/;
-const PERMISSION = '[a-z][a-z_]{0,31}:[a-z][a-z_]{0,31}';
-const SCOPE = new RegExp(`^(?:${PERMISSION}(?: ${PERMISSION}){0,31})?$`);
-const SITE = /^[a-z0-9][a-z0-9-]{0,62}$/;
-const RULE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** Space-separated permissions, each of the wire's shape, at most 32 of them. */
+const isScope = (scope: string): boolean => {
+  if (scope === '') return true;
+  const list = scope.split(' ');
+  return list.length <= 32 && list.every((p) => PERMISSION.test(p) && p.length <= 64);
+};
 
 const TokenResponse = z.object({
   access_token: z.string().max(16 * 1024).regex(COMPACT_JWS),
   issued_token_type: z.string().regex(TOKEN_TYPE_URN).optional(),
   token_type: z.string().refine((t) => t.toLowerCase() === 'bearer', 'token_type is not Bearer'),
-  expires_in: z.number().int().min(1).max(3600),
-  scope: z.string().regex(SCOPE).default(''),
-  site: z.string().regex(SITE),
+  expires_in: z.number().int().min(1).max(MAX_TOKEN_TTL_SECONDS),
+  scope: z.string().refine(isScope).default(''),
+  site: z.string().regex(SITE_SLUG),
   context: z.enum(['production', 'preview']),
-  rule: z.string().regex(RULE),
+  rule: z.string().regex(RULE_NAME),
 });
 
 const ErrorResponse = z.object({

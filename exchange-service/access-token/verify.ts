@@ -3,6 +3,7 @@
  * the kid of one of our published keys, our issuer, and the claims every deploy token carries.
  */
 import { verify, type KeyObject } from 'node:crypto';
+import { MAX_TOKEN_TTL_SECONDS } from '../../shared/wire.js';
 import { decodeCompactJws } from '../oidc/compact-jws.js';
 import { ACCESS_TOKEN_ALG, ACCESS_TOKEN_TYP, type AccessTokenClaims } from './claims.js';
 
@@ -56,5 +57,8 @@ export async function verifyAccessToken(
   if (!claims) return undefined;
   const now = options.now ?? Math.floor(Date.now() / 1000);
   if (!options.allowExpired && claims.exp <= now) return undefined;
+  // We never mint a token that lives longer than the longest TTL: one that does was not minted by this service (a
+  // stolen or planted key), and is refused however long it would otherwise stay valid.
+  if (claims.exp - claims.iat > MAX_TOKEN_TTL_SECONDS || claims.exp <= claims.iat) return undefined;
   return claims;
 }

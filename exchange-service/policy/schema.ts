@@ -7,7 +7,7 @@
  * Cross-file checks (a site defined twice) live in the loader.
  */
 import { z } from 'zod';
-import { SITE_SLUG } from '../../shared/wire.js';
+import { MAX_TOKEN_TTL_SECONDS, RULE_NAME as WIRE_RULE_NAME, SITE_SLUG } from '../../shared/wire.js';
 import { CONDITION_CLAIMS, TRUSTED_EVENTS, isTrustedEvent } from '../oidc/claims.js';
 import { issuerProblem, normaliseIssuer } from '../oidc/issuers.js';
 import { conditionPatternProblem, isConditionClaim } from './condition.js';
@@ -23,12 +23,12 @@ export const SITE_PATTERN = /^[a-z0-9*-]{1,63}$/;
 export const OWNER = /^[A-Za-z0-9][A-Za-z0-9_-]{0,38}$/;
 export const REPOSITORY = /^[A-Za-z0-9][A-Za-z0-9_-]{0,38}\/(?!\.\.?$)[A-Za-z0-9._-]{1,100}$/;
 export const NUMERIC_ID = /^[1-9][0-9]{0,19}$/;
-export const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export const RULE_NAME = WIRE_RULE_NAME;
 export const DURATION_TEXT = /^[0-9]{1,9}[smh]?$/;
 
 /** Seconds. */
 export const DEFAULT_MAX_TTL = 600;
-export const MAX_TTL_CAP = 3600;
+export const MAX_TTL_CAP = MAX_TOKEN_TTL_SECONDS;
 export const MAX_RULES = 100;
 export const MAX_PATTERNS = 64;
 export const MAX_SITES = 1000;
