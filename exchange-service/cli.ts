@@ -7,7 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, OPTION_NAMES, type StorageOptions, flagName, loadConfig, loadDevTokenConfig, loadPoliciesDir, loadPolicyIssuers, loadStorageConfig, loadVerifierConfig } from './config.js';
 import { DEV_ISSUER, devToken } from './dev-issuer.js';
 import { explainCommand } from './explain.js';
-import { RETIRED_KEY_GRACE_SECONDS } from './keys/key-ring.js';
+import { JWKS_MAX_AGE_SECONDS, RETIRED_KEY_GRACE_SECONDS } from './keys/key-ring.js';
 import { openSigningKeys } from './keys/open.js';
 import { checkPolicies, type PolicyLoadOptions } from './policy/load.js';
 import { PolicyLoadError } from './policy/types.js';
@@ -25,7 +25,7 @@ Usage:
   deploy-sts tokens list [--site S] [--json]
   deploy-sts tokens revoke <jti>
   deploy-sts audit [--site S] [--since T] [--limit N] [--json]
-  deploy-sts keys rotate
+  deploy-sts keys rotate [--now]
   (tokens, audit and keys use DEPLOY_STS_DATABASE_URL when set, else the SQLite data directory)
   deploy-sts dev token [--claim k=v ...] [--audience A]
 
@@ -206,13 +206,26 @@ async function audit(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
 async function keys(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const [verb, ...rest] = args;
   if (verb !== 'rotate') throw new UsageError(`unknown command: keys ${verb ?? ''}`.trim());
-  const { values } = parse(rest, { 'data-dir': { type: 'string' } });
+  const { values } = parse(rest, { 'data-dir': { type: 'string' }, now: { type: 'boolean' } });
   return withStorage(values['data-dir'], env, async (opened, config) => {
     // Opening the ring creates the first key when there is none; the rotation then replaces it.
     const { keys: ring } = await openSigningKeys(opened, { keyEncryptionKeyFile: config.keyEncryptionKeyFile });
     const before = ring.active().kid;
+    if (values.now) {
+      const fresh = await ring.rotate({ now: true });
+      print(
+        `new signing key ${fresh.kid} signs now; ${before} and every other key are withdrawn from the JWKS, so tokens they signed stop verifying. ` +
+          `Running services (every replica) pick the change up within 30 s; verifiers that cached the JWKS refuse new tokens until they refetch it (at most ${JWKS_MAX_AGE_SECONDS} s): tell the deploy platforms to refetch it now.`,
+      );
+      return 0;
+    }
     const fresh = await ring.rotate();
-    print(`new signing key ${fresh.kid} is active; ${before} stays in the JWKS for ${RETIRED_KEY_GRACE_SECONDS} s so tokens it signed keep verifying. Running services (every replica) pick the change up within 30 s.`);
+    const at = new Date(fresh.createdAt * 1000).toISOString();
+    print(
+      `new signing key ${fresh.kid} is published now and signs from ${at} (in ${JWKS_MAX_AGE_SECONDS} s, the JWKS cache lifetime), when ${before} stops signing; ` +
+        `${before} stays in the JWKS for ${RETIRED_KEY_GRACE_SECONDS} s more so tokens it signed keep verifying. Running services (every replica) pick the change up within 30 s. ` +
+        'For a compromised key use keys rotate --now.',
+    );
     return 0;
   });
 }

@@ -156,21 +156,35 @@ describe('deploy-sts tokens, audit and keys', () => {
     expect(audit.stdout).toMatch(/denied .*ref "refs\/heads\/nope"/);
   });
 
-  it('rotates keys: old tokens keep verifying, new tokens use the new key', async () => {
+  it('rotates keys: the next key is published first and signs only after the JWKS cache lifetime', async () => {
     const before = String((await exchangeToken(svc.url, await issuer.token())).body.access_token);
-    const oldKid = JSON.parse(Buffer.from(before.split('.')[0]!, 'base64url').toString()).kid as string;
+    const kidOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()).kid as string;
+    const oldKid = kidOf(before);
     const r = await cli(['keys', 'rotate'], { DEPLOY_STS_DATA_DIR: svc.dataDir });
     expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/is published now and signs from .* \(in 300 s, the JWKS cache lifetime\)/);
+    await svc.service.keys.reload();
+    const jwks = (await (await fetch(`${svc.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
+    expect(jwks.keys).toHaveLength(2);
+    const newKid = jwks.keys.map((k) => k.kid).find((k) => k !== oldKid)!;
+    expect(svc.service.keys.next()?.kid).toBe(newKid);
+    // Still signed with the old key: verifiers holding the JWKS fetched before the rotation accept it.
+    expect(kidOf(String((await exchangeToken(svc.url, await issuer.token())).body.access_token))).toBe(oldKid);
+  });
+
+  it('rotates at once with --now (a compromised key): new tokens use the new key, the old key is withdrawn', async () => {
+    const before = String((await exchangeToken(svc.url, await issuer.token())).body.access_token);
+    const kidOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()).kid as string;
+    const r = await cli(['keys', 'rotate', '--now'], { DEPLOY_STS_DATA_DIR: svc.dataDir });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/signs now; .* withdrawn from the JWKS/);
     await svc.service.keys.reload();
     const after = String((await exchangeToken(svc.url, await issuer.token())).body.access_token);
-    const newKid = JSON.parse(Buffer.from(after.split('.')[0]!, 'base64url').toString()).kid as string;
-    expect(newKid).not.toBe(oldKid);
+    expect(kidOf(after)).not.toBe(kidOf(before));
     const jwks = (await (await fetch(`${svc.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
-    expect(jwks.keys.map((k) => k.kid).sort()).toEqual([oldKid, newKid].sort());
-    for (const token of [before, after]) {
-      const res = await postForm(`${svc.url}/introspect`, { token }, { authorization: `Bearer ${token}` });
-      expect(res.body.active).toBe(true);
-    }
+    expect(jwks.keys.map((k) => k.kid)).toEqual([kidOf(after)]);
+    expect((await postForm(`${svc.url}/introspect`, { token: before }, { authorization: `Bearer ${before}` })).body).toEqual({ active: false });
+    expect((await postForm(`${svc.url}/introspect`, { token: after }, { authorization: `Bearer ${after}` })).body.active).toBe(true);
   });
 
   it('prints a dev token with chosen claims', async () => {
