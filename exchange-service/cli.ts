@@ -20,6 +20,7 @@ const USAGE = `deploy-sts — trade a GitHub Actions OIDC token for a short-live
 Usage:
   deploy-sts serve [--dev-defaults] [--port N] [--host H] [--data-dir D] [--policies D] [--issuer URL[,URL]]
                    [--jwks-file F] [--audience A] [--public-url URL] [--token-audience A] [--dev-issuer]
+                   [--metrics-listen HOST:PORT|off]
   deploy-sts policy check [DIR]
   deploy-sts policy explain --site S --token FILE [--jwks FILE] [--at TIME] [--policies D] [--audience A] [--json]
   deploy-sts tokens list [--site S] [--json]

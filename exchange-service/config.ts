@@ -29,6 +29,23 @@ const url = (what: string) =>
     .refine((v) => URL.canParse(v), `must be an absolute URL (${what})`)
     .transform((v) => (v.endsWith('/') ? v.slice(0, -1) : v));
 
+/** Where /metrics is served by default: loopback only, never on the public listener. */
+export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9464';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** `HOST:PORT` or `[IPv6]:PORT`, port 0 to 65535 (0: any free port). */
+export function parseListenAddress(value: string): ListenAddress | undefined {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
+  if (!match) return undefined;
+  const port = Number(match[3]);
+  if (port > 65535) return undefined;
+  return { host: match[1] ?? match[2]!, port };
+}
+
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().trim().min(1).default('127.0.0.1'),
@@ -63,10 +80,25 @@ const schema = z.object({
     .refine((v) => v === undefined || isPostgresUrl(v), 'must be a postgres:// or postgresql:// URL, e.g. postgres://deploy_sts:PASSWORD@db.internal:5432/deploy_sts')
     .optional(),
   KEY_ENCRYPTION_KEY_FILE: z.string().trim().min(1).optional(),
+  METRICS_LISTEN: z
+    .string()
+    .trim()
+    .default(DEFAULT_METRICS_LISTEN)
+    .transform((v, ctx) => {
+      if (v.toLowerCase() === 'off') return undefined;
+      const parsed = parseListenAddress(v);
+      if (!parsed) {
+        ctx.addIssue({ code: 'custom', message: 'must be HOST:PORT (e.g. 127.0.0.1:9464, [::1]:9464, 0.0.0.0:9464 to scrape from another host) or off' });
+        return z.NEVER;
+      }
+      return parsed;
+    }),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
 export type RawConfig = z.input<typeof schema>;
+
+
 
 /** Every option's name as the suffix of its variable (`DATA_DIR` ↔ DEPLOY_STS_DATA_DIR ↔ --data-dir). */
 export const OPTION_NAMES = Object.keys(schema.shape) as (keyof typeof schema.shape)[];
@@ -97,6 +129,8 @@ export interface Config {
   /** File of 32 random bytes (base64 or hex) sealing the signing keys kept in PostgreSQL. */
   keyEncryptionKeyFile: string | undefined;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** The metrics listener (DEPLOY_STS_METRICS_LISTEN); undefined = off. Never the public listener. */
+  metricsListen: ListenAddress | undefined;
 }
 
 export class ConfigError extends Error {
@@ -216,6 +250,7 @@ export function loadConfig(env: Env, flags: Flags = {}, devDefaults = false): Co
     databaseUrl: c.DATABASE_URL,
     keyEncryptionKeyFile: c.KEY_ENCRYPTION_KEY_FILE,
     logLevel: c.LOG_LEVEL,
+    metricsListen: c.METRICS_LISTEN,
   };
 }
 
@@ -235,5 +270,6 @@ export function describeConfig(c: Config, publicUrl: string, audience: string): 
     trust_proxy: c.trustProxy,
     rate_limits: `${c.rateLimitIp}/min per IP, ${c.rateLimitRepository}/min per repository`,
     watch_policies: c.watchPolicies,
+    metrics_listen: c.metricsListen ? `${c.metricsListen.host.includes(':') ? `[${c.metricsListen.host}]` : c.metricsListen.host}:${c.metricsListen.port} (/metrics)` : 'off',
   };
 }

@@ -10,6 +10,7 @@ import { pino, type Logger } from 'pino';
 import { describeConfig, type Config } from './config.js';
 import { DEV_ISSUER, devKeySource } from './dev-issuer.js';
 import { createApp } from './http/app.js';
+import { listenMetrics, type MetricsListener } from './http/metrics-server.js';
 import type { KeyRing } from './keys/key-ring.js';
 import { openSigningKeys } from './keys/open.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -31,6 +32,8 @@ export interface RunningService {
   keys: KeyRing;
   logger: Logger;
   metrics: Metrics;
+  /** Where GET /metrics is served (DEPLOY_STS_METRICS_LISTEN), or undefined when it is off. */
+  metricsUrl: string | undefined;
   /** Re-read the policies directory; the old set stays in force on any error. */
   reloadPolicies(): Promise<ReloadResult>;
   /** Stop accepting connections, drain in-flight requests, close storage. */
@@ -139,6 +142,16 @@ export async function startService(config: Config, options: StartOptions = {}): 
     });
     server.on('request', app);
 
+    let metricsListener: MetricsListener | undefined;
+    if (config.metricsListen) {
+      try {
+        metricsListener = await listenMetrics(metrics, config.metricsListen);
+      } catch (error) {
+        server.close();
+        throw error;
+      }
+    }
+
     const timers = [
       setInterval(() => {
         storage.prune(SECONDS() - PRUNE_GRACE_SECONDS).catch((error: Error) => logger.warn({ error: error.message }, 'prune failed'));
@@ -153,6 +166,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
     const effective = { ...describeConfig(config, url, audience), storage: storageDescription };
     banner(
       `deploy-sts listening on ${url}\n` +
+        `  metrics                ${metricsListener ? metricsListener.url : 'off (DEPLOY_STS_METRICS_LISTEN=off)'}\n` +
         Object.entries(effective).map(([k, v]) => `  ${k.padEnd(22)} ${v}`).join('\n') +
         `\n  policies loaded        ${policies.current().files.length} file(s): ${policies.current().files.map((f) => f.file).join(', ')}\n`,
     );
@@ -168,6 +182,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
       keys,
       logger,
       metrics,
+      metricsUrl: metricsListener?.url,
       reloadPolicies: () => policies.reload(),
       async close() {
         if (closing) return;
@@ -181,6 +196,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
           server.closeIdleConnections();
         });
         clearInterval(dropIdle);
+        await metricsListener?.close();
         await storage.close();
       },
     };

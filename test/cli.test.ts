@@ -13,7 +13,7 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<{ 
   try {
     const { stdout, stderr } = await execFileP(process.execPath, [join(ROOT, 'build/exchange-service/cli.js'), ...args], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', ...env },
+      env: { PATH: process.env.PATH ?? '', DEPLOY_STS_METRICS_LISTEN: '127.0.0.1:0', ...env },
       timeout: 20_000,
     });
     return { code: 0, stdout, stderr };

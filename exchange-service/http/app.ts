@@ -36,7 +36,7 @@ export interface AppDeps extends ExchangeDeps {
 }
 
 const NO_STORE = 'no-store';
-const ROUTES = new Set(['/token', '/introspect', '/revoke', '/.well-known/jwks.json', '/.well-known/oauth-authorization-server', '/healthz', '/readyz', '/metrics']);
+const ROUTES = new Set(['/token', '/introspect', '/revoke', '/.well-known/jwks.json', '/.well-known/oauth-authorization-server', '/healthz', '/readyz']);
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** The decision of a /token request, for its log line. Never holds a token. */
@@ -268,15 +268,8 @@ export function createApp(deps: AppDeps): express.Express {
     });
   });
 
-  app.get('/metrics', async (_req, res, next) => {
-    if (!deps.metrics) return next();
-    try {
-      res.setHeader('Content-Type', deps.metrics.registry.contentType);
-      res.send(await deps.metrics.registry.metrics());
-    } catch (error) {
-      next(error);
-    }
-  });
+  // No /metrics here: the metrics name sites and their activity, so they have their own listener
+  // (DEPLOY_STS_METRICS_LISTEN, http/metrics-server.ts); on the public port /metrics is a 404 like any unknown path.
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

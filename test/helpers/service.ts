@@ -73,6 +73,8 @@ function envFor(options: ServiceOptions, dataDir: string): Record<string, string
     DEPLOY_STS_DATA_DIR: dataDir,
     DEPLOY_STS_POLICIES: defaultPolicies(options, dataDir),
     DEPLOY_STS_AUDIENCE: options.audience ?? DEFAULT_AUDIENCE,
+    // Metrics on a port of their own, any free one (the default 9464 would clash between tests).
+    DEPLOY_STS_METRICS_LISTEN: '127.0.0.1:0',
     ...options.env,
   };
 }
