@@ -9,6 +9,9 @@
  * Migration: keys sealed before (`v1.…`, whose additional data was the kid alone) are opened only by the one-time
  * resealing at start-up (openLegacy), which rewrites them as v2 in the locked transaction; afterwards a v1 row is
  * refused like any row that does not open.
+ *
+ * `seal` / `unseal` are the same AEAD for other stored secrets (deploy platform credentials): `v1.…`, the context
+ * (what the value belongs to) as additional data.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -55,7 +58,7 @@ export async function readKeyEncryptionKey(file: string): Promise<Buffer> {
   return parseKeyEncryptionKey(text, file);
 }
 
-/** The row fields a sealed key is bound to. */
+/** The row fields a sealed signing key is bound to. */
 export interface SealedKeyFields {
   kid: string;
   alg: string;
@@ -64,45 +67,58 @@ export interface SealedKeyFields {
   retiredAt: number | null;
 }
 
-const legacyAad = (kid: string) => Buffer.from(`deploy-sts signing key ${kid}`, 'utf8');
-const aad = (f: SealedKeyFields) =>
-  Buffer.from(JSON.stringify(['deploy-sts signing key v2', f.kid, f.alg, f.createdAt, f.retiredAt]), 'utf8');
+const legacyAad = (kid: string) => `deploy-sts signing key ${kid}`;
+const aad = (f: SealedKeyFields) => JSON.stringify(['deploy-sts signing key v2', f.kid, f.alg, f.createdAt, f.retiredAt]);
 
-function sealWith(kek: Buffer, version: string, ad: Buffer, privateJwk: string): string {
+function sealVersion(kek: Buffer, version: string, context: string, plaintext: string): string {
   const nonce = randomBytes(NONCE_BYTES);
   const cipher = createCipheriv('aes-256-gcm', kek, nonce);
-  cipher.setAAD(ad);
-  const ciphertext = Buffer.concat([cipher.update(privateJwk, 'utf8'), cipher.final()]);
+  cipher.setAAD(Buffer.from(context, 'utf8'));
+  const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
   return [version, nonce, cipher.getAuthTag(), ciphertext].map((p) => (typeof p === 'string' ? p : p.toString('base64url'))).join('.');
 }
 
-function openWith(kek: Buffer, version: string, ad: Buffer, kid: string, sealed: string): string {
+function unsealVersion(kek: Buffer, version: string, context: string, sealed: string): string | undefined {
   const parts = sealed.split('.');
-  const wrongKey = () =>
-    new KeyEncryptionError(
-      'key_undecryptable',
-      `cannot decrypt signing key ${kid}: ${KEK_VARIABLE} is not the key-encryption key it was sealed with, or the row was altered (its kid, alg, created_at or retired_at, or the sealed key itself)`,
-    );
-  if (parts.length !== 4 || parts[0] !== version) throw wrongKey();
+  if (parts.length !== 4 || parts[0] !== version) return undefined;
   const [, nonce, tag, ciphertext] = parts.map((p) => Buffer.from(p, 'base64url')) as [Buffer, Buffer, Buffer, Buffer];
   try {
     const decipher = createDecipheriv('aes-256-gcm', kek, nonce, { authTagLength: 16 });
-    decipher.setAAD(ad);
+    decipher.setAAD(Buffer.from(context, 'utf8'));
     decipher.setAuthTag(tag);
     return Buffer.concat([decipher.update(ciphertext), decipher.final()]).toString('utf8');
   } catch {
-    throw wrongKey();
+    return undefined;
   }
+}
+
+/** Seal `plaintext` under the KEK; `context` is the additional authenticated data (what the value belongs to). */
+export function seal(kek: Buffer, context: string, plaintext: string): string {
+  return sealVersion(kek, 'v1', context, plaintext);
+}
+
+/** Open what `seal` made with the same KEK and context; undefined when the key, the context or the bytes differ. */
+export function unseal(kek: Buffer, context: string, sealed: string): string | undefined {
+  return unsealVersion(kek, 'v1', context, sealed);
+}
+
+function undecryptable(kid: string): KeyEncryptionError {
+  return new KeyEncryptionError(
+    'key_undecryptable',
+    `cannot decrypt signing key ${kid}: ${KEK_VARIABLE} is not the key-encryption key it was sealed with, or the row was altered (its kid, alg, created_at or retired_at, or the sealed key itself)`,
+  );
 }
 
 /** Seal a private JWK for its row (v2: the row's kid, alg, created_at and retired_at are the additional data). */
 export function sealPrivateJwk(kek: Buffer, fields: SealedKeyFields, privateJwk: string): string {
-  return sealWith(kek, 'v2', aad(fields), privateJwk);
+  return sealVersion(kek, 'v2', aad(fields), privateJwk);
 }
 
 /** Open a v2 sealed key; throws key_undecryptable for a wrong KEK, an altered row, or any other format. */
 export function openPrivateJwk(kek: Buffer, fields: SealedKeyFields, sealed: string): string {
-  return openWith(kek, 'v2', aad(fields), fields.kid, sealed);
+  const opened = unsealVersion(kek, 'v2', aad(fields), sealed);
+  if (opened === undefined) throw undecryptable(fields.kid);
+  return opened;
 }
 
 /** True for a key sealed before created_at, alg and retired_at were bound (v1: the kid alone). */
@@ -112,10 +128,12 @@ export function isLegacySeal(sealed: string): boolean {
 
 /** Open a v1 sealed key: only for the one-time resealing as v2 at start-up. */
 export function openLegacyPrivateJwk(kek: Buffer, kid: string, sealed: string): string {
-  return openWith(kek, 'v1', legacyAad(kid), kid, sealed);
+  const opened = unsealVersion(kek, 'v1', legacyAad(kid), sealed);
+  if (opened === undefined) throw undecryptable(kid);
+  return opened;
 }
 
 /** Seal in the v1 format: what versions before v2 wrote (tests of the migration only). */
 export function sealLegacyPrivateJwk(kek: Buffer, kid: string, privateJwk: string): string {
-  return sealWith(kek, 'v1', legacyAad(kid), privateJwk);
+  return sealVersion(kek, 'v1', legacyAad(kid), privateJwk);
 }

@@ -17,6 +17,7 @@ import { GITHUB_ISSUER, normaliseIssuer } from '../oidc/issuers.js';
 import { compileCondition } from './condition.js';
 import { KEY_ISSUE, validatePolicyData, type PolicyData } from './schema.js';
 import { createPolicySet, siteOverlap } from './set.js';
+import { toUpstream } from './upstream.js';
 import { PolicyLoadError, type Condition, type PolicyFile, type PolicyProblem, type PolicySet, type Rule } from './types.js';
 
 export const MAX_POLICY_FILE_BYTES = 1024 * 1024;
@@ -199,7 +200,8 @@ function toPolicyFile(name: string, data: PolicyData, raw: unknown, conditions: 
     rules,
   };
   if (data.kind === 'site') {
-    return { kind: 'site', site: data.site, ...(data.org !== undefined ? { org: data.org } : {}), ...common };
+    const upstream = data.upstream ? { upstream: toUpstream(data.upstream) } : {};
+    return { kind: 'site', site: data.site, ...(data.org !== undefined ? { org: data.org } : {}), ...common, ...upstream };
   }
   return { kind: 'org', org: data.org, sites: [...data.sites], ...common };
 }

@@ -14,6 +14,7 @@ import { conditionPatternProblem, isConditionClaim } from './condition.js';
 import { parseDuration } from './duration.js';
 import { MAX_GLOB_LENGTH, isGlob } from './glob.js';
 import { PERMISSIONS, permissionProblem } from './permissions.js';
+import { upstreamSchema } from './upstream.js';
 
 /** A site slug: the shape the Action checks too (shared/wire.ts). */
 export const SLUG = SITE_SLUG;
@@ -367,7 +368,7 @@ const rulesSchema = z
 // ---------------------------------------------------------------------------------------------------------
 // Files
 
-const SITE_FILE_KEYS = ['site', 'org', 'issuer', 'repository', 'repository_id', 'repository_owner_id', 'token_audience', 'rules'] as const;
+const SITE_FILE_KEYS = ['site', 'org', 'issuer', 'repository', 'repository_id', 'repository_owner_id', 'token_audience', 'upstream', 'rules'] as const;
 const ORG_FILE_KEYS = ['org', 'sites', 'issuer', 'repository', 'repository_id', 'repository_owner_id', 'token_audience', 'rules'] as const;
 
 const binding = {
@@ -386,19 +387,31 @@ export const siteFileSchema = meta(
       site: slugSchema,
       org: orgSchema.optional(),
       ...binding,
+      upstream: upstreamSchema.optional(),
     },
     { error: unknownKeys('a site file', SITE_FILE_KEYS) },
   )
   .superRefine((file, ctx) => {
     // A site file's `org:` is what lets its org's files govern the site and what the token says: the org must own
     // the repository the file binds, as for org files.
-    if (file.org === undefined) return;
-    const owner = file.repository.split('/')[0] ?? '';
-    if (owner.toLowerCase() !== file.org.toLowerCase()) {
+    if (file.org !== undefined) {
+      const owner = file.repository.split('/')[0] ?? '';
+      if (owner.toLowerCase() !== file.org.toLowerCase()) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['repository'],
+          message: `a site file's repository must belong to its org: ${JSON.stringify(file.repository)} is not in org ${JSON.stringify(file.org)}. Fix: bind a repository of ${file.org}, or drop org: (the site then belongs to no org file)`,
+        });
+      }
+    }
+    // A gateway site's tokens carry the gateway's audience; a second audience would be ambiguous.
+    if (file.upstream?.netlify && file.token_audience !== undefined) {
       ctx.addIssue({
         code: 'custom',
-        path: ['repository'],
-        message: `a site file's repository must belong to its org: ${JSON.stringify(file.repository)} is not in org ${JSON.stringify(file.org)}. Fix: bind a repository of ${file.org}, or drop org: (the site then belongs to no org file)`,
+        path: ['token_audience'],
+        params: KEY_ISSUE,
+        message:
+          'token_audience cannot be combined with upstream.netlify: tokens for a site deployed through the Netlify gateway carry the audience <public URL>/gateway/netlify. Fix: remove token_audience',
       });
     }
   }),
