@@ -12,7 +12,7 @@
  * followed; every request has a size and a time limit. Every call, forwarded or refused, is audited and logged —
  * never with the token or the credential.
  */
-import type { KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import { pipeline } from 'node:stream/promises';
@@ -119,7 +119,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   // A deploy's upload is hundreds of requests with one token and one deploy id. The signature of a token already
   // verified here is not checked again until it expires (its revocation still is, every request), and a recorded
   // deploy never changes, so a found record is kept.
-  const verified = new Bounded<string, DeployTokenClaims>(1000);
+  const verified = new Bounded<string, { claims: DeployTokenClaims; kid: string }>(1000);
   const deploys = new Bounded<string, GatewayDeploy>(10_000);
 
   /** Resolves once the row is written (or its failure logged); never rejects. */
@@ -165,15 +165,22 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   };
 
   async function verify(req: IncomingMessage, platform: GatewayPlatform): Promise<DeployTokenClaims> {
+    // The cache is keyed by a digest of what was presented (never the token itself), and a hit still needs the key
+    // that signed it to be one of the ring's: a key dropped from the ring stops its tokens at the next request.
+    const presented = createHash('sha256').update(`${platform.name} ${req.headers.authorization ?? ''}`).digest('base64url');
+    const known = verified.get(presented);
+    if (known && known.claims.exp > deps.now() && deps.publicKey(known.kid) !== undefined) return known.claims;
+    if (known) verified.delete(presented);
+    let kid = '';
     let claims: DeployTokenClaims;
-    const presented = req.headers.authorization ?? '';
-    const known = verified.get(`${platform.name} ${presented}`);
-    if (known && known.exp > deps.now()) return known;
     try {
       claims = await verifyDeployToken(bearerToken(req.headers.authorization), {
         issuer: deps.issuer,
         audience: `${deps.issuer}/gateway/${platform.name}`,
-        keyFor: (kid) => deps.publicKey(kid),
+        keyFor: (wanted) => {
+          kid = wanted;
+          return deps.publicKey(wanted);
+        },
         now: deps.now(),
       });
     } catch (error) {
@@ -182,7 +189,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       }
       throw error;
     }
-    verified.set(`${platform.name} ${presented}`, claims);
+    verified.set(presented, { claims, kid });
     return claims;
   }
 
@@ -210,6 +217,22 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
         404,
         'unknown_deploy',
         `deploy-sts refused ${plan.route} for deploy ${plan.deployId}: it was not created through deploy-sts for site ${claims.site} (${platform.name} site ${binding.upstreamSiteId}); a ${claims.context} token may only use deploys it created itself: run the whole deploy (e.g. netlify deploy) with a deploy-sts token`,
+      );
+    }
+    // A preview token reaches only the deploys it created itself: another fork's draft is neither read, changed,
+    // uploaded to nor cancelled with it (draft URLs, and so deploy ids, are public in PR comments).
+    if (claims.context === 'preview' && deploy.context === 'preview' && deploy.tokenJti !== claims.jti) {
+      throw new Stop(
+        404,
+        'unknown_deploy',
+        `deploy-sts refused ${plan.route} for deploy ${plan.deployId} of site ${claims.site}: it was created by another deploy-sts token, and a preview token may only use deploys it created itself: run the whole deploy (e.g. netlify deploy) with one token`,
+      );
+    }
+    if (plan.deployContext !== undefined && deploy.context !== plan.deployContext) {
+      throw new Stop(
+        403,
+        'preview_deploy',
+        `deploy-sts refused ${plan.route} for deploy ${plan.deployId} of site ${claims.site}: it was made with a ${deploy.context} token (a pull request's draft), and only deploys made with a ${plan.deployContext} token can be restored; deploy that content from a trusted run instead`,
       );
     }
     if (claims.context === 'preview' && deploy.context !== 'preview') {
@@ -328,7 +351,9 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
 
     const records = plan.createsDeploy === true && status >= 200 && status < 300;
     const isJson = (response.headers['content-type'] ?? '').toLowerCase().includes('json');
-    if (records || (plan.respond && isJson)) {
+    // An answer the platform module rewrites is read whatever its Content-Type says: a site or deploy labelled
+    // text/plain (or not at all) must not pass through unsanitised.
+    if (records || plan.respond) {
       let raw: Buffer;
       try {
         raw = await readBounded(response, deps.config.maxJsonBytes);
@@ -361,7 +386,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
         const answer = plan.respond(status, parsed);
         outStatus = answer.status;
         out = Buffer.from(JSON.stringify(answer.body));
-      } else if (plan.respond && isJson) {
+      } else if (plan.respond && (isJson || (status >= 200 && status < 300 && raw.length > 0))) {
         throw new Stop(502, 'upstream_bad_answer', `${platform.name} answered ${plan.route} with malformed JSON`);
       }
       outHeaders['content-length'] = out.length;

@@ -347,3 +347,29 @@ describe('a credential the policy names but the store lacks', () => {
     }
   });
 });
+
+describe('a token the gateway has already verified', () => {
+  let world: GatewayWorld;
+  beforeAll(async () => {
+    world = await startGatewayWorld();
+  });
+  afterAll(async () => {
+    await world?.stop();
+  });
+
+  it('is refused at its next request once the key that signed it has left the key ring', async () => {
+    const token = await world.token('preview');
+    const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const first = await request(world.svc.url, 'POST', `${API}/sites/${world.docs.id}/deploys`, auth, Buffer.from(JSON.stringify({ draft: true })));
+    expect(first.status, first.text).toBe(200);
+    // The key is dropped from the store (as when an operator removes a compromised key) and the ring re-reads it.
+    const kid = JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString('utf8')).kid as string;
+    rmSync(join(world.svc.dataDir, 'keys', `${kid}.json`));
+    await world.svc.service.keys.reload();
+    const before = world.standin.requests.length;
+    const again = await request(world.svc.url, 'POST', `${API}/sites/${world.docs.id}/deploys`, auth, Buffer.from(JSON.stringify({ draft: true })));
+    expect(again.status, again.text).toBe(401);
+    expect(again.json()).toMatchObject({ code: 401, message: expect.stringContaining(kid) });
+    expect(world.standin.requests.slice(before)).toEqual([]);
+  });
+});
