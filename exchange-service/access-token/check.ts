@@ -69,6 +69,22 @@ export function checkLifetime(claims: AccessTokenClaims): void {
   }
 }
 
+/** Clock skew forgiven between the replica that minted a token and the one that checks it (on top of the tolerance). */
+export const MAX_ISSUED_AHEAD_SECONDS = 60;
+
+/**
+ * A token is not issued in the future: otherwise the lifetime cap bounds nothing, since a token signed with a stolen
+ * key with iat years ahead (and exp an hour after it) would stay valid for years.
+ */
+export function checkIssuedAt(claims: AccessTokenClaims, now: number, toleranceSeconds = 0): void {
+  if (claims.iat > now + toleranceSeconds + MAX_ISSUED_AHEAD_SECONDS) {
+    throw new DeployTokenError(
+      'malformed',
+      `the token was issued in the future (iat ${new Date(claims.iat * 1000).toISOString()}): this service never mints such a token, so it was not minted by it`,
+    );
+  }
+}
+
 export function checkIssuer(claims: AccessTokenClaims, issuer: string): void {
   if (claims.iss !== issuer) throw new DeployTokenError('wrong_issuer', `the token was issued by ${quote(claims.iss)}, not ${quote(issuer)}`);
 }
@@ -107,8 +123,10 @@ export async function checkAccessToken(token: string, options: CheckOptions): Pr
   if (!signatureHolds(jws.signingInput, key, jws.signature)) throw new DeployTokenError('bad_signature', 'the token signature does not verify');
   const claims = checkShape(jws.payload);
   checkLifetime(claims);
+  const now = options.now ?? Math.floor(Date.now() / 1000);
+  checkIssuedAt(claims, now, options.clockToleranceSeconds ?? 0);
   checkIssuer(claims, options.issuer);
   if (options.audience !== undefined) checkAudience(claims, options.audience);
-  if (!options.allowExpired) checkExpiry(claims, options.now ?? Math.floor(Date.now() / 1000), options.clockToleranceSeconds ?? 0);
+  if (!options.allowExpired) checkExpiry(claims, now, options.clockToleranceSeconds ?? 0);
   return claims;
 }
