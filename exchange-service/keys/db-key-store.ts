@@ -135,10 +135,13 @@ export async function openDbKeyRing(pool: Pool, kek: Buffer | undefined, now?: (
       // is the only place a plaintext or v1 row is ever read while a KEK is set.
       // Plaintext rows are sealed only while nothing is sealed yet (the first start with a KEK): once the database
       // holds sealed keys, a plaintext row was planted, and list() refuses it.
+      // Likewise v1 rows are resealed only while no row is sealed as v2 yet (the first start of this version): v1 does
+      // not bind created_at or retired_at, so a v1 row put back later (from an old backup, re-dated, a retired or
+      // compromised key un-retired) would otherwise be resealed with whatever dates the database gives it.
       const sealedAlready = (await client.query(`SELECT 1 FROM signing_keys WHERE encryption = 'aes-256-gcm' LIMIT 1`)).rows.length > 0;
-      const { rows } = await client.query<KeyRow>(
-        `${SELECT} WHERE ${sealedAlready ? '' : "encryption = 'none' OR "}(encryption = 'aes-256-gcm' AND private_jwk LIKE 'v1.%') FOR UPDATE`,
-      );
+      const v2Already = (await client.query(`SELECT 1 FROM signing_keys WHERE encryption = 'aes-256-gcm' AND private_jwk LIKE 'v2.%' LIMIT 1`)).rows.length > 0;
+      const migrate = [...(sealedAlready ? [] : ["encryption = 'none'"]), ...(v2Already ? [] : ["(encryption = 'aes-256-gcm' AND private_jwk LIKE 'v1.%')"])];
+      const { rows } = migrate.length === 0 ? { rows: [] as KeyRow[] } : await client.query<KeyRow>(`${SELECT} WHERE ${migrate.join(' OR ')} FOR UPDATE`);
       for (const row of rows) {
         const privateJwk = row.encryption === 'none' ? row.private_jwk : openLegacyPrivateJwk(kek, row.kid, row.private_jwk);
         await client.query("UPDATE signing_keys SET private_jwk = $1, encryption = 'aes-256-gcm' WHERE kid = $2", [

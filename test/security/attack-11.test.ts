@@ -2,10 +2,15 @@
  * An outside attack on what issue 11 hardened. Each `describe` is one finding: it reproduced against the code before
  * its fix and holds after it.
  */
-import { generateKeyPairSync } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAccessToken } from '../../exchange-service/access-token/mint.js';
+import { openDbKeyRing } from '../../exchange-service/keys/db-key-store.js';
+import { sealLegacyPrivateJwk } from '../../exchange-service/keys/key-encryption.js';
+import { migrate } from '../../exchange-service/storage/pg-migrations.js';
+import { createPool } from '../../exchange-service/storage/postgres.js';
 import { verifyDeployToken } from '../../exchange-service/verify/token.js';
+import { SKIP_POSTGRES, startPostgres, type TestPostgres } from '../../testing/postgres.js';
 
 const ISSUER = 'https://sts.example.test';
 const YEAR = 365 * 24 * 3600;
@@ -30,5 +35,56 @@ describe('a token whose lifetime is capped but whose iat is in the future', () =
       actor: { iss: 'https://token.actions.githubusercontent.com', repository: 'acme/docs', repository_id: '1', run_id: '1', run_attempt: '1', workflow_ref: undefined, sha: 'abc', event_name: 'push', ref: 'refs/heads/main' },
     });
     await expect(verifyDeployToken(fresh.token, { ...options, clockToleranceSeconds: 60 })).resolves.toMatchObject({ site: 'docs' });
+  });
+});
+
+describe.skipIf(SKIP_POSTGRES)('rows planted in signing_keys with a key-encryption key', () => {
+  let server: TestPostgres;
+  beforeAll(async () => {
+    server = await startPostgres();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  const ed25519 = (kid: string) => JSON.stringify({ ...generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' }), kid });
+  const kids = (ring: { jwks(): { keys: { kid?: string }[] } }) => ring.jwks().keys.map((k) => k.kid);
+
+  async function withPool(run: (pool: ReturnType<typeof createPool>) => Promise<void>): Promise<void> {
+    const pool = createPool(await server.createDatabase());
+    try {
+      await migrate(pool);
+      await run(pool);
+    } finally {
+      await pool.end();
+    }
+  }
+
+  /** The next start (a deploy, a replica scaling up) must not trust the planted row: it fails, or leaves it out. */
+  async function expectNotTrusted(pool: ReturnType<typeof createPool>, kek: Buffer, kid: string): Promise<void> {
+    const next = await openDbKeyRing(pool, kek).catch((error: unknown) => error);
+    if (next instanceof Error) {
+      expect(next).toMatchObject({ code: expect.stringMatching(/^key_(unsealed|undecryptable)$/) });
+      return;
+    }
+    const ring = next as Awaited<ReturnType<typeof openDbKeyRing>>;
+    expect(kids(ring)).not.toContain(kid);
+    expect(ring.active().kid).not.toBe(kid);
+  }
+
+  it('does not reseal, with new dates, a v1 row put back from an old backup', async () => {
+    await withPool(async (pool) => {
+      const kek = randomBytes(32);
+      await openDbKeyRing(pool, kek);
+      const t = Math.floor(Date.now() / 1000);
+      // A key retired long ago (say, rotated with --now after a leak), sealed as v1 in an old backup: put back with a
+      // fresh retired_at, which v1 does not bind.
+      await pool.query("INSERT INTO signing_keys (kid, alg, private_jwk, encryption, created_at, retired_at) VALUES ('backup', 'EdDSA', $1, 'aes-256-gcm', $2, $3)", [
+        sealLegacyPrivateJwk(kek, 'backup', ed25519('backup')),
+        t - 20,
+        t - 10,
+      ]);
+      await expectNotTrusted(pool, kek, 'backup');
+    });
   });
 });
