@@ -334,7 +334,9 @@ function parseSource(source: PolicySource, conditions: ConditionCache, options: 
 // ---------------------------------------------------------------------------------------------------------
 // Across files
 
-const sameOrg = (a: string | undefined, b: string | undefined) => a !== undefined && b !== undefined && a.toLowerCase() === b.toLowerCase();
+/** One org: the same login at the same issuer (a GHES org called acme is not github.com's acme). */
+const sameOrg = (a: PolicyFile, b: PolicyFile) =>
+  a.org !== undefined && b.org !== undefined && a.org.toLowerCase() === b.org.toLowerCase() && a.issuer === b.issuer;
 
 /**
  * The ownership model, across files: a slug has one site file at most; two orgs' `sites` patterns never match a
@@ -367,7 +369,7 @@ function crossFileProblems(files: readonly ParsedFile[]): PolicyProblem[] {
     const patterns = later.policy.sites ?? [];
     patterns.forEach((pattern, index) => {
       for (const earlier of orgFiles.slice(0, j)) {
-        if (sameOrg(earlier.policy.org, later.policy.org)) continue;
+        if (sameOrg(earlier.policy, later.policy)) continue;
         for (const other of earlier.policy.sites ?? []) {
           const witness = siteOverlap(other, pattern);
           if (witness === undefined) continue;
@@ -388,7 +390,7 @@ function crossFileProblems(files: readonly ParsedFile[]): PolicyProblem[] {
   for (const site of siteFiles.values()) {
     const slug = site.policy.site!;
     for (const org of orgFiles) {
-      if (sameOrg(org.policy.org, site.policy.org)) continue;
+      if (sameOrg(org.policy, site.policy)) continue;
       const pattern = (org.policy.sites ?? []).find((p) => siteOverlap(p, slug) !== undefined);
       if (pattern === undefined) continue;
       const owner = org.policy.org ?? '';

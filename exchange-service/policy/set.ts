@@ -31,7 +31,12 @@ export class DuplicateSiteError extends Error {
  */
 export function orgFileMayGovern(orgFile: PolicyFile, siteFile: PolicyFile | undefined): boolean {
   if (siteFile === undefined) return true;
-  return siteFile.org !== undefined && orgFile.org !== undefined && siteFile.org.toLowerCase() === orgFile.org.toLowerCase();
+  return (
+    siteFile.org !== undefined &&
+    orgFile.org !== undefined &&
+    siteFile.org.toLowerCase() === orgFile.org.toLowerCase() &&
+    siteFile.issuer === orgFile.issuer
+  );
 }
 
 const SLUG_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789-';

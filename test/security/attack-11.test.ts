@@ -5,6 +5,11 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAccessToken } from '../../exchange-service/access-token/mint.js';
+import { GITHUB_ISSUER } from '../../exchange-service/oidc/issuers.js';
+import { checkPolicyTexts } from '../../exchange-service/policy/load.js';
+import { evaluate } from '../../exchange-service/policy/match.js';
+import { formatPolicyProblem } from '../../exchange-service/policy/types.js';
+import { monorepoClaims, monorepoOrg, toYaml } from '../policy/fixtures.js';
 import { openDbKeyRing } from '../../exchange-service/keys/db-key-store.js';
 import { sealLegacyPrivateJwk } from '../../exchange-service/keys/key-encryption.js';
 import { migrate } from '../../exchange-service/storage/pg-migrations.js';
@@ -105,5 +110,35 @@ describe.skipIf(SKIP_POSTGRES)('rows planted in signing_keys with a key-encrypti
       ]);
       await expectNotTrusted(pool, kek, 'backup');
     });
+  });
+});
+
+describe('an org of the same name at another trusted issuer', () => {
+  // github.com and a GHES are both trusted. An org is its issuer and its login: a GHES org that happens to be (or is
+  // created as) `acme` is not github.com's acme, and must not govern, nor share, github.com acme's sites.
+  const GHES = 'https://ghes.example.test/_services/token';
+  const options = { issuers: [GITHUB_ISSUER, GHES] };
+  const githubAcme = toYaml(monorepoOrg({ issuer: GITHUB_ISSUER, sites: ['app-*'] }));
+  const ghesAcmeOrg = toYaml(monorepoOrg({ issuer: GHES, sites: ['*'], repository: 'acme/takeover', repository_id: '42', repository_owner_id: undefined }));
+  const ghesAcmeSite = toYaml({ ...monorepoOrg({ issuer: GHES, repository: 'acme/takeover', repository_id: '42', repository_owner_id: undefined }), sites: undefined, site: 'app-web' });
+  const ghesClaims = monorepoClaims({ iss: GHES, repository: 'acme/takeover', repository_id: '42', repository_owner_id: '43' });
+  // (Its workflow calls the reusable acme/monorepo/.github/workflows/deploy-apps.yml of GHES's acme, which the rules pin.)
+
+  const outcome = (files: Record<string, string>) => {
+    const result = checkPolicyTexts(Object.entries(files).map(([file, text]) => ({ file, text })), options);
+    if (!result.ok) return result.problems.map(formatPolicyProblem);
+    return [`loaded; GHES acme/takeover granted app-web: ${evaluate(result.set, 'app-web', ghesClaims).granted}`];
+  };
+
+  it('cannot claim its sites with an org file (sites: ["*"])', () => {
+    expect(outcome({ 'acme.yml': githubAcme, 'ghes-acme.yml': ghesAcmeOrg })).toEqual([
+      expect.stringMatching(/^ghes-acme\.yml:\d+:\d+: sites\[0\]: "\*" can match the same site as "app-\*" of org "acme" \(acme\.yml\)/),
+    ]);
+  });
+
+  it('cannot take one of its sites with a site file saying org: acme', () => {
+    expect(outcome({ 'acme.yml': githubAcme, 'app-web.yml': ghesAcmeSite })).toEqual([
+      expect.stringMatching(/^app-web\.yml:\d+:\d+: site "app-web" is matched by "app-\*" of org "acme" \(acme\.yml\)/),
+    ]);
   });
 });
