@@ -14,7 +14,7 @@ import type { Metrics } from '../metrics.js';
 import { RateLimiter, addressKey } from '../rate-limit.js';
 import type { Storage } from '../storage/types.js';
 import { deniedRecord } from '../token-exchange/audit.js';
-import { MAX_PARAMETERS, jsonBodyProblem } from './json-body.js';
+import { MAX_PARAMETERS, isUtf8Charset, jsonBodyProblem } from './json-body.js';
 
 export const BODY_LIMIT_BYTES = 32 * 1024;
 
@@ -168,7 +168,10 @@ export function createApp(deps: AppDeps): express.Express {
       limit: BODY_LIMIT_BYTES,
       strict: true,
       // Duplicated keys and too many keys are refused as in forms (JSON.parse would keep the last value silently).
-      verify(_req, _res, buf) {
+      verify(req, _res, buf) {
+        // The scan reads the bytes as UTF-8, so the body must be UTF-8: body-parser would decode any utf-* charset
+        // (utf-16le…), in which the scan finds no key and duplicated or surplus keys would pass.
+        if (!isUtf8Charset(req.headers['content-type'])) throw Object.assign(new Error('charset'), { status: 415, type: 'charset.unsupported' });
         const problem = jsonBodyProblem(buf.toString('utf8'));
         if (problem === undefined) return;
         throw Object.assign(new Error(problem.kind), {

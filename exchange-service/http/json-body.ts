@@ -52,3 +52,9 @@ export function jsonBodyProblem(text: string): JsonBodyProblem | undefined {
   }
   return undefined;
 }
+
+/** True when a Content-Type names no charset, or only UTF-8 (every `charset` parameter, should there be several). */
+export function isUtf8Charset(contentType: string | undefined): boolean {
+  const charsets = [...(contentType ?? '').matchAll(/;\s*charset\s*=\s*"?([^";\s]*)/gi)].map((m) => m[1]!.toLowerCase());
+  return charsets.every((c) => c === 'utf-8' || c === 'utf8');
+}

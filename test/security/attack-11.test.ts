@@ -10,6 +10,8 @@ import { checkPolicyTexts } from '../../exchange-service/policy/load.js';
 import { evaluate } from '../../exchange-service/policy/match.js';
 import { formatPolicyProblem } from '../../exchange-service/policy/types.js';
 import { monorepoClaims, monorepoOrg, toYaml } from '../policy/fixtures.js';
+import { TOKEN_EXCHANGE } from '../helpers/service.js';
+import { startSuite, type Suite } from './support.js';
 import { openDbKeyRing } from '../../exchange-service/keys/db-key-store.js';
 import { sealLegacyPrivateJwk } from '../../exchange-service/keys/key-encryption.js';
 import { migrate } from '../../exchange-service/storage/pg-migrations.js';
@@ -140,5 +142,38 @@ describe('an org of the same name at another trusted issuer', () => {
     expect(outcome({ 'acme.yml': githubAcme, 'app-web.yml': ghesAcmeSite })).toEqual([
       expect.stringMatching(/^app-web\.yml:\d+:\d+: site "app-web" is matched by "app-\*" of org "acme" \(acme\.yml\)/),
     ]);
+  });
+});
+
+describe('a JSON body in another UTF charset', () => {
+  // body-parser decodes any utf-* charset (utf-16le, utf-16be, …); the duplicate- and many-keys scan read the raw
+  // bytes as UTF-8, found no key in UTF-16 text, and let the body through.
+  let suite: Suite;
+  beforeAll(async () => {
+    suite = await startSuite();
+  });
+  afterAll(async () => {
+    await suite?.stop();
+  });
+  const post = async (text: string, charset: string) => {
+    const res = await fetch(`${suite.svc.url}/token`, {
+      method: 'POST',
+      body: charset === 'utf-16le' ? Buffer.from(text, 'utf16le') : Buffer.from(text, 'utf8'),
+      headers: { 'content-type': `application/json; charset=${charset}` },
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+
+  it('gets the duplicated-key and too-many-keys checks, or is refused', async () => {
+    const fields = { ...TOKEN_EXCHANGE, subject_token: await suite.issuer.token(), resource: 'site:docs' };
+    const duplicated = `${JSON.stringify(fields).slice(0, -1)},"resource":"site:docs"}`;
+    const answer = await post(duplicated, 'utf-16le');
+    expect(answer.status, JSON.stringify(answer.body)).toBe(400);
+    expect(answer.body.access_token).toBeUndefined();
+    const many: Record<string, string> = { ...TOKEN_EXCHANGE, subject_token: await suite.issuer.token(), resource: 'site:docs' };
+    for (let i = 0; i < 20; i++) many[`x${i}`] = 'y';
+    const crowded = await post(JSON.stringify(many), 'utf-16le');
+    expect(crowded.status, JSON.stringify(crowded.body)).not.toBe(200);
+    expect(crowded.body.access_token).toBeUndefined();
   });
 });
