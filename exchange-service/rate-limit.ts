@@ -65,6 +65,10 @@ export function addressKey(address: string): string {
   const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
   if (mapped && isIPv4(mapped[1]!)) return mapped[1]!;
   const groups = expandIPv6(ip);
+  // The same IPv4-mapped address in hex (`::ffff:c000:201`): its IPv4 address, not the /64 `::` shares with `::1`.
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return [groups[6]! >> 8, groups[6]! & 0xff, groups[7]! >> 8, groups[7]! & 0xff].join('.');
+  }
   return `${groups.slice(0, 4).map((g) => g.toString(16)).join(':')}::/64`;
 }
 

@@ -9,6 +9,7 @@ import { GITHUB_ISSUER } from '../../exchange-service/oidc/issuers.js';
 import { checkPolicyTexts } from '../../exchange-service/policy/load.js';
 import { evaluate } from '../../exchange-service/policy/match.js';
 import { formatPolicyProblem } from '../../exchange-service/policy/types.js';
+import { addressKey } from '../../exchange-service/rate-limit.js';
 import { monorepoClaims, monorepoOrg, toYaml } from '../policy/fixtures.js';
 import { TOKEN_EXCHANGE } from '../helpers/service.js';
 import { startSuite, type Suite } from './support.js';
@@ -175,5 +176,12 @@ describe('a JSON body in another UTF charset', () => {
     const crowded = await post(JSON.stringify(many), 'utf-16le');
     expect(crowded.status, JSON.stringify(crowded.body)).not.toBe(200);
     expect(crowded.body.access_token).toBeUndefined();
+  });
+});
+
+describe('per-address rate-limit keys', () => {
+  it('key an IPv4-mapped address by its IPv4 address in every textual form (not the /64 of ::1)', () => {
+    for (const form of ['::ffff:192.0.2.1', '::FFFF:192.0.2.1', '::ffff:c000:201', '0:0:0:0:0:ffff:c000:0201']) expect(addressKey(form), form).toBe('192.0.2.1');
+    expect(addressKey('::ffff:c000:201')).not.toBe(addressKey('::1'));
   });
 });
