@@ -1,4 +1,4 @@
-/** The README's alerting rules parse, and every metric they query is one the service exports. */
+/** The alerting rules of docs/operating.md parse, and every metric they query is one the service exports. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -17,9 +17,9 @@ afterAll(async () => {
   await issuer.close();
 });
 
-describe('the README alerting recipe', () => {
+describe('the alerting recipe in docs/operating.md', () => {
   it('queries only metrics that /metrics exports', async () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const readme = readFileSync(join(ROOT, 'docs', 'operating.md'), 'utf8');
     const block = /<!-- alert-rules -->\s*```yaml\n([\s\S]*?)```/.exec(readme)![1]!;
     const rules = (parse(block) as { groups: { rules: { alert: string; expr: string }[] }[] }).groups.flatMap((g) => g.rules);
     expect(rules.length).toBeGreaterThanOrEqual(3);
