@@ -33,6 +33,23 @@ const url = (what: string) =>
     .refine((v) => URL.canParse(v), `must be an absolute URL (${what})`)
     .transform((v) => (v.endsWith('/') ? v.slice(0, -1) : v));
 
+/** Where /metrics is served by default: loopback only, never on the public listener. */
+export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9464';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** `HOST:PORT` or `[IPv6]:PORT`, port 0 to 65535 (0: any free port). */
+export function parseListenAddress(value: string): ListenAddress | undefined {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
+  if (!match) return undefined;
+  const port = Number(match[3]);
+  if (port > 65535) return undefined;
+  return { host: match[1] ?? match[2]!, port };
+}
+
 export const NETLIFY_API_DEFAULT = 'https://api.netlify.com/api/v1';
 
 /** A gateway upstream API base: https, or http on loopback only (tests and local stand-ins). No query, no fragment. */
@@ -102,6 +119,19 @@ const schema = z.object({
     .refine((v) => v === undefined || isPostgresUrl(v), 'must be a postgres:// or postgresql:// URL, e.g. postgres://deploy_sts:PASSWORD@db.internal:5432/deploy_sts')
     .optional(),
   KEY_ENCRYPTION_KEY_FILE: z.string().trim().min(1).optional(),
+  METRICS_LISTEN: z
+    .string()
+    .trim()
+    .default(DEFAULT_METRICS_LISTEN)
+    .transform((v, ctx) => {
+      if (v.toLowerCase() === 'off') return undefined;
+      const parsed = parseListenAddress(v);
+      if (!parsed) {
+        ctx.addIssue({ code: 'custom', message: 'must be HOST:PORT (e.g. 127.0.0.1:9464, [::1]:9464, 0.0.0.0:9464 to scrape from another host) or off' });
+        return z.NEVER;
+      }
+      return parsed;
+    }),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   PID_FILE: z.string().trim().min(1).optional(),
   // The deploy gateway (gateway/): where each platform's API is, and the per-request limits.
@@ -112,6 +142,8 @@ const schema = z.object({
 });
 
 export type RawConfig = z.input<typeof schema>;
+
+
 
 /** Every option's name as the suffix of its variable (`DATA_DIR` ↔ DEPLOY_STS_DATA_DIR ↔ --data-dir). */
 export const OPTION_NAMES = Object.keys(schema.shape) as (keyof typeof schema.shape)[];
@@ -145,6 +177,8 @@ export interface Config {
   /** `serve` writes its PID here once it listens (atomically) and removes it on exit; with --dev-defaults
    *  DATA_DIR/deploy-sts.pid. */
   pidFile: string | undefined;
+  /** The metrics listener (DEPLOY_STS_METRICS_LISTEN); undefined = off. Never the public listener. */
+  metricsListen: ListenAddress | undefined;
   /** The deploy gateway: upstream API URLs and per-request limits. */
   gateway: GatewayConfig;
 }
@@ -241,6 +275,12 @@ export function loadVerifierConfig(env: Env, flags: Flags = {}): { issuers: stri
   return { issuers: c.ISSUER, audience: c.AUDIENCE ?? c.PUBLIC_URL, dataDir: c.DATA_DIR };
 }
 
+/** The issuers policies are loaded for (`policy check`, `policy explain`): DEPLOY_STS_ISSUER and DEPLOY_STS_DEV_ISSUER, as `serve` reads them. */
+export function loadPolicyIssuers(env: Env, flags: Flags = {}): { issuers: string[]; devIssuer: boolean } {
+  const c = loadOptions(['ISSUER', 'DEV_ISSUER'], env, flags);
+  return { issuers: c.ISSUER, devIssuer: c.DEV_ISSUER };
+}
+
 /** What `dev token` signs for: the audience `serve --dev-defaults` expects (its URL), and the data dir of its key. */
 export function loadDevTokenConfig(env: Env, flags: Flags = {}): { audience: string; dataDir: string } {
   const c = loadOptions(['AUDIENCE', 'PUBLIC_URL', 'DATA_DIR'], env, flags);
@@ -289,6 +329,7 @@ export function loadConfig(env: Env, flags: Flags = {}, devDefaults = false): Co
     keyEncryptionKeyFile: c.KEY_ENCRYPTION_KEY_FILE,
     logLevel: c.LOG_LEVEL,
     pidFile: c.PID_FILE ?? (devDefaults ? join(c.DATA_DIR, 'deploy-sts.pid') : undefined),
+    metricsListen: c.METRICS_LISTEN,
     gateway: { netlifyApiUrl: c.NETLIFY_API_URL, maxBodyBytes: c.GATEWAY_MAX_BODY_BYTES, maxJsonBytes: c.GATEWAY_MAX_JSON_BYTES, timeoutMs: c.GATEWAY_TIMEOUT_SECONDS * 1000 },
   };
 }
@@ -310,6 +351,7 @@ export function describeConfig(c: Config, publicUrl: string, audience: string): 
     rate_limits: `${c.rateLimitIp}/min per IP, ${c.rateLimitRepository}/min per repository`,
     watch_policies: c.watchPolicies,
     pid_file: c.pidFile ?? '(none)',
+    metrics_listen: c.metricsListen ? `${c.metricsListen.host.includes(':') ? `[${c.metricsListen.host}]` : c.metricsListen.host}:${c.metricsListen.port} (/metrics)` : 'off',
     netlify_api_url: c.gateway.netlifyApiUrl,
     gateway_limits: `${c.gateway.maxBodyBytes} bytes per request body, ${c.gateway.maxJsonBytes} bytes per JSON body, ${c.gateway.timeoutMs / 1000} s per request`,
   };

@@ -28,7 +28,8 @@ export interface ExchangeDeps {
   /** Default `aud` of minted tokens (a policy file may override it). */
   tokenAudience: string;
   now(): number;
-  /** Per-repository rate limit, asked once the token is verified (so the repository id is genuine). */
+  /** Per-repository rate limit, asked once the token is verified and its jti accepted (so the repository id is genuine
+   *  and a replayed token spends nothing). */
   admitRepository?(repositoryId: string): { allowed: boolean; retryAfter: number };
 }
 
@@ -69,11 +70,6 @@ async function decide(body: unknown, deps: ExchangeDeps, draft: AuditDraft): Pro
   const claims = await deps.verify(request.subjectToken);
   draft.claims = claims;
 
-  const admitted = deps.admitRepository?.(claims.repository_id);
-  if (admitted && !admitted.allowed) {
-    throw rateLimited(`repository ${claims.repository} (id ${claims.repository_id}) is over its exchange rate limit; retry in ${admitted.retryAfter} s`, admitted.retryAfter);
-  }
-
   let first: boolean;
   try {
     first = await deps.storage.consumeJti(claims.iss, claims.jti, claims.exp);
@@ -86,6 +82,13 @@ async function decide(body: unknown, deps: ExchangeDeps, draft: AuditDraft): Pro
       `subject_token: this token (jti ${claims.jti}) was already exchanged; a GitHub OIDC token is accepted once — request a fresh one (core.getIDToken) for each exchange`,
       'replay',
     );
+  }
+
+  // Charged only once the jti is accepted: replaying someone's used token must not spend their repository's bucket.
+  // (The token is then spent even when the answer is 429: the Action fetches a fresh one for each attempt.)
+  const admitted = deps.admitRepository?.(claims.repository_id);
+  if (admitted && !admitted.allowed) {
+    throw rateLimited(`repository ${claims.repository} (id ${claims.repository_id}) is over its exchange rate limit; retry in ${admitted.retryAfter} s`, admitted.retryAfter);
   }
 
   const decision = evaluate(deps.policies(), request.site, claims);
@@ -118,6 +121,7 @@ async function decide(body: unknown, deps: ExchangeDeps, draft: AuditDraft): Pro
     context: decision.context,
     ttlSeconds: decision.rule.maxTtl,
     actor: {
+      iss: claims.iss,
       repository: claims.repository,
       repository_id: claims.repository_id,
       run_id: claims.run_id,

@@ -36,7 +36,10 @@ export interface ExplainOptions {
   /** The audience expected; default: whatever the token carries (audience is then not checked). */
   audience: string | undefined;
   dataDir: string;
+  /** DEPLOY_STS_ISSUER: the policies are loaded for these, as the service loads them. */
   issuers: string[];
+  /** DEPLOY_STS_DEV_ISSUER=1. A token from the dev issuer turns it on too (it is verified with the local dev key). */
+  devIssuer: boolean;
   json: boolean;
   /** Standard input, for `--claims -`. */
   readStdin?: () => Promise<string>;
@@ -71,8 +74,10 @@ export function claimsReadBy(set: PolicySet, site: string): string[] {
   return [...names];
 }
 
-async function loadSet(dir: string): Promise<PolicySet> {
-  const loaded = await checkPolicyPath(dir);
+/** The policies as the service loads them: for its issuers (and the dev issuer when trusted, or when the token is its). */
+async function loadSet(options: ExplainOptions, devToken = false): Promise<PolicySet> {
+  const devIssuer = options.devIssuer || devToken;
+  const loaded = await checkPolicyPath(options.policies, { issuers: options.issuers, ...(devIssuer ? { devIssuer: DEV_ISSUER } : {}) });
   if (!loaded.ok) throw new PolicyLoadError(loaded.problems);
   return loaded.set;
 }
@@ -160,7 +165,7 @@ async function explainClaims(options: ExplainOptions, file: string): Promise<Exp
   if (options.audience !== undefined && typeof claims.aud === 'string' && claims.aud !== options.audience) {
     notes.push(`aud ${JSON.stringify(claims.aud)} is not the audience ${JSON.stringify(options.audience)}: the service would refuse such a token (bad_audience) before its policy`);
   }
-  const set = await loadSet(options.policies);
+  const set = await loadSet(options);
   return {
     site: options.site,
     source: 'claims',
@@ -184,7 +189,7 @@ async function explainAudit(options: ExplainOptions, row: StoredAudit): Promise<
   if (row.repository === null) {
     notes.push(`the request was refused before its token's claims were verified (${row.reason}), so the record holds no claims: there is nothing to judge against the policy; fix the cause the reason names first`);
   }
-  const set = await loadSet(options.policies);
+  const set = await loadSet(options);
   const decision = evaluate(set, site, claims);
   const recordedGrant = row.result === 'granted';
   if (row.repository !== null && decision.granted !== recordedGrant && ['granted', 'no_rule_matched', 'repository_mismatch', 'unknown_site'].includes(row.reason)) {
@@ -240,7 +245,7 @@ async function explainToken(options: ExplainOptions, tokenFile: string): Promise
       verification = `NOT verified: ${error instanceof OAuthError ? error.description : (error as Error).message}`;
     }
   }
-  const set = await loadSet(options.policies);
+  const set = await loadSet(options, issuer === DEV_ISSUER);
   return {
     site: options.site,
     source: 'token',
@@ -253,21 +258,45 @@ async function explainToken(options: ExplainOptions, tokenFile: string): Promise
   };
 }
 
+/**
+ * Characters a terminal may act on, or that hide or reorder text: C0 controls (ESC, BEL, CR …), DEL, C1 controls
+ * (CSI is U+009B), zero-width and bidi formatting characters, and the Unicode line separators. Claims printed here may
+ * come from a token nobody verified: they are shown as \uXXXX escapes instead.
+ */
+const TERMINAL_UNSAFE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g;
+
+/** Text safe for a terminal: every unsafe character as a \uXXXX escape (newlines between lines are kept). */
+export function escapeTerminal(text: string): string {
+  return text.replace(TERMINAL_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** A claim value as printed: strings quoted (JSON), anything else as JSON, absent as (none). */
+function shown(value: unknown): string {
+  if (value === undefined || value === null) return '(none)';
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+}
+
 export function formatExplanation(e: Explanation): string {
   const c = e.claims;
   const lines: string[] = [];
-  lines.push(`${e.source === 'token' ? 'token' : 'run  '}: repository ${c.repository} (id ${c.repository_id}), event ${c.event_name}${isTrustedEvent(String(c.event_name)) ? '' : ' (untrusted: preview at most)'}, ref ${c.ref}`);
-  lines.push(`       workflow ${c.job_workflow_ref ?? c.workflow_ref ?? '(none)'}, environment ${c.environment ?? '(none)'}`);
+  lines.push(`${e.source === 'token' ? 'token' : 'run  '}: issuer ${shown(c.iss)}, repository ${shown(c.repository)} (id ${shown(c.repository_id)}), event ${shown(c.event_name)}${isTrustedEvent(String(c.event_name)) ? '' : ' (untrusted: preview at most)'}, ref ${shown(c.ref)}`);
+  lines.push(`       workflow ${shown(c.job_workflow_ref ?? c.workflow_ref)}, environment ${shown(c.environment)}`);
   lines.push(`${e.verification}`);
   for (const note of e.notes) lines.push(`note: ${note}`);
   if (e.unavailable_claims.length > 0) {
     lines.push(`unavailable: ${e.unavailable_claims.join(', ')} — the site's policy reads ${e.unavailable_claims.length === 1 ? 'this claim' : 'these claims'}, but the ${e.source === 'audit' ? 'audit record does not keep' : e.source === 'claims' ? 'claims given do not include' : 'token does not carry'} ${e.unavailable_claims.length === 1 ? 'it' : 'them'}: conditions on ${e.unavailable_claims.length === 1 ? 'it' : 'them'} fail below as absent`);
   }
   if (e.source === 'token' && !e.verified) lines.push('(the policy below is evaluated on the UNVERIFIED claims, for diagnosis only: the service would refuse this token)');
-  lines.push(`site "${e.site}":`);
+  lines.push(`site ${shown(e.site)}:`);
   const d = e.decision;
   if (!d.granted && d.trace.length === 0) lines.push(`  ${d.description}`);
+  let file: string | undefined;
   for (const t of d.trace) {
+    if (t.file !== file) {
+      file = t.file;
+      lines.push(`  policy ${t.file}: binds issuer ${JSON.stringify(t.issuer ?? '')}`);
+    }
     lines.push(`  rule "${t.rule}" (${t.context}, ${t.file}): ${t.matched ? 'MATCHES' : 'does not match'}`);
     for (const cond of t.conditions) lines.push(`    ${cond.ok ? '✓' : '✗'} ${cond.why}`);
     if (!t.matched && t.failure && t.conditions.every((x) => x.ok)) lines.push(`    ✗ ${t.failure}`);
@@ -277,14 +306,15 @@ export function formatExplanation(e: Explanation): string {
   } else {
     lines.push(`result: DENIED (${d.reason}): ${d.description}`);
   }
-  return lines.join('\n');
+  return escapeTerminal(lines.join('\n'));
 }
 
 export async function explainCommand(options: ExplainOptions, print: (text: string) => void): Promise<number> {
   const e = await explain(options);
   // snake_case field names, as the HTTP API; the claims keep GitHub's own names (repo_property_<name> included).
+  // JSON escapes C0 controls itself; the rest become \uXXXX escapes too, which JSON reads back as the same characters.
   const { claims, ...rest } = e;
-  if (options.json) print(JSON.stringify({ ...(snakeCase(rest) as object), claims }, null, 2));
+  if (options.json) print(escapeTerminal(JSON.stringify({ ...(snakeCase(rest) as object), claims }, (_k, v) => (typeof v === 'function' ? undefined : v), 2)));
   else print(formatExplanation(e));
   // Claims given as JSON have nothing to verify; a token or an audit record must have verified.
   return (e.verified || e.source === 'claims') && e.decision.granted ? 0 : 1;

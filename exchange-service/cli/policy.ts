@@ -1,6 +1,8 @@
 /** `deploy-sts policy check` and `deploy-sts policy explain`. */
 import type { Command } from 'commander';
-import { loadPoliciesDir, loadVerifierConfig } from '../config.js';
+import { loadPoliciesDir, loadPolicyIssuers, loadVerifierConfig } from '../config.js';
+import { DEV_ISSUER } from '../dev-issuer.js';
+import type { PolicyLoadOptions } from '../policy/load.js';
 import { PolicyLoadError, formatPolicyProblem } from '../policy/types.js';
 import type { StoredAudit } from '../storage/types.js';
 import { parseTime } from '../time.js';
@@ -11,10 +13,16 @@ import { withStorage } from './records.js';
 
 const policiesOption = () => option('--policies <dir>', 'the directory of policy files (or one file)', { env: 'DEPLOY_STS_POLICIES', default: 'policies' });
 
+/** The issuers policies are loaded for: DEPLOY_STS_ISSUER and DEPLOY_STS_DEV_ISSUER, as `serve` loads them. */
+function policyLoadOptions(env: NodeJS.ProcessEnv): PolicyLoadOptions {
+  const { issuers, devIssuer } = loadPolicyIssuers(env);
+  return { issuers, ...(devIssuer ? { devIssuer: DEV_ISSUER } : {}) };
+}
+
 async function check(target: string | undefined, env: NodeJS.ProcessEnv): Promise<number> {
   const dir = target ?? loadPoliciesDir(env);
   const { checkPolicyPath } = await import('../policy/load.js');
-  const result = await checkPolicyPath(dir);
+  const result = await checkPolicyPath(dir, policyLoadOptions(env));
   for (const warning of result.warnings) process.stderr.write(`warning: ${formatPolicyProblem(warning)}\n`);
   if (!result.ok) {
     process.stderr.write(`${new PolicyLoadError(result.problems).message}\n${result.problems.length} problem(s) in ${dir}\n`);
@@ -70,6 +78,7 @@ async function explain(flags: ExplainFlags, env: NodeJS.ProcessEnv): Promise<num
       audience: verifier.audience,
       dataDir: verifier.dataDir,
       issuers: verifier.issuers,
+      devIssuer: loadPolicyIssuers(env).devIssuer,
       json: Boolean(flags.json),
     },
     print,

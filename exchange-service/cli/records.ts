@@ -119,19 +119,33 @@ export function recordsCommands(program: Command, ctx: CliContext): void {
   const keys = program.command('keys').description('the keys that sign deploy tokens').addHelpText('after', `${examples('deploy-sts keys rotate')}${STORAGE_NOTE}`);
   keys
     .command('rotate')
-    .description('add a new active signing key; the previous one stays in the JWKS until every token it signed has expired')
+    .description('publish the next signing key, which signs 300 s later (the JWKS cache lifetime); the previous one stays in the JWKS until every token it signed has expired. --now: for a compromised key')
     .addOption(dataDirOption())
-    .addHelpText('after', `${examples('deploy-sts keys rotate', 'DEPLOY_STS_DATABASE_URL=postgres://deploy_sts:PASSWORD@db.internal:5432/deploy_sts deploy-sts keys rotate')}${STORAGE_NOTE}`)
-    .action((flags: { dataDir?: string }) =>
+    .addOption(option('--now', 'the new key signs at once and every other key is withdrawn: tokens they signed stop verifying (a compromised key)'))
+    .addHelpText('after', `${examples('deploy-sts keys rotate', 'deploy-sts keys rotate --now', 'DEPLOY_STS_DATABASE_URL=postgres://deploy_sts:PASSWORD@db.internal:5432/deploy_sts deploy-sts keys rotate')}${STORAGE_NOTE}`)
+    .action((flags: { dataDir?: string; now?: boolean }) =>
       ctx.run(() =>
         withStorage(flags.dataDir, ctx.env, async (opened, config) => {
           // Opening the ring creates the first key when there is none; the rotation then replaces it.
           const { openSigningKeys } = await import('../keys/open.js');
-          const { RETIRED_KEY_GRACE_SECONDS } = await import('../keys/key-ring.js');
+          const { JWKS_MAX_AGE_SECONDS, RETIRED_KEY_GRACE_SECONDS } = await import('../keys/key-ring.js');
           const { keys: ring } = await openSigningKeys(opened, { keyEncryptionKeyFile: config.keyEncryptionKeyFile });
           const before = ring.active().kid;
+          if (flags.now) {
+            const fresh = await ring.rotate({ now: true });
+            print(
+              `new signing key ${fresh.kid} signs now; ${before} and every other key are withdrawn from the JWKS, so tokens they signed stop verifying. ` +
+                `Running services (every replica) pick the change up within 30 s; verifiers that cached the JWKS refuse new tokens until they refetch it (at most ${JWKS_MAX_AGE_SECONDS} s): tell the deploy platforms to refetch it now.`,
+            );
+            return 0;
+          }
           const fresh = await ring.rotate();
-          print(`new signing key ${fresh.kid} is active; ${before} stays in the JWKS for ${RETIRED_KEY_GRACE_SECONDS} s so tokens it signed keep verifying. Running services (every replica) pick the change up within 30 s.`);
+          const at = new Date(fresh.createdAt * 1000).toISOString();
+          print(
+            `new signing key ${fresh.kid} is published now and signs from ${at} (in ${JWKS_MAX_AGE_SECONDS} s, the JWKS cache lifetime), when ${before} stops signing; ` +
+              `${before} stays in the JWKS for ${RETIRED_KEY_GRACE_SECONDS} s more so tokens it signed keep verifying. Running services (every replica) pick the change up within 30 s. ` +
+              'For a compromised key use keys rotate --now.',
+          );
           return 0;
         }),
       ),

@@ -77,7 +77,7 @@ describe('loading policy text', () => {
 describe('load errors point at the offending node', () => {
   it('reports an unknown top-level key at the key, naming the allowed keys', () => {
     expect(problemsOf({ 'docs.yml': yaml(...HEAD.slice(0, 3), 'orgg: acme', ...HEAD.slice(3), '  - name: p', '    context: preview', '    permissions: [deployments:write]', '    when: {}') })).toEqual([
-      'docs.yml:4:1: unknown key "orgg" (did you mean "org"?): a site file allows only site, org, repository, repository_id, repository_owner_id, token_audience, upstream, rules',
+      'docs.yml:4:1: unknown key "orgg" (did you mean "org"?): a site file allows only site, org, issuer, repository, repository_id, repository_owner_id, token_audience, upstream, rules',
     ]);
   });
 
@@ -152,7 +152,7 @@ describe('load errors point at the offending node', () => {
     expect(problems).toEqual([
       'a.yml:5:25: rules[0]: context must be production or preview, got "nope"',
       'b.yml:4:8: rules must list at least one rule',
-      'b.yml:5:1: unknown key "extra": a site file allows only site, org, repository, repository_id, repository_owner_id, token_audience, upstream, rules',
+      'b.yml:5:1: unknown key "extra": a site file allows only site, org, issuer, repository, repository_id, repository_owner_id, token_audience, upstream, rules',
     ]);
   });
 
@@ -163,8 +163,9 @@ describe('load errors point at the offending node', () => {
   });
 
   it("refuses an org file naming another org's site", () => {
-    const problems = problemsOf({ 'a.yml': toYaml(docsSite({ org: 'beta' })), 'b.yml': toYaml(monorepoOrg({ sites: ['app-*', 'docs'] })) });
-    expect(problems).toEqual([expect.stringMatching(/^b\.yml:\d+:\d+: site "docs" belongs to org "beta" \(a\.yml\), not "acme"/)]);
+    const beta = docsSite({ org: 'beta', repository: 'beta/docs' });
+    const problems = problemsOf({ 'a.yml': toYaml(beta), 'b.yml': toYaml(monorepoOrg({ sites: ['app-*', 'docs'] })) });
+    expect(problems).toEqual([expect.stringMatching(/^a\.yml:1:7: site "docs" is matched by "docs" of org "acme" \(b\.yml\): a site file whose slug an org's sites match must say org: acme/)]);
   });
 });
 
