@@ -1,7 +1,10 @@
 /**
- * One token exchange, start to end: parse → verify the GitHub token → accept its jti once → evaluate the site's
- * policy → check the scope → mint → write the audit record → answer. Every decision, granted or denied, is in the
- * audit log before the answer leaves; if that write fails the answer is a 503 and no token is returned.
+ * One token exchange, start to end: parse → verify the GitHub token → evaluate the site's policy → check the scope →
+ * mint → accept the jti once and write the audit record, in one storage write → answer. Every decision, granted or
+ * denied, is in the audit log before the answer leaves; if that write fails the answer is a 503 and no token is
+ * returned. The jti of every verified token (granted or denied by policy) is consumed; a replay is refused whatever
+ * the policy says, and its token, already minted, is dropped unseen. One write instead of two (the replay insert,
+ * then the audit record) halves the commits per exchange and the event-loop turns an answer waits for.
  */
 import { ACCESS_TOKEN_TYPE } from '../shared/wire.js';
 import { mintAccessToken } from './access-token/mint.js';
@@ -12,7 +15,7 @@ import { isTrustedEvent } from './oidc/claims.js';
 import { evaluate } from './policy/match.js';
 import { resolveScope } from './policy/permissions.js';
 import type { PolicySet } from './policy/types.js';
-import type { AuditRecord, Storage } from './storage/types.js';
+import type { AuditRecord, JtiUse, Storage, SubjectJti } from './storage/types.js';
 import { deniedRecord, grantedRecord, type AuditDraft, type Grant } from './token-exchange/audit.js';
 import { parseTokenRequest } from './token-exchange/request.js';
 import type { TokenResponse } from './token-exchange/response.js';
@@ -42,25 +45,48 @@ export type ExchangeOutcome =
  */
 export async function exchange(body: unknown, deps: ExchangeDeps, clientIp: string | null): Promise<ExchangeOutcome> {
   const draft: AuditDraft = { time: deps.now(), clientIp };
+  const state: { subject?: SubjectJti } = {};
   let outcome: ExchangeOutcome;
   try {
-    const { response, grant } = await decide(body, deps, draft);
+    const { response, grant } = await decide(body, deps, draft, state);
     outcome = { granted: true, response, audit: grantedRecord(draft, grant) };
   } catch (thrown) {
     const error = thrown instanceof OAuthError ? thrown : new OAuthError('server_error', 'the exchange failed unexpectedly; no token was issued', 'internal_error');
     outcome = { granted: false, error, audit: deniedRecord(draft, error) };
   }
+  const { subject } = state;
   try {
-    await deps.storage.appendAudit(outcome.audit);
+    if (subject === undefined) {
+      await deps.storage.appendAudit(outcome.audit);
+      return outcome;
+    }
+    // A refusal of the jti is recorded as the request stood when the jti was checked: no rule, no context.
+    const refusals: Partial<Record<JtiUse, ExchangeOutcome>> = {};
+    const refusal = (use: Exclude<JtiUse, 'first'>): ExchangeOutcome => {
+      const error = use === 'replay' ? replayError(subject.jti) : unavailable('the replay cache', 'storage_unavailable');
+      return (refusals[use] ??= { granted: false, error, audit: deniedRecord({ time: draft.time, clientIp, site: draft.site, claims: draft.claims }, error) });
+    };
+    const use = await deps.storage.recordExchange(subject, (u) => (u === 'first' ? outcome : refusal(u)).audit);
+    return use === 'first' ? outcome : refusal(use);
   } catch {
     const error = unavailable('the audit log', 'audit_unavailable');
     return { granted: false, error, audit: deniedRecord(draft, error) };
   }
-  return outcome;
 }
 
-/** Decide one request, writing what it learns into `draft` as it goes; throws the OAuthError of a denial. */
-async function decide(body: unknown, deps: ExchangeDeps, draft: AuditDraft): Promise<{ response: TokenResponse; grant: Grant }> {
+const replayError = (jti: string) =>
+  new OAuthError(
+    'invalid_request',
+    `subject_token: this token (jti ${jti}) was already exchanged; a GitHub OIDC token is accepted once — request a fresh one (core.getIDToken) for each exchange`,
+    'replay',
+  );
+
+/**
+ * Decide one request, writing what it learns into `draft` as it goes; throws the OAuthError of a denial. Once the
+ * token is verified and its repository admitted, `state.subject` names its jti: whatever the decision, the caller
+ * consumes that jti with the audit record, and a replay overrides the decision.
+ */
+async function decide(body: unknown, deps: ExchangeDeps, draft: AuditDraft, state: { subject?: SubjectJti }): Promise<{ response: TokenResponse; grant: Grant }> {
   const now = draft.time;
   const request = parseTokenRequest(body);
   draft.site = request.site;
@@ -72,20 +98,7 @@ async function decide(body: unknown, deps: ExchangeDeps, draft: AuditDraft): Pro
   if (admitted && !admitted.allowed) {
     throw rateLimited(`repository ${claims.repository} (id ${claims.repository_id}) is over its exchange rate limit; retry in ${admitted.retryAfter} s`, admitted.retryAfter);
   }
-
-  let first: boolean;
-  try {
-    first = await deps.storage.consumeJti(claims.iss, claims.jti, claims.exp);
-  } catch {
-    throw unavailable('the replay cache', 'storage_unavailable');
-  }
-  if (!first) {
-    throw new OAuthError(
-      'invalid_request',
-      `subject_token: this token (jti ${claims.jti}) was already exchanged; a GitHub OIDC token is accepted once — request a fresh one (core.getIDToken) for each exchange`,
-      'replay',
-    );
-  }
+  state.subject = { issuer: claims.iss, jti: claims.jti, expiresAt: claims.exp };
 
   const decision = evaluate(deps.policies(), request.site, claims);
   if (!decision.granted) throw new OAuthError('invalid_target', decision.description, decision.reason);

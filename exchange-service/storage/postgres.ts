@@ -7,7 +7,7 @@
  */
 import pg from 'pg';
 import { AUDIT_COLUMNS, auditFromRow, auditParams, tokenFromRow, type Row } from './audit-row.js';
-import type { Storage } from './types.js';
+import type { AuditRecord, Storage } from './types.js';
 
 export interface PoolOptions {
   /** Most connections this process opens (default 10). */
@@ -39,6 +39,19 @@ export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
 }
 
 const INSERT_AUDIT = `INSERT INTO audit (${AUDIT_COLUMNS.join(', ')}) VALUES (${AUDIT_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})`;
+/**
+ * The writes of one exchange in one statement, so one round trip and one commit (one WAL flush): the replay insert,
+ * and the audit row of what became of the jti — the first of the two rows given when the insert took the jti, the
+ * second when it was already there. `time` and `expires_at` are cast: VALUES parameters are text otherwise.
+ */
+const AUDIT_VALUES = (from: number) =>
+  `(${AUDIT_COLUMNS.map((c, i) => `$${from + i}${c === 'time' || c === 'expires_at' ? '::bigint' : ''}`).join(', ')}, ${from === 4 ? 'true' : 'false'})`;
+const RECORD_EXCHANGE = `WITH used AS (
+    INSERT INTO replay (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1)
+  INSERT INTO audit (${AUDIT_COLUMNS.join(', ')})
+  SELECT ${AUDIT_COLUMNS.join(', ')} FROM (VALUES ${AUDIT_VALUES(4)}, ${AUDIT_VALUES(4 + AUDIT_COLUMNS.length)}) AS v (${AUDIT_COLUMNS.join(', ')}, first)
+  WHERE v.first = EXISTS (SELECT 1 FROM used)
+  RETURNING (SELECT count(*) FROM used)::int AS first`;
 const TOKEN_SELECT = `SELECT a.*, r.jti AS revoked FROM audit a LEFT JOIN revoked r ON r.jti = a.token_jti
                       WHERE a.result = 'granted' AND a.token_jti IS NOT NULL`;
 
@@ -53,14 +66,30 @@ export function postgresStorage(pool: pg.Pool): Storage {
     return pool.query<Row>(name ? { name, text: sql, values: params } : { text: sql, values: params });
   };
 
+  const appendAudit = async (record: AuditRecord): Promise<void> => {
+    await query(INSERT_AUDIT, auditParams(record), 'deploy_sts_append_audit');
+  };
+
   return {
     kind: 'postgres',
     async consumeJti(issuer, jti, expiresAt) {
       const result = await query('INSERT INTO replay (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [issuer, jti, expiresAt], 'deploy_sts_consume_jti');
       return result.rowCount === 1;
     },
-    async appendAudit(record) {
-      await query(INSERT_AUDIT, auditParams(record), 'deploy_sts_append_audit');
+    appendAudit,
+    async recordExchange({ issuer, jti, expiresAt }, recordFor) {
+      const first = recordFor('first');
+      const replay = recordFor('replay');
+      let result: pg.QueryResult<Row>;
+      try {
+        result = await query(RECORD_EXCHANGE, [issuer, jti, expiresAt, ...auditParams(first), ...auditParams(replay)], 'deploy_sts_record_exchange');
+      } catch {
+        // Which insert failed is unknown: record the failure on its own (a failing audit log fails this one too).
+        await appendAudit(recordFor('unavailable'));
+        return 'unavailable';
+      }
+      if (result.rows.length !== 1) throw new Error('the exchange was not recorded');
+      return Number(result.rows[0]!.first) === 1 ? 'first' : 'replay';
     },
     async revoke(jti, expiresAt) {
       await query('INSERT INTO revoked (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [
