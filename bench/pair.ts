@@ -48,7 +48,7 @@ try {
       name: 'bound NORMAL',
       async run() {
         const dataDir = mkdtempSync(join(work, 'bound-'));
-        const server = await startBound({ publicJwk: key.publicJwk, dataDir, synchronous: 'NORMAL' });
+        const server = await startBound({ publicJwk: key.publicJwk, dataDir, synchronous: 'NORMAL', ...(profileDir ? { cpuProfileDir: profileDir } : {}) });
         try {
           return await measure(server, 'status');
         } finally {

@@ -149,6 +149,8 @@ export interface BoundOptions {
   publicJwk: Record<string, unknown>;
   dataDir: string;
   synchronous: 'NORMAL' | 'FULL';
+  /** Write a V8 CPU profile of the bound into this directory. */
+  cpuProfileDir?: string;
 }
 
 /** The bound: bench/bound-server.ts in its own process. */
@@ -159,7 +161,8 @@ export function startBound(options: BoundOptions): Promise<Server> {
     BOUND_DATA_DIR: options.dataDir,
     BOUND_SYNCHRONOUS: options.synchronous,
   };
-  return startServer([join(BENCH_BUILD, 'bound-server.js')], env, /bound listening on (\S+)/);
+  const profile = options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : [];
+  return startServer([...profile, join(BENCH_BUILD, 'bound-server.js')], env, /bound listening on (\S+)/);
 }
 
 /** A loopback port nothing listens on right now (another process may take it before it is used: retry on failure). */
