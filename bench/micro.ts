@@ -168,7 +168,8 @@ export async function runMicro(input: MicroInputs): Promise<MicroResult> {
       const db = openSqlite(dir, { synchronous, groupCommit });
       const label = `${synchronous}, ${groupCommit ? 'group commit' : 'one transaction per write'}`;
       const count = groupCommit ? 3000 : synchronous === 'FULL' ? 200 : 1000;
-      const one = (i: number) => db.consumeJti(input.issuerUrl, `jti-${groupCommit}-${i}`, 2_000_000_000).then(() => db.appendAudit(auditRecord(i)));
+      // The writes of one exchange: the replay insert and the audit record, in one storage write (recordExchange).
+      const one = (i: number) => db.recordExchange({ issuer: input.issuerUrl, jti: `jti-${groupCommit}-${i}`, expiresAt: 2_000_000_000 }, () => auditRecord(i));
       // Past the start of the checkpoint thread (after 200 commits), so its start-up is not counted.
       await timeConcurrent(600, 50, (i) => one(i + 2_000_000));
       storage.push({ step: `replay insert + audit write, 1 at a time (${label})`, ...await timeAsync(synchronous === 'FULL' ? 100 : 300, one) });
@@ -188,7 +189,7 @@ export async function runMicro(input: MicroInputs): Promise<MicroResult> {
   for (const [label, db] of [['empty', auditDb], [`${rows} rows`, openSqlite(input.prefilledDataDir, { synchronous: 'FULL' })]] as const) {
     storage.push({
       step: `replay insert + audit write, 50 in flight (FULL, group commit), audit log ${label}`,
-      ...await timeConcurrent(3000, 50, (i) => db.consumeJti(input.issuerUrl, `big-${i}`, 2_000_000_000).then(() => db.appendAudit(auditRecord(i)))),
+      ...await timeConcurrent(3000, 50, (i) => db.recordExchange({ issuer: input.issuerUrl, jti: `big-${i}`, expiresAt: 2_000_000_000 }, () => auditRecord(i))),
     });
     if (db !== auditDb) await db.close();
   }

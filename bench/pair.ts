@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_AUDIENCE, newIssuerKey, startIssuer } from './issuer.js';
-import { ROOT, runLoad, startBound, startService, type Server } from './processes.js';
+import { requestLines, ROOT, runLoad, startBound, startService, type Server } from './processes.js';
 import { median, round } from './stats.js';
 import { signPool } from './token-pool.js';
 
@@ -61,14 +61,18 @@ try {
       name: cli ? `service (${cli})` : 'service FULL',
       async run() {
         const dataDir = mkdtempSync(join(work, 'data-'));
+        // Logging as deployed: info, one line per request, into a file.
+        const logFile = join(dataDir, 'log.ndjson');
         const server = await startService({
-          issuer: issuer.url, audience: BENCH_AUDIENCE, policies: join(ROOT, 'examples', 'policies'), dataDir,
+          issuer: issuer.url, audience: BENCH_AUDIENCE, policies: join(ROOT, 'examples', 'policies'), dataDir, logFile,
           ...(cli ? { cli } : {}), ...(profileDir ? { cpuProfileDir: profileDir } : {}),
         });
         try {
           return await measure(server, 'decisions');
         } finally {
           await server.stop();
+          const lines = requestLines(logFile);
+          if (lines !== warmup + requests) process.stderr.write(`  ${lines} request log lines for ${warmup + requests} requests\n`);
           rmSync(dataDir, { recursive: true, force: true });
         }
       },
