@@ -5,7 +5,8 @@
  *
  * Environment: PAIR_ROUNDS (default 3), PAIR_REQUESTS measured per run (default 4000), PAIR_WARMUP (default 1000),
  * PAIR_CLI=<path> a second build of the CLI measured as a third column (A/B), PAIR_RATE=<n>/s open loop instead of
- * closed, BENCH_PROFILE=<dir> writes a V8 CPU profile of every service run there.
+ * closed, BENCH_PROFILE=<dir> writes a V8 CPU profile of every service run there, PAIR_NODE_FLAGS more node flags for the
+ * service (e.g. `--heap-prof --heap-prof-dir=<dir>` for where it allocates).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -66,6 +67,7 @@ try {
         const server = await startService({
           issuer: issuer.url, audience: BENCH_AUDIENCE, policies: join(ROOT, 'examples', 'policies'), dataDir, logFile,
           ...(cli ? { cli } : {}), ...(profileDir ? { cpuProfileDir: profileDir } : {}),
+          ...(process.env.PAIR_NODE_FLAGS ? { nodeFlags: process.env.PAIR_NODE_FLAGS.split(' ') } : {}),
         });
         try {
           return await measure(server, 'decisions');
