@@ -18,6 +18,23 @@ export interface ActionInputs {
   exportEnv: string | undefined;
   /** Revoke the token in the post step. */
   revoke: boolean;
+  /** Deploy through the service's gateway for this platform: export the platform CLI's variables. */
+  gateway: Gateway | undefined;
+}
+
+/** Platforms the service's deploy gateway serves (exchange-service/gateway/<platform>). */
+export const GATEWAYS = ['netlify'] as const;
+export type Gateway = (typeof GATEWAYS)[number];
+
+export function parseGateway(raw: string): Gateway | undefined {
+  const value = raw.trim();
+  if (value === '') return undefined;
+  if ((GATEWAYS as readonly string[]).includes(value)) return value as Gateway;
+  throw new ActionError(
+    'invalid_input',
+    `Input \`gateway\` names no gateway this Action knows: ${JSON.stringify(value)}.`,
+    `Set \`gateway\` to one of ${GATEWAYS.map((g) => `\`${g}\``).join(', ')}, or leave it empty to use the token directly.`,
+  );
 }
 
 /** Reads one input by its action.yml name, trimmed, '' when unset (like `core.getInput`). */
@@ -104,5 +121,6 @@ export function parseInputs(read: InputReader): ActionInputs {
   const audienceRaw = read('audience').trim();
   const exportEnv = parseExportEnv(read('export-env'));
   const revoke = parseBoolean('revoke', read('revoke'), true);
-  return { url, site, scope, audience: audienceRaw === '' ? undefined : audienceRaw, exportEnv, revoke };
+  const gateway = parseGateway(read('gateway'));
+  return { url, site, scope, audience: audienceRaw === '' ? undefined : audienceRaw, exportEnv, revoke, gateway };
 }

@@ -6,6 +6,7 @@
 import { startDeadline, type Deadline } from './deadline.js';
 import { missingIdToken } from './errors.js';
 import { exchangeToken, type IssuedToken } from './exchange-client.js';
+import { gatewayExports } from './gateway.js';
 import { parseInputs } from './inputs.js';
 import { discoverAudience } from './metadata.js';
 import { printable } from './printable.js';
@@ -76,6 +77,14 @@ export async function runMainStep(io: StepIO, env: NodeJS.ProcessEnv, options: M
   if (inputs.exportEnv !== undefined) {
     io.exportVariable(inputs.exportEnv, issued.accessToken);
     io.info(`Exported the token into $${inputs.exportEnv} for later steps.`);
+  }
+
+  if (inputs.gateway !== undefined) {
+    // The token is masked already; the API URL is not a secret.
+    const exports = gatewayExports(inputs.gateway, inputs.url, issued.accessToken);
+    for (const v of exports.variables) io.exportVariable(v.name, v.value);
+    io.setOutput('api-url', exports.apiUrl);
+    io.info(`Exported ${exports.variables.map((v) => `$${v.name}`).join(' and ')} for later steps: ${inputs.gateway} deploys go through ${exports.apiUrl}.`);
   }
 
   for (const line of summaryLines(issued)) io.info(line);

@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: the exchange service under load against the bound of its stack, the cost of each step,
- * scaling in sites and audit rows, durability modes, and the Action's start-up — in one run, side by side.
+ * scaling in sites and audit rows, durability modes, the Action's start-up and the Netlify deploy gateway's
+ * throughput and memory (section 8, bench/gateway.ts) — in one run, side by side.
  * Prints a table and writes bench/results.json. Everything binds 127.0.0.1 and is stopped before exit.
  *
  * Options (environment): BENCH_PROFILE=<dir> writes a V8 CPU profile of every service run there; BENCH_ONLY=core runs
@@ -12,6 +13,7 @@ import { cpus, freemem, loadavg, totalmem, tmpdir } from 'node:os';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchAction, type ActionResult } from './action.js';
+import { benchGateway, gatewayReport, type GatewayBenchResult } from './gateway.js';
 import { BENCH_AUDIENCE, newIssuerKey, startIssuer, type RunningIssuer } from './issuer.js';
 import type { LoadResult } from './load-generator.js';
 import { runMicro, type MicroResult } from './micro.js';
@@ -573,6 +575,16 @@ try {
   log('replicas on PostgreSQL...');
   const onPostgres = await postgresComparison(examples);
 
+  // 8: the Netlify deploy gateway against straight-to-the-stand-in deploys.
+  log('deploy gateway...');
+  let gateway: GatewayBenchResult | { error: string };
+  try {
+    gateway = await benchGateway(log);
+  } catch (error) {
+    gateway = { error: (error as Error).message };
+    log(`deploy gateway: FAILED (${gateway.error})`);
+  }
+
   // The report.
   const ratio = (d: Durability) => service[d].rps / bound[d].rps;
   const durableCost = 1 - service.FULL.rps / service.NORMAL.rps;
@@ -603,6 +615,7 @@ try {
       value: onPostgres.status === 'measured' ? String(pgErrors(onPostgres)) : onPostgres.status,
       met: onPostgres.status === 'measured' ? pgErrors(onPostgres) === 0 : onPostgres.status === 'skipped' ? null : false,
     },
+    ...('error' in gateway ? [{ target: 'deploy gateway section', value: `failed: ${gateway.error}`, met: false }] : gateway.targets),
     { target: 'Action main step <= 300 ms', value: action.mainMs ? `${action.mainMs.median} ms` : 'n/a', met: action.mainMs ? action.mainMs.median <= 300 : null },
     { target: 'bundle <= 1.5 MB (main)', value: action.bundles['main/index.js'] ? `${mb(action.bundles['main/index.js'])} MB` : 'n/a', met: action.bundles['main/index.js'] ? action.bundles['main/index.js'] <= 1.5 * 1024 * 1024 : null },
   ];
@@ -636,6 +649,7 @@ try {
       ],
     ),
     ...postgresReport(onPostgres),
+    'error' in gateway ? `\n8. Netlify deploy gateway: FAILED (${gateway.error})` : gatewayReport(gateway),
     table('Targets', ['target', 'value', 'met'], targets.map((t) => [t.target, t.value, t.met === null ? 'n/a' : t.met ? 'PASS' : 'MISS'])),
     `\ntotal ${((performance.now() - started) / 1000).toFixed(0)} s`,
   ].join('\n');
@@ -652,6 +666,7 @@ try {
     scaling: { sites: scaling, auditRows: { rows: AUDIT_ROWS, prefillSeconds: round(prefillSeconds, 1), empty: service.FULL, prefilled: audit1M } },
     action,
     replicasOnPostgres: onPostgres,
+    netlifyGateway: gateway,
     targets,
     totalSeconds: round((performance.now() - started) / 1000, 0),
   };

@@ -11,6 +11,8 @@ import { RETIRED_KEY_GRACE_SECONDS } from './keys/key-ring.js';
 import { openSigningKeys } from './keys/open.js';
 import { checkPolicies } from './policy/load.js';
 import { PolicyLoadError } from './policy/types.js';
+import { CredentialsUsageError, credentialsCommand } from './credentials/command.js';
+import { gatewayLine, mergeAudit } from './gateway/audit-view.js';
 import { startService } from './service.js';
 import { openStorage, type OpenedStorage } from './storage/open.js';
 import { parseTime } from './time.js';
@@ -26,7 +28,10 @@ Usage:
   deploy-sts tokens revoke <jti>
   deploy-sts audit [--site S] [--since T] [--limit N] [--json]
   deploy-sts keys rotate
-  (tokens, audit and keys use DEPLOY_STS_DATABASE_URL when set, else the SQLite data directory)
+  deploy-sts credentials set NAME            (the secret on standard input, never as an argument)
+  deploy-sts credentials list [--json]
+  deploy-sts credentials remove NAME
+  (tokens, audit, keys and credentials use DEPLOY_STS_DATABASE_URL when set, else the SQLite data directory)
   deploy-sts dev token [--claim k=v ...] [--audience A]
 
 Every option also reads DEPLOY_STS_<NAME> (e.g. --data-dir ↔ DEPLOY_STS_DATA_DIR). See README.md.`;
@@ -184,11 +189,17 @@ async function audit(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive whole number');
   return withStorage(values['data-dir'], env, async ({ storage }) => {
     const since = values.since === undefined ? undefined : parseTime(values.since as string, 'since');
-    const rows = await storage.listAudit({ site: values.site as string | undefined, since, limit });
+    const site = values.site as string | undefined;
+    // Token decisions and deploy-gateway calls, one list (gateway/audit-view.ts).
+    const rows = mergeAudit(await storage.listAudit({ site, since, limit }), await storage.gateway.listGatewayAudit({ site, since, limit }), limit);
     if (values.json) print(JSON.stringify(rows, null, 2));
     else if (rows.length === 0) print('no audit records');
     else {
       for (const r of rows) {
+        if (r.kind === 'gateway') {
+          print(gatewayLine(r));
+          continue;
+        }
         print(`${new Date(r.time * 1000).toISOString()}  ${r.result.padEnd(7)} ${(r.site ?? '-').padEnd(16)} ${(r.rule ?? '-').padEnd(14)} ${(r.repository ?? '-').padEnd(20)} ${(r.eventName ?? '-').padEnd(20)} ${r.reason}${r.result === 'denied' ? `: ${r.detail}` : ''}`);
       }
     }
@@ -208,6 +219,28 @@ async function keys(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     print(`new signing key ${fresh.kid} is active; ${before} stays in the JWKS for ${RETIRED_KEY_GRACE_SECONDS} s so tokens it signed keep verifying. Running services (every replica) pick the change up within 30 s.`);
     return 0;
   });
+}
+
+async function credentials(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const [verb, ...rest] = args;
+  if (rest.some((a) => /^--?(secret|token|password|value)(=|$)/i.test(a))) {
+    throw new UsageError('credentials take the secret on standard input only, never as an argument (it would stay in shell history and be visible in ps): printf %s "$TOKEN" | deploy-sts credentials set NAME');
+  }
+  const { values, positionals } = parse(rest, { json: { type: 'boolean' }, 'data-dir': { type: 'string' } }, true);
+  // The storage and key-encryption key `serve` uses; opened only once the secret has been read.
+  const config = loadStorageConfig(env, { DATA_DIR: flag(values['data-dir']) });
+  try {
+    return await credentialsCommand(verb, positionals, Boolean(values.json), {
+      stdin: process.stdin,
+      stderr: process.stderr,
+      print,
+      kekFile: config.keyEncryptionKeyFile,
+      storage: async () => (await openStorage(config)).storage,
+    });
+  } catch (error) {
+    if (error instanceof CredentialsUsageError) throw new UsageError(error.message);
+    throw error;
+  }
 }
 
 async function dev(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -241,6 +274,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return await keys(rest, env);
       case 'dev':
         return await dev(rest, env);
+      case 'credentials':
+        return await credentials(rest, env);
       case undefined:
       case 'help':
       case '--help':

@@ -29,6 +29,40 @@ const url = (what: string) =>
     .refine((v) => URL.canParse(v), `must be an absolute URL (${what})`)
     .transform((v) => (v.endsWith('/') ? v.slice(0, -1) : v));
 
+export const NETLIFY_API_DEFAULT = 'https://api.netlify.com/api/v1';
+
+/** A gateway upstream API base: https, or http on loopback only (tests and local stand-ins). No query, no fragment. */
+export function upstreamBaseProblem(value: string): string | undefined {
+  if (!URL.canParse(value)) return 'must be an absolute URL, e.g. https://api.netlify.com/api/v1';
+  const u = new URL(value);
+  if (u.username || u.password) return 'must not hold credentials (the gateway sends the stored credential itself)';
+  if (u.search || u.hash) return 'must not have a query or a fragment';
+  if (u.protocol === 'https:') return undefined;
+  if (u.protocol === 'http:' && isLoopbackHost(u.hostname)) return undefined;
+  return 'must use https:// (http:// is accepted only for loopback addresses)';
+}
+
+const upstreamBase = z
+  .string()
+  .trim()
+  .superRefine((v, ctx) => {
+    const problem = upstreamBaseProblem(v);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .transform((v) => v.replace(/\/+$/, ''));
+
+/** The deploy gateway's settings. */
+export interface GatewayConfig {
+  /** DEPLOY_STS_NETLIFY_API_URL */
+  netlifyApiUrl: string;
+  /** Largest request body streamed through (one uploaded file), bytes. */
+  maxBodyBytes: number;
+  /** Largest JSON body parsed and rewritten (deploy create/update with its file digests), and JSON answer inspected. */
+  maxJsonBytes: number;
+  /** Longest one gateway request may take, upload and answer included. */
+  timeoutMs: number;
+}
+
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().trim().min(1).default('127.0.0.1'),
@@ -64,6 +98,11 @@ const schema = z.object({
     .optional(),
   KEY_ENCRYPTION_KEY_FILE: z.string().trim().min(1).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  // The deploy gateway (gateway/): where each platform's API is, and the per-request limits.
+  NETLIFY_API_URL: upstreamBase.default(NETLIFY_API_DEFAULT),
+  GATEWAY_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
+  GATEWAY_MAX_JSON_BYTES: z.coerce.number().int().min(1024).max(256 * 1024 * 1024).default(16 * 1024 * 1024),
+  GATEWAY_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(24 * 3600).default(600),
 });
 
 export type RawConfig = z.input<typeof schema>;
@@ -94,9 +133,11 @@ export interface Config {
   synchronous: 'NORMAL' | 'FULL';
   /** PostgreSQL shared by replicas; undefined = SQLite in the data directory. Holds a password: never print it. */
   databaseUrl: string | undefined;
-  /** File of 32 random bytes (base64 or hex) sealing the signing keys kept in PostgreSQL. */
+  /** File of 32 random bytes (base64 or hex) sealing stored platform credentials and the signing keys kept in PostgreSQL. */
   keyEncryptionKeyFile: string | undefined;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** The deploy gateway: upstream API URLs and per-request limits. */
+  gateway: GatewayConfig;
 }
 
 export class ConfigError extends Error {
@@ -142,7 +183,6 @@ export interface StorageOptions {
 
 export function loadStorageConfig(env: Env, flags: Flags = {}): StorageOptions {
   const c = loadOptions(['DATA_DIR', 'SYNCHRONOUS', 'DATABASE_URL', 'KEY_ENCRYPTION_KEY_FILE'], env, flags);
-  if (c.KEY_ENCRYPTION_KEY_FILE && !c.DATABASE_URL) throw new ConfigError([KEK_NEEDS_DATABASE]);
   return { dataDir: c.DATA_DIR, synchronous: c.SYNCHRONOUS, databaseUrl: c.DATABASE_URL, keyEncryptionKeyFile: c.KEY_ENCRYPTION_KEY_FILE };
 }
 
@@ -163,9 +203,6 @@ export function loadDevTokenConfig(env: Env, flags: Flags = {}): { audience: str
   return { audience: c.AUDIENCE ?? c.PUBLIC_URL ?? `http://${DEV_DEFAULTS.HOST}:${DEV_DEFAULTS.PORT}`, dataDir: c.DATA_DIR };
 }
 
-const KEK_NEEDS_DATABASE =
-  'DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE seals the signing keys kept in PostgreSQL: it needs DEPLOY_STS_DATABASE_URL (with SQLite the keys are 0600 files in the data directory)';
-
 /** Build the configuration from flags (already named as the env suffix, e.g. `PORT`) over the environment. */
 export function loadConfig(env: Env, flags: Flags = {}, devDefaults = false): Config {
   const c = loadOptions(OPTION_NAMES, env, flags, devDefaults ? DEV_DEFAULTS : {});
@@ -185,9 +222,6 @@ export function loadConfig(env: Env, flags: Flags = {}, devDefaults = false): Co
   }
   if (c.JWKS_FILE && c.ISSUER.length !== 1) {
     problems.push('DEPLOY_STS_JWKS_FILE holds the keys of one issuer: set exactly one DEPLOY_STS_ISSUER with it');
-  }
-  if (c.KEY_ENCRYPTION_KEY_FILE && !c.DATABASE_URL) {
-    problems.push(KEK_NEEDS_DATABASE);
   }
   if (problems.length) throw new ConfigError(problems);
   return {
@@ -210,6 +244,7 @@ export function loadConfig(env: Env, flags: Flags = {}, devDefaults = false): Co
     databaseUrl: c.DATABASE_URL,
     keyEncryptionKeyFile: c.KEY_ENCRYPTION_KEY_FILE,
     logLevel: c.LOG_LEVEL,
+    gateway: { netlifyApiUrl: c.NETLIFY_API_URL, maxBodyBytes: c.GATEWAY_MAX_BODY_BYTES, maxJsonBytes: c.GATEWAY_MAX_JSON_BYTES, timeoutMs: c.GATEWAY_TIMEOUT_SECONDS * 1000 },
   };
 }
 
@@ -229,5 +264,7 @@ export function describeConfig(c: Config, publicUrl: string, audience: string): 
     trust_proxy: c.trustProxy,
     rate_limits: `${c.rateLimitIp}/min per IP, ${c.rateLimitRepository}/min per repository`,
     watch_policies: c.watchPolicies,
+    netlify_api_url: c.gateway.netlifyApiUrl,
+    gateway_limits: `${c.gateway.maxBodyBytes} bytes per request body, ${c.gateway.maxJsonBytes} bytes per JSON body, ${c.gateway.timeoutMs / 1000} s per request`,
   };
 }

@@ -15,6 +15,7 @@ import { isTrustedEvent } from './oidc/claims.js';
 import { evaluate } from './policy/match.js';
 import { resolveScope } from './policy/permissions.js';
 import type { PolicySet } from './policy/types.js';
+import { gatewayAudience } from './policy/upstream.js';
 import type { AuditRecord, JtiUse, Storage, SubjectJti } from './storage/types.js';
 import { deniedRecord, grantedRecord, type AuditDraft, type Grant } from './token-exchange/audit.js';
 import { parseTokenRequest } from './token-exchange/request.js';
@@ -122,7 +123,8 @@ async function decide(body: unknown, deps: ExchangeDeps, draft: AuditDraft, stat
   }
   const minted = await mintAccessToken(key, {
     issuer: deps.issuer,
-    audience: decision.tokenAudience ?? deps.tokenAudience,
+    // A site deployed through the gateway: its tokens are for the gateway alone.
+    audience: decision.upstream?.netlify ? gatewayAudience(deps.issuer, 'netlify') : (decision.tokenAudience ?? deps.tokenAudience),
     site: request.site,
     org: decision.org,
     scope: scope.scope,

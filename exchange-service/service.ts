@@ -10,6 +10,7 @@ import { pino, type Logger } from 'pino';
 import { describeConfig, type Config } from './config.js';
 import { DEV_ISSUER, devKeySource } from './dev-issuer.js';
 import { createApp } from './http/app.js';
+import { startGateway } from './gateway/start.js';
 import type { KeyRing } from './keys/key-ring.js';
 import { openSigningKeys } from './keys/open.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -128,7 +129,8 @@ export async function startService(config: Config, options: StartOptions = {}): 
     if (config.devIssuer) sources.set(DEV_ISSUER, await devKeySource(config.dataDir));
     const introspectSecretHash = config.introspectSecretFile ? await readIntrospectSecret(config.introspectSecretFile) : undefined;
 
-    const server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 });
+    // Gateway uploads may take longer than 30 s; gateway/start.ts keeps the 30 s limit for every other route.
+    const server = http.createServer({ requestTimeout: Math.max(30_000, config.gateway.timeoutMs), headersTimeout: 10_000, keepAliveTimeout: 5_000 });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) => {
         const where = `${config.host}:${config.port}`;
@@ -174,7 +176,9 @@ export async function startService(config: Config, options: StartOptions = {}): 
       // which cost about as much as writing the line (5-6 µs per request).
       logRequest: ((plain) => (level, fields) => plain[level](fields, 'request'))(logger.child({}, { redact: [] })),
     });
-    server.on('request', app);
+    // The deploy gateway (gateway/): its own handler for /gateway/..., streaming, no Express body parsing.
+    const gateway = await startGateway({ config, storage, keys, issuer: url, policies: () => policies.current(), logger });
+    server.on('request', gateway.route(app));
 
     const timers = [
       setInterval(() => {

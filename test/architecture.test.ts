@@ -19,13 +19,14 @@ const LAYERS: readonly (readonly string[])[] = [
   // Foundations: the closed sets of reasons and errors, clocks, counters. (shared/ — the wire contract — is below all.)
   ['denial', 'errors', 'time', 'rate-limit'],
   // GitHub's tokens, the policy engine, what is kept, our token and its keys, and what reads the environment.
-  ['oidc', 'policy', 'storage', 'access-token', 'keys', 'metrics', 'dev-issuer', 'config'],
+  // `credentials`: the platform credentials the deploy gateway holds; `verify`: our token for relying parties.
+  ['oidc', 'policy', 'storage', 'access-token', 'keys', 'metrics', 'dev-issuer', 'config', 'credentials', 'verify'],
   // The RFC 8693 protocol: request, response, audit record.
   ['token-exchange'],
   // One exchange, start to end.
   ['exchange'],
-  // The HTTP surface.
-  ['http'],
+  // The HTTP surface, and the deploy gateway (its own handler for /gateway/..., one module per platform).
+  ['http', 'gateway'],
   // Wiring: the running service, the offline explanation.
   ['service', 'explain'],
   // The command line.

@@ -49,31 +49,43 @@ export async function readKeyEncryptionKey(file: string): Promise<Buffer> {
   return parseKeyEncryptionKey(text, file);
 }
 
-const aad = (kid: string) => Buffer.from(`deploy-sts signing key ${kid}`, 'utf8');
+const aad = (kid: string) => `deploy-sts signing key ${kid}`;
 
-export function sealPrivateJwk(kek: Buffer, kid: string, privateJwk: string): string {
+/** Seal `plaintext` under the KEK; `context` is the additional authenticated data (what the value belongs to). */
+export function seal(kek: Buffer, context: string, plaintext: string): string {
   const nonce = randomBytes(NONCE_BYTES);
   const cipher = createCipheriv('aes-256-gcm', kek, nonce);
-  cipher.setAAD(aad(kid));
-  const ciphertext = Buffer.concat([cipher.update(privateJwk, 'utf8'), cipher.final()]);
+  cipher.setAAD(Buffer.from(context, 'utf8'));
+  const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
   return ['v1', nonce, cipher.getAuthTag(), ciphertext].map((p) => (typeof p === 'string' ? p : p.toString('base64url'))).join('.');
 }
 
-export function openPrivateJwk(kek: Buffer, kid: string, sealed: string): string {
+/** Open what `seal` made with the same KEK and context; undefined when the key, the context or the bytes differ. */
+export function unseal(kek: Buffer, context: string, sealed: string): string | undefined {
   const parts = sealed.split('.');
-  const wrongKey = () =>
-    new KeyEncryptionError(
-      'key_undecryptable',
-      `cannot decrypt signing key ${kid}: ${KEK_VARIABLE} is not the key-encryption key it was sealed with (or the row was altered)`,
-    );
-  if (parts.length !== 4 || parts[0] !== 'v1') throw wrongKey();
+  if (parts.length !== 4 || parts[0] !== 'v1') return undefined;
   const [, nonce, tag, ciphertext] = parts.map((p) => Buffer.from(p, 'base64url')) as [Buffer, Buffer, Buffer, Buffer];
   try {
     const decipher = createDecipheriv('aes-256-gcm', kek, nonce, { authTagLength: 16 });
-    decipher.setAAD(aad(kid));
+    decipher.setAAD(Buffer.from(context, 'utf8'));
     decipher.setAuthTag(tag);
     return Buffer.concat([decipher.update(ciphertext), decipher.final()]).toString('utf8');
   } catch {
-    throw wrongKey();
+    return undefined;
   }
+}
+
+export function sealPrivateJwk(kek: Buffer, kid: string, privateJwk: string): string {
+  return seal(kek, aad(kid), privateJwk);
+}
+
+export function openPrivateJwk(kek: Buffer, kid: string, sealed: string): string {
+  const opened = unseal(kek, aad(kid), sealed);
+  if (opened === undefined) {
+    throw new KeyEncryptionError(
+      'key_undecryptable',
+      `cannot decrypt signing key ${kid}: ${KEK_VARIABLE} is not the key-encryption key it was sealed with (or the row was altered)`,
+    );
+  }
+  return opened;
 }

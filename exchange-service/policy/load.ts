@@ -16,6 +16,7 @@ import type { ConditionClaim } from '../oidc/claims.js';
 import { compileCondition } from './condition.js';
 import { KEY_ISSUE, validatePolicyData, type PolicyData } from './schema.js';
 import { createPolicySet, orgFileMayGovern } from './set.js';
+import { toUpstream } from './upstream.js';
 import { isGlob } from './glob.js';
 import { PolicyLoadError, type Condition, type PolicyFile, type PolicyProblem, type PolicySet, type Rule } from './types.js';
 
@@ -182,7 +183,8 @@ function toPolicyFile(name: string, data: PolicyData, raw: unknown, conditions: 
     rules,
   };
   if (data.kind === 'site') {
-    return { kind: 'site', site: data.site, ...(data.org !== undefined ? { org: data.org } : {}), ...common };
+    const upstream = data.upstream ? { upstream: toUpstream(data.upstream) } : {};
+    return { kind: 'site', site: data.site, ...(data.org !== undefined ? { org: data.org } : {}), ...common, ...upstream };
   }
   return { kind: 'org', org: data.org, sites: [...data.sites], ...common };
 }

@@ -15,6 +15,7 @@ import { TRUSTED_EVENTS, isTrustedEvent } from '../oidc/claims.js';
 import { evaluateCondition, quote, readClaim, type ConditionOutcome } from './condition.js';
 import { foldAscii } from './glob.js';
 import type { Decision, PolicyFile, PolicySet, Rule, RuleTrace } from './types.js';
+import type { Upstream } from './upstream.js';
 
 const TRUSTED = TRUSTED_EVENTS.join(', ');
 
@@ -125,6 +126,11 @@ function siteLabel(site: unknown): string {
   return typeof site === 'string' ? quote(site) : '(not a string)';
 }
 
+/** A site's `upstream:` comes from its site file, whichever file's rule grants the token. */
+function upstreamOf(files: readonly PolicyFile[]): Upstream | undefined {
+  return files.find((f) => f.kind === 'site' && f.upstream?.netlify)?.upstream;
+}
+
 export function evaluate(set: PolicySet, site: string, claims: Record<string, unknown>): Decision {
   const files = typeof site === 'string' ? set.forSite(site) : [];
   if (files.length === 0) {
@@ -165,6 +171,7 @@ export function evaluate(set: PolicySet, site: string, claims: Record<string, un
           rule,
           context: rule.context,
           ...(file.tokenAudience !== undefined ? { tokenAudience: file.tokenAudience } : {}),
+          ...(upstreamOf(files) ? { upstream: upstreamOf(files)! } : {}),
           trace,
         };
       }

@@ -13,6 +13,7 @@ import { conditionPatternProblem, isConditionClaim } from './condition.js';
 import { parseDuration } from './duration.js';
 import { MAX_GLOB_LENGTH, isGlob } from './glob.js';
 import { PERMISSIONS, permissionProblem } from './permissions.js';
+import { upstreamSchema } from './upstream.js';
 
 /** A site slug: the shape the Action checks too (shared/wire.ts). */
 export const SLUG = SITE_SLUG;
@@ -352,7 +353,7 @@ const rulesSchema = z
 // ---------------------------------------------------------------------------------------------------------
 // Files
 
-const SITE_FILE_KEYS = ['site', 'org', 'repository', 'repository_id', 'repository_owner_id', 'token_audience', 'rules'] as const;
+const SITE_FILE_KEYS = ['site', 'org', 'repository', 'repository_id', 'repository_owner_id', 'token_audience', 'upstream', 'rules'] as const;
 const ORG_FILE_KEYS = ['org', 'sites', 'repository', 'repository_id', 'repository_owner_id', 'token_audience', 'rules'] as const;
 
 const binding = {
@@ -370,9 +371,22 @@ export const siteFileSchema = meta(
       site: slugSchema,
       org: orgSchema.optional(),
       ...binding,
+      upstream: upstreamSchema.optional(),
     },
     { error: unknownKeys('a site file', SITE_FILE_KEYS) },
-  ),
+  )
+  .superRefine((file, ctx) => {
+    // A gateway site's tokens carry the gateway's audience; a second audience would be ambiguous.
+    if (file.upstream?.netlify && file.token_audience !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['token_audience'],
+        params: KEY_ISSUE,
+        message:
+          'token_audience cannot be combined with upstream.netlify: tokens for a site deployed through the Netlify gateway carry the audience <public URL>/gateway/netlify. Fix: remove token_audience',
+      });
+    }
+  }),
   { id: 'siteFile', title: 'deploy-sts site policy', description: 'Rules for one site, bound to one repository.' },
 );
 

@@ -1,5 +1,6 @@
 import type { ConditionClaim } from '../oidc/claims.js';
 import type { DenialReason } from '../denial.js';
+import type { Upstream } from './upstream.js';
 
 export type Context = 'production' | 'preview';
 
@@ -40,6 +41,8 @@ export interface PolicyFile {
   repositoryOwnerId?: string;
   /** Overrides DEPLOY_STS_TOKEN_AUDIENCE for tokens minted under this file. */
   tokenAudience?: string;
+  /** Site files only: where the deploy gateway forwards this site's deploys (`upstream:`). */
+  upstream?: Upstream;
   rules: Rule[];
 }
 
@@ -64,6 +67,8 @@ export type Decision =
       rule: Rule;
       context: Context;
       tokenAudience?: string;
+      /** The site file's `upstream:`, when the site deploys through the gateway. */
+      upstream?: Upstream;
       trace: RuleTrace[];
     }
   | {

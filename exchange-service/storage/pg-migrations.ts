@@ -5,6 +5,7 @@
  */
 import type { Pool } from 'pg';
 import { LOCKS, advisoryXactLock, allowLongWait, inTransaction } from './pg-transaction.js';
+import { PG_GATEWAY_MIGRATION } from './pg-gateway.js';
 
 export const MIGRATIONS: string[] = [
   // 1: initial schema
@@ -33,6 +34,8 @@ export const MIGRATIONS: string[] = [
      encryption TEXT NOT NULL CHECK (encryption IN ('none', 'aes-256-gcm')),
      created_at BIGINT NOT NULL, retired_at BIGINT);
    CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys ((retired_at IS NULL)) WHERE retired_at IS NULL;`,
+  // 2: the deploy gateway's credentials, deploys and audit log (pg-gateway.ts)
+  PG_GATEWAY_MIGRATION,
 ];
 
 /** Bring the schema up to date; resolves the schema version. Safe to run from many processes at once. */

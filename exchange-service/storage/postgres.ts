@@ -7,6 +7,7 @@
  */
 import pg from 'pg';
 import { AUDIT_COLUMNS, auditFromRow, auditParams, tokenFromRow, type Row } from './audit-row.js';
+import { pgGatewayStorage } from './pg-gateway.js';
 import type { AuditRecord, Storage } from './types.js';
 
 export interface PoolOptions {
@@ -72,6 +73,7 @@ export function postgresStorage(pool: pg.Pool): Storage {
 
   return {
     kind: 'postgres',
+    gateway: pgGatewayStorage(query),
     async consumeJti(issuer, jti, expiresAt) {
       const result = await query('INSERT INTO replay (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [issuer, jti, expiresAt], 'deploy_sts_consume_jti');
       return result.rowCount === 1;

@@ -29,6 +29,7 @@ import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { AUDIT_COLUMNS, auditFromRow, auditParams, tokenFromRow, type Row } from './audit-row.js';
+import { SQLITE_GATEWAY_MIGRATION, sqliteGatewayStorage } from './sqlite-gateway.js';
 import type { JtiUse, Storage } from './types.js';
 
 export type Synchronous = 'NORMAL' | 'FULL';
@@ -346,6 +347,8 @@ const MIGRATIONS: string[] = [
   `CREATE TRIGGER audit_no_replace BEFORE INSERT ON audit
      WHEN EXISTS (SELECT 1 FROM audit WHERE id = NEW.id OR (NEW.token_jti IS NOT NULL AND token_jti = NEW.token_jti))
      BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;`,
+  // 3: the deploy gateway's credentials, deploys and audit log (sqlite-gateway.ts)
+  SQLITE_GATEWAY_MIGRATION,
 ];
 
 
@@ -446,6 +449,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
 
   return {
     kind: 'sqlite',
+    gateway: sqliteGatewayStorage({ stmt, submit: (run, durable) => writer.submit(run, durable), open }),
     async consumeJti(issuer, jti, expiresAt) {
       open();
       return writer.submit(

@@ -1,5 +1,6 @@
 import type { AuditReason } from '../denial.js';
 import type { Context } from '../policy/types.js';
+import type { GatewayStorage } from './gateway-types.js';
 
 export type AuditResult = 'granted' | 'denied';
 
@@ -93,4 +94,6 @@ export interface Storage {
   /** Cheap liveness probe for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;
+  /** The deploy gateway's credentials, deploys and audit log (storage/gateway-types.ts). */
+  readonly gateway: GatewayStorage;
 }

@@ -77,7 +77,7 @@ describe('loading policy text', () => {
 describe('load errors point at the offending node', () => {
   it('reports an unknown top-level key at the key, naming the allowed keys', () => {
     expect(problemsOf({ 'docs.yml': yaml(...HEAD.slice(0, 3), 'orgg: acme', ...HEAD.slice(3), '  - name: p', '    context: preview', '    permissions: [deployments:write]', '    when: {}') })).toEqual([
-      'docs.yml:4:1: unknown key "orgg": a site file allows only site, org, repository, repository_id, repository_owner_id, token_audience, rules',
+      'docs.yml:4:1: unknown key "orgg": a site file allows only site, org, repository, repository_id, repository_owner_id, token_audience, upstream, rules',
     ]);
   });
 
@@ -152,7 +152,7 @@ describe('load errors point at the offending node', () => {
     expect(problems).toEqual([
       'a.yml:5:25: rules[0]: context must be production or preview, got "nope"',
       'b.yml:4:8: rules must list at least one rule',
-      'b.yml:5:1: unknown key "extra": a site file allows only site, org, repository, repository_id, repository_owner_id, token_audience, rules',
+      'b.yml:5:1: unknown key "extra": a site file allows only site, org, repository, repository_id, repository_owner_id, token_audience, upstream, rules',
     ]);
   });
 

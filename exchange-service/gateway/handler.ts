@@ -1,0 +1,485 @@
+/**
+ * The deploy gateway's platform-neutral core: one Node request handler for `/gateway/<platform>/<api prefix>/...`.
+ *
+ * Every request, in order: the path is checked; the bearer token is verified with the service's own key ring (our
+ * signature, typ, alg, iss, the platform's audience, exp) and looked up in the revocation list (so a revocation
+ * takes effect on the next request); the token's site must be bound to this platform in the live policies; the
+ * platform module plans the request (forward, answer, or refuse); the token's scope must allow it; a deploy the
+ * path names must have been recorded for this site (and, for preview tokens, be a preview deploy); the stored
+ * credential is read. Only then is anything sent upstream: to the configured base URL, with an allowlist of
+ * headers and the stored credential as Authorization, the body streamed with backpressure (or, for the JSON bodies
+ * the platform rewrites, parsed within a small cap). Nothing is buffered but those JSON bodies; no redirect is
+ * followed; every request has a size and a time limit. Every call, forwarded or refused, is audited and logged —
+ * never with the token or the credential.
+ */
+import { createHash, type KeyObject } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import { pipeline } from 'node:stream/promises';
+import type { CredentialStore } from '../credentials/store.js';
+import { CredentialError, setCommand } from '../credentials/store.js';
+import type { PolicySet } from '../policy/types.js';
+import type { GatewayAuditRecord, GatewayDeploy, GatewayStorage } from '../storage/gateway-types.js';
+import { checkScope, type DeployTokenClaims } from '../verify/claims.js';
+import { DeployTokenError } from '../access-token/errors.js';
+import { bearerToken } from '../verify/index.js';
+import { verifyDeployToken } from '../verify/token.js';
+import { TooLarge, readBounded } from './bounded.js';
+import { clientIp } from './client-ip.js';
+import type { GatewayConfig } from '../config.js';
+import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import type { Forward, GatewayBinding, GatewayPlatform, GatewayRequest, Plan } from './platform.js';
+import { checkRequestPath } from './request-path.js';
+
+export const GATEWAY_PREFIX = '/gateway/';
+
+export interface GatewayDeps {
+  platforms: readonly GatewayPlatform[];
+  policies(): PolicySet;
+  /** The gateway's tables, and the revocation list of our tokens. */
+  storage: GatewayStorage & { isRevoked(jti: string): Promise<boolean> };
+  credentials: CredentialStore;
+  /** Our public URL: the tokens' `iss`, and the base of each platform's audience. */
+  issuer: string;
+  /** The public key of one of our signing keys, by kid. */
+  publicKey(kid: string): KeyObject | undefined;
+  config: GatewayConfig;
+  trustProxy: number;
+  /** Unix seconds. */
+  now(): number;
+  log(level: 'info' | 'warn' | 'error', message: string, fields: Record<string, unknown>): void;
+}
+
+/** What the audit record and the log line say about one call; filled in as the request proceeds. */
+interface CallRecord {
+  platform: string;
+  site: string | null;
+  tokenJti: string | null;
+  context: DeployTokenClaims['context'] | null;
+  route: string;
+  deployId: string | null;
+  result: GatewayAuditRecord['result'];
+  reason: string;
+  upstreamStatus: number | null;
+  bytesIn: number;
+  bytesOut: number;
+  detail: string;
+}
+
+/** A refusal or failure, answered in the platform's error shape. */
+class Stop extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A small map that forgets its oldest entries past `max` (insertion order). */
+class Bounded<K, V> extends Map<K, V> {
+  constructor(private readonly max: number) {
+    super();
+  }
+  override set(key: K, value: V): this {
+    if (this.size >= this.max && !this.has(key)) this.delete(this.keys().next().value as K);
+    return super.set(key, value);
+  }
+}
+
+const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 64 }), https: new https.Agent({ keepAlive: true, maxSockets: 64 }) };
+const TOUCH_EVERY_SECONDS = 60;
+const AUDIT_ATTEMPTS = 3;
+
+function contentType(req: IncomingMessage): string {
+  return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): number {
+  const text = JSON.stringify(body);
+  if (res.headersSent) {
+    res.destroy();
+    return 0;
+  }
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...extra,
+  });
+  res.end(text);
+  return Buffer.byteLength(text);
+}
+
+export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const platforms = new Map(deps.platforms.map((p) => [p.name, p]));
+  const touched = new Map<string, number>();
+  // A deploy's upload is hundreds of requests with one token and one deploy id. The signature of a token already
+  // verified here is not checked again until it expires (its revocation still is, every request), and a recorded
+  // deploy never changes, so a found record is kept.
+  const verified = new Bounded<string, { claims: DeployTokenClaims; kid: string }>(1000);
+  const deploys = new Bounded<string, GatewayDeploy>(10_000);
+
+  /** Resolves once the row is written (or its failure logged); never rejects. */
+  const audit = (req: IncomingMessage, call: CallRecord, status: number, started: number): Promise<void> => {
+    const record: GatewayAuditRecord = {
+      time: deps.now(), platform: call.platform, site: call.site, tokenJti: call.tokenJti, context: call.context,
+      method: req.method ?? 'GET', route: call.route, deployId: call.deployId, result: call.result, reason: call.reason,
+      status, upstreamStatus: call.upstreamStatus, bytesIn: call.bytesIn, bytesOut: call.bytesOut,
+      clientIp: clientIp(req, deps.trustProxy), detail: call.detail.slice(0, 1000),
+    };
+    // A busy database (a pool wait, a statement timeout) must not lose the row: three tries, then an error line.
+    const written = (async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await deps.storage.appendGatewayAudit(record);
+          return;
+        } catch (error) {
+          if (attempt === AUDIT_ATTEMPTS) {
+            deps.log('error', 'gateway audit write failed', {
+              event: 'gateway_audit_failed', error: (error as Error).message, site: record.site, token_jti: record.tokenJti,
+              method: record.method, route: record.route, deploy_id: record.deployId, status: record.status,
+            });
+            return;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+        }
+      }
+    })();
+    deps.log(status >= 500 ? 'error' : call.result === 'refused' ? 'warn' : 'info', 'gateway', {
+      event: 'gateway', platform: call.platform, site: call.site, token_jti: call.tokenJti, context: call.context,
+      method: record.method, route: call.route, deploy_id: call.deployId, result: call.result, reason: call.reason,
+      status, upstream_status: call.upstreamStatus, bytes_in: call.bytesIn, bytes_out: call.bytesOut,
+      ms: Math.round((performance.now() - started) * 10) / 10, client_ip: record.clientIp,
+    });
+    return written;
+  };
+
+  const touch = (name: string) => {
+    const now = deps.now();
+    if ((touched.get(name) ?? 0) + TOUCH_EVERY_SECONDS > now) return;
+    touched.set(name, now);
+    deps.storage.touchCredential(name, now).catch(() => undefined);
+  };
+
+  async function verify(req: IncomingMessage, platform: GatewayPlatform): Promise<DeployTokenClaims> {
+    // The cache is keyed by a digest of what was presented (never the token itself), and a hit still needs the key
+    // that signed it to be one of the ring's: a key dropped from the ring stops its tokens at the next request.
+    const presented = createHash('sha256').update(`${platform.name} ${req.headers.authorization ?? ''}`).digest('base64url');
+    const known = verified.get(presented);
+    if (known && known.claims.exp > deps.now() && deps.publicKey(known.kid) !== undefined) return known.claims;
+    if (known) verified.delete(presented);
+    let kid = '';
+    let claims: DeployTokenClaims;
+    try {
+      claims = await verifyDeployToken(bearerToken(req.headers.authorization), {
+        issuer: deps.issuer,
+        audience: `${deps.issuer}/gateway/${platform.name}`,
+        keyFor: (wanted) => {
+          kid = wanted;
+          return deps.publicKey(wanted);
+        },
+        now: deps.now(),
+      });
+    } catch (error) {
+      if (error instanceof DeployTokenError) {
+        throw new Stop(401, error.code, `deploy-sts refused the token: ${error.message}. Get a token with the deploy-sts Action (gateway: ${platform.name}) in this job`);
+      }
+      throw error;
+    }
+    verified.set(presented, { claims, kid });
+    return claims;
+  }
+
+  async function checkRevoked(claims: DeployTokenClaims): Promise<void> {
+    let revoked: boolean;
+    try {
+      revoked = await deps.storage.isRevoked(claims.jti);
+    } catch {
+      throw new Stop(503, 'storage_unavailable', 'deploy-sts cannot read its revocation list right now; retry in a moment');
+    }
+    if (revoked) throw new Stop(401, 'revoked', `deploy-sts refused the token: it was revoked (jti ${claims.jti}); run the deploy-sts Action again for a fresh one`);
+  }
+
+  async function checkDeploy(plan: Forward, claims: DeployTokenClaims, binding: GatewayBinding, platform: GatewayPlatform): Promise<void> {
+    if (plan.deployId === undefined || plan.deployCheck === 'site') return;
+    let deploy = deploys.get(`${platform.name} ${plan.deployId}`);
+    try {
+      deploy ??= await deps.storage.findDeploy(platform.name, plan.deployId);
+      if (deploy) deploys.set(`${platform.name} ${plan.deployId}`, deploy);
+    } catch {
+      throw new Stop(503, 'storage_unavailable', 'deploy-sts cannot read its deploy records right now; retry in a moment');
+    }
+    if (!deploy || deploy.upstreamSiteId !== binding.upstreamSiteId || deploy.site !== claims.site) {
+      throw new Stop(
+        404,
+        'unknown_deploy',
+        `deploy-sts refused ${plan.route} for deploy ${plan.deployId}: it was not created through deploy-sts for site ${claims.site} (${platform.name} site ${binding.upstreamSiteId}); a ${claims.context} token may only use deploys it created itself: run the whole deploy (e.g. netlify deploy) with a deploy-sts token`,
+      );
+    }
+    if (claims.context === 'preview' && deploy.context !== 'preview') {
+      throw new Stop(
+        403,
+        'production_deploy',
+        `deploy-sts refused ${plan.route} for deploy ${plan.deployId} of site ${claims.site}: it is a production deploy, and a preview token may only touch preview deploys; only a production token can change it`,
+      );
+    }
+  }
+
+  async function reveal(binding: GatewayBinding): Promise<string> {
+    try {
+      const secret = await deps.credentials.reveal(binding.credential);
+      touch(binding.credential);
+      return secret;
+    } catch (error) {
+      if (error instanceof CredentialError) {
+        const fix = error.code === 'sealed_without_key' ? 'set DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE on every replica' : `an operator runs: ${setCommand(binding.credential)}`;
+        throw new Stop(503, `credential_${error.code}`, `deploy-sts has no usable credential ${JSON.stringify(binding.credential)} for site ${binding.site}: ${error.code === 'missing' ? 'it is not in the credential store' : error.code === 'sealed_without_key' ? 'it is sealed and this replica has no key-encryption key' : 'it cannot be decrypted'}. To fix: ${fix}`);
+      }
+      throw new Stop(503, 'storage_unavailable', 'deploy-sts cannot read its credential store right now; retry in a moment');
+    }
+  }
+
+  /** Send the planned request upstream and stream the answer back. Resolves once the client has the answer. */
+  async function forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    plan: Forward,
+    secret: string,
+    claims: DeployTokenClaims,
+    binding: GatewayBinding,
+    platform: GatewayPlatform,
+    call: CallRecord,
+    signal: AbortSignal,
+  ): Promise<number> {
+    const target = new URL(platform.upstreamBase + plan.upstreamPath);
+    target.search = plan.upstreamQuery.toString();
+    const headers = upstreamRequestHeaders(req.headers);
+    headers.authorization = platform.authorization(secret);
+    headers['accept-encoding'] = 'identity';
+    headers.host = target.host;
+
+    let body: Buffer | undefined;
+    if (plan.body === 'json') {
+      const declared = Number(req.headers['content-length'] ?? 0);
+      if (declared > deps.config.maxJsonBytes) throw new Stop(413, 'too_large', `deploy-sts refused ${plan.route}: the JSON body is larger than ${deps.config.maxJsonBytes} bytes (DEPLOY_STS_GATEWAY_MAX_JSON_BYTES)`);
+      let parsed: unknown;
+      try {
+        const raw = await readBounded(req, deps.config.maxJsonBytes);
+        parsed = raw.length === 0 ? {} : JSON.parse(raw.toString('utf8'));
+      } catch (error) {
+        if (error instanceof TooLarge) throw new Stop(413, 'too_large', `deploy-sts refused ${plan.route}: the JSON body is larger than ${deps.config.maxJsonBytes} bytes (DEPLOY_STS_GATEWAY_MAX_JSON_BYTES)`);
+        throw new Stop(400, 'bad_json', `deploy-sts refused ${plan.route}: the body is not valid JSON`);
+      }
+      const rewritten = plan.rewrite ? plan.rewrite(parsed) : { ok: true as const, body: parsed };
+      if (!rewritten.ok) throw new Stop(rewritten.status ?? 403, rewritten.reason ?? 'body_refused', rewritten.message);
+      body = Buffer.from(JSON.stringify(rewritten.body));
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = body.length;
+    } else if (plan.body === 'stream') {
+      const declared = req.headers['content-length'];
+      if (declared !== undefined) {
+        if (Number(declared) > deps.config.maxBodyBytes) throw new Stop(413, 'too_large', `deploy-sts refused ${plan.route}: the body is larger than ${deps.config.maxBodyBytes} bytes (DEPLOY_STS_GATEWAY_MAX_BODY_BYTES)`);
+        headers['content-length'] = declared;
+      }
+    } else {
+      headers['content-length'] = 0;
+    }
+
+    const transport = target.protocol === 'https:' ? https : http;
+    const upstream = transport.request(target, {
+      method: req.method,
+      headers,
+      agent: target.protocol === 'https:' ? agents.https : agents.http,
+      signal,
+    });
+    const answered = new Promise<IncomingMessage>((resolve, reject) => {
+      upstream.once('response', resolve);
+      upstream.once('error', reject);
+    });
+    const sent = (async () => {
+      if (plan.body === 'stream') {
+        // Counted as it passes (no extra stream in the path); past the limit the request is stopped.
+        const limit = deps.config.maxBodyBytes;
+        req.on('data', (chunk: Buffer) => {
+          call.bytesIn += chunk.length;
+          if (call.bytesIn > limit) req.destroy(new TooLarge(limit));
+        });
+        await pipeline(req, upstream);
+      } else {
+        call.bytesIn = body?.length ?? 0;
+        upstream.end(body);
+      }
+    })();
+    // The upstream may answer before the upload ends (an early error): the answer wins, the rest is dropped.
+    let response: IncomingMessage;
+    try {
+      response = await Promise.race([answered, sent.then(() => answered)]);
+    } catch (error) {
+      upstream.destroy();
+      if (error instanceof TooLarge) throw new Stop(413, 'too_large', `deploy-sts refused ${plan.route}: the body is larger than ${deps.config.maxBodyBytes} bytes (DEPLOY_STS_GATEWAY_MAX_BODY_BYTES)`);
+      if (signal.aborted) throw new Stop(504, 'timeout', `deploy-sts stopped ${plan.route} after ${deps.config.timeoutMs / 1000} s (DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS)`);
+      if (req.destroyed || req.readableAborted) throw new Stop(400, 'client_aborted', `the client stopped sending ${plan.route}`);
+      throw new Stop(502, 'upstream_unreachable', `deploy-sts could not reach ${platform.name} for ${plan.route}; retry in a moment`);
+    }
+    sent.catch(() => undefined);
+    call.upstreamStatus = response.statusCode ?? 502;
+    call.result = 'forwarded';
+    call.reason = 'ok';
+    const status = response.statusCode ?? 502;
+    const outHeaders = clientResponseHeaders(response.headers);
+    outHeaders['cache-control'] ??= 'no-store';
+    outHeaders['x-content-type-options'] = 'nosniff';
+
+    const records = plan.createsDeploy === true && status >= 200 && status < 300;
+    const isJson = (response.headers['content-type'] ?? '').toLowerCase().includes('json');
+    if (records || (plan.respond && isJson)) {
+      let raw: Buffer;
+      try {
+        raw = await readBounded(response, deps.config.maxJsonBytes);
+      } catch {
+        throw new Stop(502, 'upstream_bad_answer', `${platform.name} answered ${plan.route} with more than ${deps.config.maxJsonBytes} bytes`);
+      }
+      let parsed: unknown;
+      try {
+        parsed = raw.length === 0 ? undefined : JSON.parse(raw.toString('utf8'));
+      } catch {
+        parsed = undefined;
+      }
+      if (records) {
+        // The new deploy is recorded before its id reaches the client, so any replica serves its next step.
+        const deployId = parsed === undefined ? undefined : platform.createdDeployId(parsed);
+        if (!deployId) throw new Stop(502, 'upstream_bad_answer', `${platform.name} answered ${plan.route} without a deploy id`);
+        call.deployId = deployId;
+        try {
+          await deps.storage.recordDeploy({
+            platform: platform.name, deployId, site: claims.site, upstreamSiteId: binding.upstreamSiteId, context: claims.context,
+            tokenJti: claims.jti, createdAt: deps.now(),
+          });
+        } catch {
+          throw new Stop(503, 'storage_unavailable', `deploy-sts could not record deploy ${deployId}; retry the deploy in a moment`);
+        }
+      }
+      let outStatus = status;
+      let out = raw;
+      if (plan.respond && parsed !== undefined) {
+        const answer = plan.respond(status, parsed);
+        outStatus = answer.status;
+        out = Buffer.from(JSON.stringify(answer.body));
+      } else if (plan.respond && isJson) {
+        throw new Stop(502, 'upstream_bad_answer', `${platform.name} answered ${plan.route} with malformed JSON`);
+      }
+      outHeaders['content-length'] = out.length;
+      if (plan.respond) outHeaders['content-type'] = 'application/json; charset=utf-8';
+      res.writeHead(outStatus, outHeaders);
+      res.end(out);
+      call.bytesOut = out.length;
+      return outStatus;
+    }
+
+    res.writeHead(status, outHeaders);
+    response.on('data', (chunk: Buffer) => {
+      call.bytesOut += chunk.length;
+    });
+    await pipeline(response, res);
+    return status;
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, call: CallRecord, signal: AbortSignal): Promise<number> {
+    const rest = (req.url ?? '').slice(GATEWAY_PREFIX.length);
+    const slash = rest.indexOf('/');
+    const name = slash === -1 ? rest.split('?')[0]! : rest.slice(0, slash);
+    const platform = platforms.get(name);
+    if (!platform) throw new Stop(404, 'unknown_platform', `deploy-sts has no gateway for ${JSON.stringify(name.slice(0, 40))} (known: ${[...platforms.keys()].join(', ')})`);
+    call.platform = platform.name;
+    const below = slash === -1 ? '' : rest.slice(slash);
+    if (!below.startsWith(`${platform.apiPrefix}/`)) {
+      throw new Stop(404, 'not_found', `the ${platform.name} gateway serves ${GATEWAY_PREFIX}${platform.name}${platform.apiPrefix}/...; point the client's API URL there`);
+    }
+    const checked = checkRequestPath(below.slice(platform.apiPrefix.length));
+    if (!checked.ok) throw new Stop(400, 'bad_path', `deploy-sts refused the request: ${checked.message}`);
+
+    const claims = await verify(req, platform);
+    call.site = claims.site;
+    call.tokenJti = claims.jti;
+    call.context = claims.context;
+    await checkRevoked(claims);
+
+    const binding = platform.binding(deps.policies(), claims.site);
+    if (!binding) {
+      throw new Stop(403, 'site_not_bound', `deploy-sts refused the request: site ${claims.site} is not deployed through the ${platform.name} gateway; its policy needs upstream.${platform.name} (site_id, credential)`);
+    }
+
+    const request: GatewayRequest = { method: (req.method ?? 'GET').toUpperCase(), path: checked.path, query: checked.query, contentType: contentType(req) };
+    const plan: Plan = platform.plan(request, claims, binding);
+    call.route = plan.route;
+    if (plan.kind === 'refuse') throw new Stop(plan.status, plan.reason, plan.message);
+    if (plan.kind === 'answer') {
+      call.result = 'answered';
+      call.reason = 'ok';
+      req.resume();
+      call.bytesOut = sendJson(res, plan.status, plan.body);
+      return plan.status;
+    }
+    try {
+      checkScope(claims, plan.scope);
+    } catch (error) {
+      throw new Stop(403, 'insufficient_scope', `deploy-sts refused ${plan.route} for site ${claims.site}: ${(error as Error).message}`);
+    }
+    if (plan.deployId !== undefined) call.deployId = plan.deployId;
+    await checkDeploy(plan, claims, binding, platform);
+    const secret = await reveal(binding);
+    return forward(req, res, plan, secret, claims, binding, platform, call, signal);
+  }
+
+  return (req, res) => {
+    const started = performance.now();
+    const call: CallRecord = {
+      platform: '-', site: null, tokenJti: null, context: null, route: '-', deployId: null, result: 'refused', reason: 'error',
+      upstreamStatus: null, bytesIn: 0, bytesOut: 0, detail: '',
+    };
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), deps.config.timeoutMs);
+    timer.unref();
+    handle(req, res, call, abort.signal)
+      .then(
+        (status) => status,
+        (error: unknown) => {
+          const stop =
+            error instanceof Stop
+              ? error
+              : new Stop(500, 'internal_error', 'deploy-sts failed to handle the request; nothing more was sent upstream');
+          if (!(error instanceof Stop)) deps.log('error', 'gateway internal error', { event: 'gateway_error', error: (error as Error)?.name });
+          call.result = call.result === 'forwarded' ? 'forwarded' : 'refused';
+          call.reason = stop.reason;
+          call.detail = stop.message;
+          // A refused upload is not read: close the connection after the answer instead of draining the body.
+          const unread = !req.complete;
+          const platform = platforms.get(call.platform);
+          const body = platform ? platform.errorBody(stop.status, stop.message) : { code: stop.status, message: stop.message };
+          if (res.headersSent) {
+            res.destroy();
+            return stop.status;
+          }
+          if (call.result === 'refused') {
+            // A refusal is in the audit log before its answer leaves (what was forwarded is audited once it is done).
+            call.bytesOut = Buffer.byteLength(JSON.stringify(body));
+            return audit(req, call, stop.status, started).then(() => {
+              sendJson(res, stop.status, body, unread ? { connection: 'close' } : {});
+              if (unread) req.resume();
+              return -1;
+            });
+          }
+          call.bytesOut = sendJson(res, stop.status, body, unread ? { connection: 'close' } : {});
+          if (unread) req.resume();
+          return stop.status;
+        },
+      )
+      .then((status) => {
+        clearTimeout(timer);
+        if (status !== -1) void audit(req, call, status, started);
+      });
+  };
+}

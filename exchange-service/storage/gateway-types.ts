@@ -1,0 +1,150 @@
+/**
+ * What the deploy gateway keeps in the configured storage (SQLite or PostgreSQL, so every replica sees it):
+ * stored platform credentials (sealed by the credentials module, opaque here), the deploys the gateway saw created
+ * (so any replica serves any step of a deploy), and the gateway's own append-only audit log.
+ */
+import type { Context } from '../policy/types.js';
+
+/** How a stored credential's secret is kept: as given, or sealed with AES-256-GCM under the key-encryption key. */
+export type CredentialEncryption = 'none' | 'aes-256-gcm';
+
+export interface StoredCredential {
+  name: string;
+  /** The secret, or its sealed form (see `encryption`). Never logged, never printed. */
+  secret: string;
+  encryption: CredentialEncryption;
+  /** Unix seconds. */
+  createdAt: number;
+  updatedAt: number;
+  lastUsedAt: number | null;
+}
+
+/** A credential as listed: everything but the secret. */
+export type CredentialInfo = Omit<StoredCredential, 'secret'>;
+
+/** A deploy created through the gateway. */
+export interface GatewayDeploy {
+  platform: string;
+  deployId: string;
+  /** The deploy-sts site slug whose token created it. */
+  site: string;
+  /** The platform's site id it belongs to (Netlify: the site UUID). */
+  upstreamSiteId: string;
+  context: Context;
+  tokenJti: string;
+  createdAt: number;
+}
+
+/** forwarded: sent upstream; answered: answered by the gateway itself (a synthetic answer); refused: neither. */
+export type GatewayResult = 'forwarded' | 'answered' | 'refused';
+
+/** One gateway call. Never a token or a credential. */
+export interface GatewayAuditRecord {
+  /** Unix seconds. */
+  time: number;
+  platform: string;
+  /** The site slug of the token, once verified. */
+  site: string | null;
+  tokenJti: string | null;
+  context: Context | null;
+  method: string;
+  /** The route's stable name (e.g. `deploy.create`), or the path pattern for refused unknown routes. */
+  route: string;
+  deployId: string | null;
+  result: GatewayResult;
+  /** Stable machine reason: `ok`, `route_not_allowed`, `bad_token`, `wrong_site`, ... */
+  reason: string;
+  /** The status the client got. */
+  status: number;
+  /** Netlify's status, when forwarded and answered. */
+  upstreamStatus: number | null;
+  /** Request body bytes sent upstream, response body bytes sent to the client. */
+  bytesIn: number;
+  bytesOut: number;
+  clientIp: string | null;
+  /** The refusal message or a short note. */
+  detail: string;
+}
+
+export interface StoredGatewayAudit extends GatewayAuditRecord {
+  id: number;
+}
+
+export interface GatewayStorage {
+  /** Create or replace; resolves whether it existed before. */
+  putCredential(credential: { name: string; secret: string; encryption: CredentialEncryption; now: number }): Promise<'created' | 'replaced'>;
+  getCredential(name: string): Promise<StoredCredential | undefined>;
+  listCredentials(): Promise<CredentialInfo[]>;
+  /** Resolves false when there was no such credential. */
+  removeCredential(name: string): Promise<boolean>;
+  /** Note a use (for `credentials list`). */
+  touchCredential(name: string, at: number): Promise<void>;
+  /** Record a deploy the gateway saw created; durable before it resolves. Idempotent for the same deploy. */
+  recordDeploy(deploy: GatewayDeploy): Promise<void>;
+  findDeploy(platform: string, deployId: string): Promise<GatewayDeploy | undefined>;
+  appendGatewayAudit(record: GatewayAuditRecord): Promise<void>;
+  listGatewayAudit(filter: { site?: string; since?: number; limit?: number }): Promise<StoredGatewayAudit[]>;
+}
+
+export const GATEWAY_AUDIT_COLUMNS = [
+  'time', 'platform', 'site', 'token_jti', 'context', 'method', 'route', 'deploy_id', 'result', 'reason', 'status',
+  'upstream_status', 'bytes_in', 'bytes_out', 'client_ip', 'detail',
+] as const;
+
+type Value = string | number | null;
+type Row = Record<string, Value | undefined>;
+const num = (v: Value | undefined): number => Number(v);
+const numOrNull = (v: Value | undefined): number | null => (v === null || v === undefined ? null : Number(v));
+const text = (v: Value | undefined): string | null => (v === null || v === undefined ? null : String(v));
+
+export function gatewayAuditParams(r: GatewayAuditRecord): Value[] {
+  return [
+    r.time, r.platform, r.site, r.tokenJti, r.context, r.method, r.route, r.deployId, r.result, r.reason, r.status,
+    r.upstreamStatus, r.bytesIn, r.bytesOut, r.clientIp, r.detail,
+  ];
+}
+
+export function gatewayAuditFromRow(row: Row): StoredGatewayAudit {
+  return {
+    id: num(row.id),
+    time: num(row.time),
+    platform: String(row.platform),
+    site: text(row.site),
+    tokenJti: text(row.token_jti),
+    context: text(row.context) as Context | null,
+    method: String(row.method),
+    route: String(row.route),
+    deployId: text(row.deploy_id),
+    result: row.result as GatewayResult,
+    reason: String(row.reason),
+    status: num(row.status),
+    upstreamStatus: numOrNull(row.upstream_status),
+    bytesIn: num(row.bytes_in),
+    bytesOut: num(row.bytes_out),
+    clientIp: text(row.client_ip),
+    detail: String(row.detail),
+  };
+}
+
+export function credentialFromRow(row: Row): StoredCredential {
+  return {
+    name: String(row.name),
+    secret: String(row.secret),
+    encryption: row.encryption as CredentialEncryption,
+    createdAt: num(row.created_at),
+    updatedAt: num(row.updated_at),
+    lastUsedAt: numOrNull(row.last_used_at),
+  };
+}
+
+export function deployFromRow(row: Row): GatewayDeploy {
+  return {
+    platform: String(row.platform),
+    deployId: String(row.deploy_id),
+    site: String(row.site),
+    upstreamSiteId: String(row.upstream_site_id),
+    context: row.context as Context,
+    tokenJti: String(row.token_jti),
+    createdAt: num(row.created_at),
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * One deploy-gateway world for a suite: the test OIDC issuer, the Netlify stand-in with two sites, a real service
+ * whose policies bind `docs` and `blog` to them through `upstream.netlify`, the stand-in's token stored as the
+ * credential (sealed under a key-encryption key), and helpers for real deploy tokens of each kind.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { credentialStore } from '../../exchange-service/credentials/store.js';
+import { readKeyEncryptionKey } from '../../exchange-service/keys/key-encryption.js';
+import { mintAccessToken } from '../../exchange-service/access-token/mint.js';
+import { docsSite, toYaml } from '../policy/fixtures.js';
+import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
+import { startNetlifyStandin, type NetlifyStandin, type StandinSite } from '../helpers/netlify/standin.js';
+import { exchangeToken, startService, tempDir, type TestService } from '../helpers/service.js';
+import { NO_RATE_LIMITS } from '../security/support.js';
+
+export const CREDENTIAL = 'netlify-acme';
+
+export interface GatewayWorld {
+  issuer: TestIssuer;
+  standin: NetlifyStandin;
+  svc: TestService;
+  /** Netlify sites: `docs` and `blog` are bound by policy, `other` is another site of the account. */
+  docs: StandinSite;
+  blog: StandinSite;
+  other: StandinSite;
+  /** `<service>/gateway/netlify/api/v1` */
+  apiUrl: string;
+  /** A real deploy token from a real exchange. */
+  token(kind: 'production' | 'preview', site?: string): Promise<string>;
+  /** A token of ours for the gateway, minted `ageSeconds` ago with `ttlSeconds` to live. */
+  mintedAgo(ageSeconds: number, ttlSeconds: number): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export interface WorldOptions {
+  /** More DEPLOY_STS_* variables. */
+  env?: Record<string, string>;
+  /** Store the credential (default true). */
+  storeCredential?: boolean;
+  functionsInPreviews?: boolean;
+}
+
+export async function startGatewayWorld(options: WorldOptions = {}): Promise<GatewayWorld> {
+  const issuer = await startIssuer();
+  const standin = await startNetlifyStandin();
+  const docs = standin.addSite({ name: 'acme-docs' });
+  const blog = standin.addSite({ name: 'acme-blog' });
+  const other = standin.addSite({ name: 'acme-shop' });
+  const dir = tempDir('deploy-sts-gateway-');
+  const policies = join(dir, 'policies');
+  mkdirSync(policies);
+  const upstream = (siteId: string) => ({
+    netlify: { site_id: siteId, credential: CREDENTIAL, ...(options.functionsInPreviews ? { functions_in_previews: true } : {}) },
+  });
+  writeFileSync(join(policies, 'docs.yml'), toYaml(docsSite({ upstream: upstream(docs.id) })));
+  writeFileSync(join(policies, 'blog.yml'), toYaml(docsSite({ site: 'blog', upstream: upstream(blog.id) })));
+  // A site that does not deploy through the gateway: its tokens carry the ordinary audience.
+  writeFileSync(join(policies, 'plain.yml'), toYaml(docsSite({ site: 'plain' })));
+  const kek = join(dir, 'kek');
+  writeFileSync(kek, randomBytes(32).toString('base64'), { mode: 0o600 });
+  const svc = await startService({
+    issuer: issuer.url,
+    policies,
+    env: { ...NO_RATE_LIMITS, DEPLOY_STS_NETLIFY_API_URL: standin.apiUrl, DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE: kek, ...options.env },
+  });
+  if (options.storeCredential ?? true) {
+    await credentialStore(svc.service.storage.gateway, await readKeyEncryptionKey(kek)).set(CREDENTIAL, standin.token);
+  }
+
+  return {
+    issuer,
+    standin,
+    svc,
+    docs,
+    blog,
+    other,
+    apiUrl: `${svc.url}/gateway/netlify/api/v1`,
+    async token(kind, site = 'docs') {
+      const claims = kind === 'production' ? {} : { event_name: 'pull_request_target', environment: undefined };
+      const res = await exchangeToken(svc.url, await issuer.token(claims), site);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body.context).toBe(kind);
+      return String(res.body.access_token);
+    },
+    async mintedAgo(ageSeconds, ttlSeconds) {
+      const minted = await mintAccessToken(svc.service.keys.active(), {
+        issuer: svc.url,
+        audience: `${svc.url}/gateway/netlify`,
+        site: 'docs',
+        org: 'acme',
+        scope: 'deployments:write',
+        context: 'production',
+        ttlSeconds,
+        actor: { repository: 'acme/docs', repository_id: '892043217', run_id: '1', run_attempt: '1', workflow_ref: undefined, sha: 'abc', event_name: 'push', ref: 'refs/heads/main' },
+        now: Math.floor(Date.now() / 1000) - ageSeconds,
+      });
+      return minted.token;
+    },
+    async stop() {
+      await svc.stop();
+      await standin.close();
+      await issuer.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Stand-in requests (below /api/v1) whose path matches. */
+export function reached(world: GatewayWorld, pattern: RegExp): string[] {
+  return world.standin.requests.map((r) => `${r.method} ${r.path}`).filter((line) => pattern.test(line));
+}
