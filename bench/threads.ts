@@ -30,12 +30,17 @@ try {
   const pool = await signPool(warmup + requests, key, issuer.url);
   const tokensFile = join(work, 'tokens.json');
   writeFileSync(tokensFile, JSON.stringify({ tokens: pool.tokens, kinds: pool.kinds }));
-  for (const which of ['bound', 'service'] as const) {
+  // THREADS_CLI=<path>: another build of the CLI measured after the service (A/B).
+  const other = process.env.THREADS_CLI;
+  for (const which of ['bound', 'service', ...(other ? ['other' as const] : [])] as const) {
     const dataDir = mkdtempSync(join(work, 'data-'));
     const server: Server =
       which === 'bound'
         ? await startBound({ publicJwk: key.publicJwk, dataDir, synchronous: 'NORMAL' })
-        : await startService({ issuer: issuer.url, audience: BENCH_AUDIENCE, policies: join(ROOT, 'examples', 'policies'), dataDir, logFile: join(dataDir, 'log') });
+        : await startService({
+            issuer: issuer.url, audience: BENCH_AUDIENCE, policies: join(ROOT, 'examples', 'policies'), dataDir, logFile: join(dataDir, 'log'),
+            ...(which === 'other' ? { cli: other! } : {}),
+          });
     let before = new Map<string, number>();
     const result = await runLoad(
       { urls: [server.url], tokensFile, sites: ['docs'], concurrency: 50, warmup, requests, maxSeconds: 30, check: which === 'bound' ? 'status' : 'decisions' },
@@ -46,7 +51,7 @@ try {
     rmSync(dataDir, { recursive: true, force: true });
     const rows = [...after].map(([name, cpu]) => [name, ((cpu - (before.get(name) ?? 0)) * 1e6) / result.requests] as const).filter(([, us]) => us > 0.5);
     const total = rows.reduce((a, [, us]) => a + us, 0);
-    process.stdout.write(`${which}: ${Math.round(result.rps)}/s, ${Math.round(total)} µs CPU per exchange: ${rows.sort((a, b) => b[1] - a[1]).map(([n, us]) => `${n} ${Math.round(us)}`).join(', ')}\n`);
+    process.stdout.write(`${which === 'other' ? other : which}: ${Math.round(result.rps)}/s, ${Math.round(total)} µs CPU per exchange: ${rows.sort((a, b) => b[1] - a[1]).map(([n, us]) => `${n} ${Math.round(us)}`).join(', ')}\n`);
   }
 } finally {
   await issuer.close();
