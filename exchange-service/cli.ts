@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * `deploy-sts` — the command line: serve, policy check|explain, tokens list|revoke, audit, keys rotate, dev token.
+ * `deploy-sts` — the command line: serve, policy check|explain, tokens list|revoke, audit, keys rotate, dev token,
+ * workflows check.
  * Thin: each verb parses its flags and calls the module that does the work.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -16,6 +17,7 @@ import { gatewayLine, mergeAudit } from './gateway/audit-view.js';
 import { startService } from './service.js';
 import { openStorage, type OpenedStorage } from './storage/open.js';
 import { parseTime } from './time.js';
+import { WorkflowsUsageError, workflowsCheck } from './workflows/command.js';
 
 const USAGE = `deploy-sts — trade a GitHub Actions OIDC token for a short-lived, site-scoped deploy token
 
@@ -33,6 +35,7 @@ Usage:
   deploy-sts credentials remove NAME
   (tokens, audit, keys and credentials use DEPLOY_STS_DATABASE_URL when set, else the SQLite data directory)
   deploy-sts dev token [--claim k=v ...] [--audience A]
+  deploy-sts workflows check [DIR] [--policies D --repository owner/name] [--json] [--sarif FILE]
 
 Every option also reads DEPLOY_STS_<NAME> (e.g. --data-dir ↔ DEPLOY_STS_DATA_DIR). See README.md.`;
 
@@ -258,6 +261,29 @@ async function dev(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return 0;
 }
 
+/** `workflows check`: flags here, everything else in workflows/command.ts. */
+async function workflows(args: string[]): Promise<number> {
+  const [verb, ...rest] = args;
+  if (verb !== 'check') throw new UsageError(`unknown command: workflows ${verb ?? ''}`.trim());
+  const { values, positionals } = parse(rest, { policies: { type: 'string' }, repository: { type: 'string' }, json: { type: 'boolean' }, sarif: { type: 'string' } }, true);
+  if (positionals.length > 1) throw new UsageError(`workflows check takes one directory, got ${positionals.length}: ${positionals.join(' ')}`);
+  try {
+    return await workflowsCheck(
+      {
+        dir: positionals[0],
+        policies: values.policies as string | undefined,
+        repository: values.repository as string | undefined,
+        json: Boolean(values.json),
+        sarif: values.sarif as string | undefined,
+      },
+      { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) },
+    );
+  } catch (error) {
+    if (error instanceof WorkflowsUsageError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -276,6 +302,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return await dev(rest, env);
       case 'credentials':
         return await credentials(rest, env);
+      case 'workflows':
+        return await workflows(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -36,7 +36,8 @@ export function upstreamBaseProblem(value: string): string | undefined {
   if (!URL.canParse(value)) return 'must be an absolute URL, e.g. https://api.netlify.com/api/v1';
   const u = new URL(value);
   if (u.username || u.password) return 'must not hold credentials (the gateway sends the stored credential itself)';
-  if (u.search || u.hash) return 'must not have a query or a fragment';
+  // `new URL('…/v1?').search` is '': an empty query or fragment marker would still swallow every request's path.
+  if (u.search || u.hash || value.includes('?') || value.includes('#')) return 'must not have a query or a fragment';
   if (u.protocol === 'https:') return undefined;
   if (u.protocol === 'http:' && isLoopbackHost(u.hostname)) return undefined;
   return 'must use https:// (http:// is accepted only for loopback addresses)';

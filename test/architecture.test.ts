@@ -27,8 +27,8 @@ const LAYERS: readonly (readonly string[])[] = [
   ['exchange'],
   // The HTTP surface, and the deploy gateway (its own handler for /gateway/..., one module per platform).
   ['http', 'gateway'],
-  // Wiring: the running service, the offline explanation.
-  ['service', 'explain'],
+  // Wiring: the running service, the offline explanation, the offline check of a repository's workflows.
+  ['service', 'explain', 'workflows'],
   // The command line.
   ['cli'],
 ];

@@ -219,6 +219,22 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
         `deploy-sts refused ${plan.route} for deploy ${plan.deployId}: it was not created through deploy-sts for site ${claims.site} (${platform.name} site ${binding.upstreamSiteId}); a ${claims.context} token may only use deploys it created itself: run the whole deploy (e.g. netlify deploy) with a deploy-sts token`,
       );
     }
+    // A preview token reaches only the deploys it created itself: another fork's draft is neither read, changed,
+    // uploaded to nor cancelled with it (draft URLs, and so deploy ids, are public in PR comments).
+    if (claims.context === 'preview' && deploy.context === 'preview' && deploy.tokenJti !== claims.jti) {
+      throw new Stop(
+        404,
+        'unknown_deploy',
+        `deploy-sts refused ${plan.route} for deploy ${plan.deployId} of site ${claims.site}: it was created by another deploy-sts token, and a preview token may only use deploys it created itself: run the whole deploy (e.g. netlify deploy) with one token`,
+      );
+    }
+    if (plan.deployContext !== undefined && deploy.context !== plan.deployContext) {
+      throw new Stop(
+        403,
+        'preview_deploy',
+        `deploy-sts refused ${plan.route} for deploy ${plan.deployId} of site ${claims.site}: it was made with a ${deploy.context} token (a pull request's draft), and only deploys made with a ${plan.deployContext} token can be restored; deploy that content from a trusted run instead`,
+      );
+    }
     if (claims.context === 'preview' && deploy.context !== 'preview') {
       throw new Stop(
         403,
@@ -335,7 +351,9 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
 
     const records = plan.createsDeploy === true && status >= 200 && status < 300;
     const isJson = (response.headers['content-type'] ?? '').toLowerCase().includes('json');
-    if (records || (plan.respond && isJson)) {
+    // An answer the platform module rewrites is read whatever its Content-Type says: a site or deploy labelled
+    // text/plain (or not at all) must not pass through unsanitised.
+    if (records || plan.respond) {
       let raw: Buffer;
       try {
         raw = await readBounded(response, deps.config.maxJsonBytes);
@@ -368,7 +386,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
         const answer = plan.respond(status, parsed);
         outStatus = answer.status;
         out = Buffer.from(JSON.stringify(answer.body));
-      } else if (plan.respond && isJson) {
+      } else if (plan.respond && (isJson || (status >= 200 && status < 300 && raw.length > 0))) {
         throw new Stop(502, 'upstream_bad_answer', `${platform.name} answered ${plan.route} with malformed JSON`);
       }
       outHeaders['content-length'] = out.length;

@@ -50,6 +50,11 @@ export interface Forward {
    * `site`: any deploy of the bound site (the platform checks the id belongs to the site in the path).
    */
   deployCheck?: 'recorded' | 'site';
+  /**
+   * The named deploy must have been created by a token of this context, whatever the caller's (restore: a fork's
+   * draft is never published, not even by a production token).
+   */
+  deployContext?: 'production';
   /** `none`: no body is sent upstream; `stream`: streamed as is; `json`: parsed (bounded) and passed to `rewrite`. */
   body: 'none' | 'stream' | 'json';
   rewrite?: JsonRewrite;

@@ -1,0 +1,144 @@
+/**
+ * `deploy-sts workflows check [DIR] [--policies DIR --repository owner/name] [--json] [--sarif FILE]`: the I/O
+ * around the pure checker — read the workflow files (and the names of the local actions they use), load the
+ * policies with the service's own loader, print the report, write SARIF. Returns the exit status.
+ */
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { PolicyLoadError } from '../policy/types.js';
+import { checkParsedWorkflows, localActionPaths, parseWorkflows, type WorkflowFile } from './check.js';
+import type { PolicySourceText } from './policy-check.js';
+import { exitCodeOf, jsonReport, textReport } from './report.js';
+import { workflowSyntax } from './rules/workflow-syntax.js';
+import { toSarif } from './sarif.js';
+import { findingOf, sortFindings, type Finding } from './types.js';
+
+export const DEFAULT_WORKFLOWS_DIR = '.github/workflows';
+export const MAX_WORKFLOW_FILE_BYTES = 1024 * 1024;
+const WORKFLOW_FILE = /\.ya?ml$/i;
+
+
+/** A bad command line: the CLI prints it with the usage and exits 2. */
+export class WorkflowsUsageError extends Error {
+  override readonly name = 'WorkflowsUsageError';
+}
+
+export interface WorkflowsCheckOptions {
+  dir?: string;
+  policies?: string;
+  repository?: string;
+  json?: boolean;
+  sarif?: string;
+  /** Where local actions (`uses: ./…`) are resolved; default: two levels above DIR when DIR ends in .github/workflows, else the working directory. */
+  root?: string;
+  version?: string;
+}
+
+export interface Output {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+function repoRootOf(dir: string): string {
+  const normal = path.resolve(dir);
+  return normal.endsWith(`${path.sep}.github${path.sep}workflows`) ? path.dirname(path.dirname(normal)) : process.cwd();
+}
+
+async function readWorkflowDir(dir: string): Promise<{ files: WorkflowFile[]; findings: Finding[] }> {
+  let names: string[];
+  try {
+    const info = await stat(dir);
+    if (!info.isDirectory()) throw new WorkflowsUsageError(`${dir} is not a directory: pass the workflows directory (default ${DEFAULT_WORKFLOWS_DIR})`);
+    names = (await readdir(dir)).filter((n) => !n.startsWith('.') && WORKFLOW_FILE.test(n)).sort();
+  } catch (error) {
+    if (error instanceof WorkflowsUsageError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new WorkflowsUsageError(`${dir} does not exist: run from the repository root, or pass the workflows directory (default ${DEFAULT_WORKFLOWS_DIR})`);
+    throw new WorkflowsUsageError(`${dir} cannot be read: ${(error as Error).message}`);
+  }
+  if (names.length === 0) throw new WorkflowsUsageError(`${dir} has no workflow files (*.yml or *.yaml): pass the directory that holds them (default ${DEFAULT_WORKFLOWS_DIR})`);
+  const files: WorkflowFile[] = [];
+  const findings: Finding[] = [];
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  for (const name of names) {
+    const file = path.join(dir, name);
+    const problem = (what: string) => findings.push(findingOf(workflowSyntax, { file, at: { line: 1, column: 1 }, what }));
+    try {
+      const info = await stat(file);
+      if (!info.isFile()) continue;
+      if (info.size > MAX_WORKFLOW_FILE_BYTES) {
+        problem(`the file is larger than ${MAX_WORKFLOW_FILE_BYTES} bytes`);
+        continue;
+      }
+      files.push({ file, name, text: decoder.decode(await readFile(file)) });
+    } catch (error) {
+      problem(error instanceof TypeError ? 'the file is not valid UTF-8' : `the file cannot be read: ${(error as Error).message}`);
+    }
+  }
+  return { files, findings };
+}
+
+/** `name:` of each local action's action.yml (undefined when there is none or it cannot be read). */
+async function localActionNames(root: string, paths: readonly string[]): Promise<Map<string, string | undefined>> {
+  const names = new Map<string, string | undefined>();
+  for (const p of paths) {
+    let name: string | undefined;
+    for (const file of ['action.yml', 'action.yaml']) {
+      try {
+        const meta = parse(await readFile(path.join(root, p, file), 'utf8')) as { name?: unknown } | null;
+        if (typeof meta?.name === 'string') name = meta.name;
+        break;
+      } catch {
+        // absent or unreadable: not the deploy-sts Action as far as the check can tell
+      }
+    }
+    names.set(p, name);
+  }
+  return names;
+}
+
+async function policyFindings(options: Required<Pick<WorkflowsCheckOptions, 'policies' | 'repository'>>, checked: ReturnType<typeof checkParsedWorkflows>): Promise<Finding[]> {
+  const { checkPolicies } = await import('../policy/load.js');
+  const { crossCheckPolicies } = await import('./policy-check.js');
+  const loaded = await checkPolicies(options.policies);
+  if (!loaded.ok) throw new PolicyLoadError(loaded.problems);
+  const texts = new Map<string, PolicySourceText>();
+  for (const policy of loaded.set.files) {
+    const display = path.join(options.policies, policy.file);
+    texts.set(policy.file, { display, text: await readFile(display, 'utf8') });
+  }
+  return crossCheckPolicies({ policies: loaded.set.files, texts, repository: options.repository, workflows: checked.workflows, paths: checked.paths, findings: checked.findings });
+}
+
+export async function workflowsCheck(options: WorkflowsCheckOptions, out: Output): Promise<number> {
+  if ((options.policies === undefined) !== (options.repository === undefined)) {
+    throw new WorkflowsUsageError('--policies and --repository go together: the policies directory, and the owner/name of the repository whose workflows these are');
+  }
+  // The policy modules (and zod with them) are loaded only for the cross-check, keeping the plain check's start-up light.
+  if (options.repository !== undefined && !(await import('../policy/schema.js')).REPOSITORY.test(options.repository)) {
+    throw new WorkflowsUsageError(`--repository must be owner/name, e.g. acme/docs, got ${JSON.stringify(options.repository)}`);
+  }
+  if (options.sarif !== undefined && options.sarif.trim() === '') throw new WorkflowsUsageError('--sarif needs a file name, e.g. --sarif workflows.sarif');
+  const dir = options.dir ?? DEFAULT_WORKFLOWS_DIR;
+  const read = await readWorkflowDir(dir);
+  const parsed = parseWorkflows(read.files);
+  parsed.findings.push(...read.findings);
+  const names = await localActionNames(options.root ?? repoRootOf(dir), localActionPaths(parsed.workflows.values()));
+  const checked = checkParsedWorkflows(parsed, { localActionNames: names });
+  let findings = checked.findings;
+  if (options.policies !== undefined && options.repository !== undefined) {
+    findings = sortFindings([...findings, ...(await policyFindings({ policies: options.policies, repository: options.repository }, checked))]);
+  }
+  const files = read.files.length + read.findings.length;
+  if (options.sarif !== undefined) {
+    try {
+      await writeFile(options.sarif, `${JSON.stringify(toSarif(findings, { ...(options.version ? { version: options.version } : {}) }), null, 2)}\n`);
+    } catch (error) {
+      out.stderr(`deploy-sts: cannot write the SARIF file ${options.sarif}: ${(error as Error).message}\n`);
+      return 1;
+    }
+  }
+  out.stdout(options.json ? jsonReport(findings, files) : textReport(findings, files));
+  return exitCodeOf(findings);
+}

@@ -1,0 +1,25 @@
+/** The text and JSON reports of `deploy-sts workflows check`. */
+import { ALL_RULES } from './sarif.js';
+import type { Finding } from './types.js';
+
+const NAMES = new Map(ALL_RULES.map((r) => [r.id, r.name]));
+
+/** `file:line:column: error DSTS103 build-in-privileged-job: message`, one per line, then a summary line. */
+export function textReport(findings: readonly Finding[], files: number): string {
+  const lines = findings.map((f) => `${f.file}:${f.line}:${f.column}: ${f.severity} ${f.rule} ${NAMES.get(f.rule) ?? ''}: ${f.message}`);
+  const errors = findings.filter((f) => f.severity === 'error').length;
+  const warnings = findings.length - errors;
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  lines.push(findings.length === 0 ? `ok: ${plural(files, 'workflow file')} checked, no findings` : `${plural(errors, 'error')}, ${plural(warnings, 'warning')} in ${plural(files, 'workflow file')}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** `{"findings":[{"file","line","column","rule","severity","message"}],"files":N}`. */
+export function jsonReport(findings: readonly Finding[], files: number): string {
+  return `${JSON.stringify({ findings: findings.map((f) => ({ file: f.file, line: f.line, column: f.column, rule: f.rule, severity: f.severity, message: f.message })), files }, null, 2)}\n`;
+}
+
+/** 0 when nothing at error level was found, 1 otherwise. */
+export function exitCodeOf(findings: readonly Finding[]): 0 | 1 {
+  return findings.some((f) => f.severity === 'error') ? 1 : 0;
+}
