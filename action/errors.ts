@@ -33,6 +33,8 @@ export type ActionErrorCode =
   | 'internal_error';
 
 export const FORK_PREVIEWS_DOC = 'https://github.com/deploy-sts/deploy-sts#fork-previews';
+/** Every refusal of the exchange service, keyed by its error text: what it means, how to fix it. */
+export const TROUBLESHOOTING_DOC = 'https://github.com/deploy-sts/deploy-sts/blob/main/docs/troubleshooting.md';
 
 export class ActionError extends Error {
   constructor(
@@ -106,21 +108,51 @@ export interface ServiceRefusal {
   url: string;
   /** Claims of the subject token the service refused, decoded for display. */
   claims?: DisplayClaims;
+  /** Every claim a policy can read, for the JSON copy `deploy-sts policy explain --claims -` takes. */
+  policyClaims?: Record<string, string>;
 }
 
-function explainCommand(site: string): string {
-  return `deploy-sts policy explain --site ${site} --token <file>`;
+/** The service's description of a site no policy names (exchange-service/policy/match.ts). */
+const UNKNOWN_SITE = /^site .* is not known to this service$/;
+
+/** `text` as one shell word: as is when it is plainly safe, else single-quoted (a `'` inside as `'\''`). */
+export function shellWord(text: string): string {
+  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
+}
+
+/**
+ * A complete `deploy-sts policy explain` command for this denial, to paste where the service's policies are: the
+ * claims as JSON on its standard input when the token could be decoded, else a `--token <file>` to fill in. Every
+ * value from the token is shell-quoted: a branch name is chosen by whoever pushed it.
+ */
+export function explainCommand(site: string, url: string, policyClaims: Record<string, string> | undefined): string {
+  const audience = policyClaims?.aud ?? url;
+  const common = `--site ${shellWord(site)} --policies "\${DEPLOY_STS_POLICIES:-policies}" --audience ${shellWord(audience)}`;
+  if (policyClaims === undefined) return `deploy-sts policy explain ${common} --token <file>`;
+  return `printf '%s\\n' ${shellWord(JSON.stringify(policyClaims))} | deploy-sts policy explain ${common} --claims -`;
 }
 
 /** A 4xx from `/token`: a denial by the policy, or a refused request. */
 export function serviceRefused(refusal: ServiceRefusal): ActionError {
-  const { status, error, description, site, claims } = refusal;
+  const { status, error, description, site, claims, policyClaims } = refusal;
   const head = `The exchange service at ${refusal.url} refused a token for site "${site}" (HTTP ${status}).`;
   const details = [`${error}: ${description}`];
   if (claims) details.push('The GitHub OIDC token of this job carried:', ...formatClaims(claims));
-  const explain = `To see how each rule of the policy judges such a token, run: ${explainCommand(site)} (with <file> holding a GitHub OIDC token of a run like this one).`;
+  details.push(`What this refusal means and how to fix it: ${TROUBLESHOOTING_DOC}`);
+  const command = explainCommand(site, refusal.url, policyClaims);
+  const explain = policyClaims
+    ? `To see how each rule of the policy judges this run, run this where the service's policy files are (DEPLOY_STS_POLICIES, else ./policies):\n  ${command}`
+    : `To see how each rule of the policy judges such a token, run this where the service's policy files are, with <file> holding a GitHub OIDC token of a run like this one:\n  ${command}`;
   switch (error) {
     case 'invalid_target':
+      if (UNKNOWN_SITE.test(description)) {
+        return new ActionError(
+          'denied',
+          head,
+          `Check the \`site\` input: the service has no policy for a site "${site}" — a typo, or the site's policy file is not deployed to the service yet. The slug must be the \`site:\` of a policy file there (or one of an org file's \`sites:\`); ask the service's operator if you are not sure.`,
+          details,
+        );
+      }
       return new ActionError(
         'denied',
         head,

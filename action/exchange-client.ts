@@ -10,12 +10,12 @@ import { startDeadline, type Deadline } from './deadline.js';
 import { ActionError, badResponse, serviceRefused, serviceUnavailable, type GiveUp } from './errors.js';
 import { DEFAULT_TIMEOUTS, type HttpAnswer, type Timeouts } from './http-transport.js';
 import { DEFAULT_ID_TOKEN_TIMEOUT_MS, fetchIdToken } from './id-token.js';
-import { hasControlCharacters, printable } from './printable.js';
+import { printable } from './printable.js';
 import { DEFAULT_RETRY_POLICY, isRetryableStatus, sendWithRetries, type RetryPolicy } from './retry.js';
 import { revokeToken } from './revoke.js';
-import { decodeClaimsForDisplay } from './subject-claims.js';
+import { decodeClaimsForDisplay, decodePolicyClaims } from './subject-claims.js';
 import { displayUrl, endpoint } from './url.js';
-import { GRANT_TYPE, ID_TOKEN_TYPE } from '../shared/wire.js';
+import { GRANT_TYPE, ID_TOKEN_TYPE, MAX_TOKEN_TTL_SECONDS, PERMISSION, RULE_NAME, SITE_SLUG } from '../shared/wire.js';
 
 export { GRANT_TYPE, ID_TOKEN_TYPE };
 
@@ -61,19 +61,40 @@ export interface ExchangeClientOptions {
   log?: (line: string) => void;
 }
 
-/** Strings the Action prints or outputs carry no control characters (they could forge workflow commands). */
-const printableText = (t: string) => !hasControlCharacters(t);
-const CONTROL = 'contains control characters';
+/**
+ * What every field of a token response must look like. They are copied into step outputs and environment variables
+ * (and printed), so each gets a strict shape, not just a control-character check: a service (or whatever answers at
+ * its URL) cannot smuggle text into them.
+ */
+const SHAPES = {
+  access_token: 'a compact JWS: three base64url parts separated by dots, at most 16 KiB',
+  issued_token_type: 'an RFC 8693 token type URN',
+  token_type: 'Bearer',
+  expires_in: 'a whole number of seconds from 1 to 3600',
+  scope: 'space-separated permissions such as deployments:write',
+  site: 'a site slug: lower-case letters, digits and -',
+  context: 'production or preview',
+  rule: 'a rule name: letters, digits, _, . and -, at most 64 characters',
+} as const;
+
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+const TOKEN_TYPE_URN = /^urn:ietf:params:oauth:token-type:[a-z_]{1,32}$/;
+/** Space-separated permissions, each of the wire's shape, at most 32 of them. */
+const isScope = (scope: string): boolean => {
+  if (scope === '') return true;
+  const list = scope.split(' ');
+  return list.length <= 32 && list.every((p) => PERMISSION.test(p) && p.length <= 64);
+};
 
 const TokenResponse = z.object({
-  access_token: z.string().min(1).refine(printableText, CONTROL),
-  issued_token_type: z.string().refine(printableText, CONTROL).optional(),
+  access_token: z.string().max(16 * 1024).regex(COMPACT_JWS),
+  issued_token_type: z.string().regex(TOKEN_TYPE_URN).optional(),
   token_type: z.string().refine((t) => t.toLowerCase() === 'bearer', 'token_type is not Bearer'),
-  expires_in: z.number().positive().max(86_400),
-  scope: z.string().refine(printableText, CONTROL).default(''),
-  site: z.string().min(1).refine(printableText, CONTROL),
+  expires_in: z.number().int().min(1).max(MAX_TOKEN_TTL_SECONDS),
+  scope: z.string().refine(isScope).default(''),
+  site: z.string().regex(SITE_SLUG),
   context: z.enum(['production', 'preview']),
-  rule: z.string().min(1).refine(printableText, CONTROL),
+  rule: z.string().regex(RULE_NAME),
 });
 
 const ErrorResponse = z.object({
@@ -108,7 +129,9 @@ function accessTokenOf(json: unknown): string | undefined {
 function parseIssued(json: unknown, status: number, request: ExchangeRequest, url: string, startedAt: number, attempts: number): IssuedToken {
   const parsed = TokenResponse.safeParse(json);
   if (!parsed.success) {
-    const fields = [...new Set(parsed.error.issues.map((i) => i.path.join('.') || '(body)'))].join(', ');
+    const fields = [...new Set(parsed.error.issues.map((i) => String(i.path[0] ?? '(body)')))]
+      .map((field) => (field in SHAPES ? `${field} (${SHAPES[field as keyof typeof SHAPES]})` : field))
+      .join(', ');
     throw badResponse(url, json === undefined ? `HTTP ${status} with a body that is not JSON` : `HTTP ${status} without a valid ${fields}`);
   }
   const token = parsed.data;
@@ -152,6 +175,7 @@ function oauthError(answer: HttpAnswer): { error: string; description: string } 
 function refusal(answer: HttpAnswer, request: ExchangeRequest, url: string, subjectToken: string): ActionError {
   const said = oauthError(answer);
   const claims = decodeClaimsForDisplay(subjectToken);
+  const policyClaims = decodePolicyClaims(subjectToken);
   return serviceRefused({
     status: answer.status,
     error: said?.error ?? `http_${answer.status}`,
@@ -159,6 +183,7 @@ function refusal(answer: HttpAnswer, request: ExchangeRequest, url: string, subj
     site: request.site,
     url,
     ...(claims ? { claims } : {}),
+    ...(policyClaims ? { policyClaims } : {}),
   });
 }
 

@@ -58,3 +58,48 @@ export function formatClaims(claims: DisplayClaims): string[] {
     return `  ${name}: ${value === undefined ? '(absent)' : value === '' ? '(empty)' : value}`;
   });
 }
+
+/**
+ * Every claim a trust policy can read (the repository binding and every `when` key), for the JSON copy in a denial
+ * that `deploy-sts policy explain --claims -` takes. Kept in step with the service's CONDITION_CLAIMS by a test.
+ */
+export const POLICY_CLAIMS = [
+  'repository',
+  'repository_id',
+  'repository_owner',
+  'repository_owner_id',
+  'event_name',
+  'ref',
+  'ref_type',
+  'ref_protected',
+  'environment',
+  'job_workflow_ref',
+  'workflow_ref',
+  'runner_environment',
+  'repository_visibility',
+  'base_ref',
+  'head_ref',
+  'actor_id',
+  'aud',
+] as const;
+
+/** The policy claims of a compact JWS (and its `repo_property_*` claims), decoded for display; `undefined` when it is not one. */
+export function decodePolicyClaims(jwt: string): Record<string, string> | undefined {
+  const parts = jwt.split('.');
+  if (parts.length !== 3 || parts[1] === undefined) return undefined;
+  let payload: unknown;
+  try {
+    payload = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return undefined;
+  const record = payload as Record<string, unknown>;
+  const names = [...POLICY_CLAIMS, ...Object.keys(record).filter((k) => k.startsWith('repo_property_')).sort()];
+  const claims: Record<string, string> = {};
+  for (const name of names) {
+    const value = clean(record[name]);
+    if (value !== undefined) claims[name] = value;
+  }
+  return claims;
+}

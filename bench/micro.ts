@@ -156,7 +156,7 @@ export async function runMicro(input: MicroInputs): Promise<MicroResult> {
   const mintInput = (claims: GitHubClaims) => ({
     issuer: 'http://127.0.0.1:8080', audience: 'deploy-api', site: 'docs', org: 'acme', scope: 'deployments:write',
     context: 'production' as const, ttlSeconds: 600, now: Math.floor(Date.now() / 1000),
-    actor: { repository: claims.repository, repository_id: claims.repository_id, run_id: claims.run_id, run_attempt: claims.run_attempt,
+    actor: { iss: claims.iss, repository: claims.repository, repository_id: claims.repository_id, run_id: claims.run_id, run_attempt: claims.run_attempt,
       workflow_ref: claims.job_workflow_ref, sha: claims.sha, event_name: claims.event_name, ref: claims.ref },
   });
   steps.push({ step: 'sign: mintAccessToken (EdDSA, node:crypto)', ...await timeAsync(n, () => mintAccessToken(keys.active(), mintInput(grantClaims))) });

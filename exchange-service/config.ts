@@ -2,14 +2,18 @@
  * The service's configuration: every option comes from a CLI flag or `DEPLOY_STS_<NAME>`, validated with zod.
  * A bad value is a start-up error naming the variable, the value's problem and the fix.
  */
+import { join } from 'node:path';
 import { z } from 'zod';
 import { isLoopbackHost } from '../shared/wire.js';
 import { GITHUB_ISSUER, issuerProblem, normaliseIssuer } from './oidc/issuers.js';
+import { EXAMPLE_POLICIES_DIR } from './package-root.js';
+import { didYouMean } from './suggest.js';
 import { isPostgresUrl, redactDatabaseUrl } from './storage/database-url.js';
 
+/** `serve --dev-defaults` (`npm start`): the example policies shipped with the package, wherever it is installed. */
 export const DEV_DEFAULTS = {
   DATA_DIR: '.data',
-  POLICIES: 'examples/policies',
+  POLICIES: EXAMPLE_POLICIES_DIR,
   HOST: '127.0.0.1',
   PORT: '8080',
   DEV_ISSUER: '1',
@@ -28,6 +32,23 @@ const url = (what: string) =>
     .trim()
     .refine((v) => URL.canParse(v), `must be an absolute URL (${what})`)
     .transform((v) => (v.endsWith('/') ? v.slice(0, -1) : v));
+
+/** Where /metrics is served by default: loopback only, never on the public listener. */
+export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9464';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** `HOST:PORT` or `[IPv6]:PORT`, port 0 to 65535 (0: any free port). */
+export function parseListenAddress(value: string): ListenAddress | undefined {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
+  if (!match) return undefined;
+  const port = Number(match[3]);
+  if (port > 65535) return undefined;
+  return { host: match[1] ?? match[2]!, port };
+}
 
 export const NETLIFY_API_DEFAULT = 'https://api.netlify.com/api/v1';
 
@@ -68,7 +89,7 @@ const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().trim().min(1).default('127.0.0.1'),
   DATA_DIR: z.string().trim().min(1).default('.data'),
-  POLICIES: z.string().trim().min(1, 'is required: the directory of policy files (e.g. examples/policies)'),
+  POLICIES: z.string().trim().min(1),
   ISSUER: z
     .string()
     .default(GITHUB_ISSUER)
@@ -98,7 +119,21 @@ const schema = z.object({
     .refine((v) => v === undefined || isPostgresUrl(v), 'must be a postgres:// or postgresql:// URL, e.g. postgres://deploy_sts:PASSWORD@db.internal:5432/deploy_sts')
     .optional(),
   KEY_ENCRYPTION_KEY_FILE: z.string().trim().min(1).optional(),
+  METRICS_LISTEN: z
+    .string()
+    .trim()
+    .default(DEFAULT_METRICS_LISTEN)
+    .transform((v, ctx) => {
+      if (v.toLowerCase() === 'off') return undefined;
+      const parsed = parseListenAddress(v);
+      if (!parsed) {
+        ctx.addIssue({ code: 'custom', message: 'must be HOST:PORT (e.g. 127.0.0.1:9464, [::1]:9464, 0.0.0.0:9464 to scrape from another host) or off' });
+        return z.NEVER;
+      }
+      return parsed;
+    }),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  PID_FILE: z.string().trim().min(1).optional(),
   // The deploy gateway (gateway/): where each platform's API is, and the per-request limits.
   NETLIFY_API_URL: upstreamBase.default(NETLIFY_API_DEFAULT),
   GATEWAY_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
@@ -107,6 +142,8 @@ const schema = z.object({
 });
 
 export type RawConfig = z.input<typeof schema>;
+
+
 
 /** Every option's name as the suffix of its variable (`DATA_DIR` ↔ DEPLOY_STS_DATA_DIR ↔ --data-dir). */
 export const OPTION_NAMES = Object.keys(schema.shape) as (keyof typeof schema.shape)[];
@@ -137,6 +174,11 @@ export interface Config {
   /** File of 32 random bytes (base64 or hex) sealing stored platform credentials and the signing keys kept in PostgreSQL. */
   keyEncryptionKeyFile: string | undefined;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** `serve` writes its PID here once it listens (atomically) and removes it on exit; with --dev-defaults
+   *  DATA_DIR/deploy-sts.pid. */
+  pidFile: string | undefined;
+  /** The metrics listener (DEPLOY_STS_METRICS_LISTEN); undefined = off. Never the public listener. */
+  metricsListen: ListenAddress | undefined;
   /** The deploy gateway: upstream API URLs and per-request limits. */
   gateway: GatewayConfig;
 }
@@ -146,6 +188,41 @@ export class ConfigError extends Error {
     super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'ConfigError';
   }
+}
+
+/** What a required option is, for `… is required: <what>, e.g. <example>`. */
+const REQUIRED: Partial<Record<string, string>> = {
+  POLICIES: 'the directory of policy files, e.g. ./policies',
+};
+
+/** The whole numbers each numeric option takes. */
+const WHOLE_NUMBERS: Partial<Record<string, string>> = {
+  PORT: 'from 0 to 65535',
+  TRUST_PROXY: 'from 0 to 10',
+  RATE_LIMIT_IP: '(0 or more; 0 = unlimited)',
+  RATE_LIMIT_REPOSITORY: '(0 or more; 0 = unlimited)',
+  GATEWAY_MAX_BODY_BYTES: 'of bytes, at least 1024',
+  GATEWAY_MAX_JSON_BYTES: 'of bytes from 1024 to 268435456 (256 MiB)',
+  GATEWAY_TIMEOUT_SECONDS: 'of seconds from 1 to 86400',
+};
+
+/** A validation issue as a sentence about the option (`is required: …`, `must be …`), never the validator's words. */
+function inWords(key: string, issue: z.core.$ZodIssue, value: string | undefined): string {
+  const words = sentence(key, issue, value);
+  // `DEPLOY_STS_POLICIES (--policies) is required: …`; every other problem after a colon.
+  return words.startsWith('is required') ? ` ${words}` : words.startsWith(': ') ? words : `: ${words}`;
+}
+
+function sentence(key: string, issue: z.core.$ZodIssue, value: string | undefined): string {
+  if (value === undefined && issue.code === 'invalid_type') return `is required: ${REQUIRED[key] ?? 'set it'}`;
+  if (WHOLE_NUMBERS[key] && ['invalid_type', 'too_small', 'too_big', 'not_multiple_of'].includes(issue.code)) return `must be a whole number ${WHOLE_NUMBERS[key]}`;
+  if (issue.code === 'invalid_value') {
+    const values = issue.values.map(String);
+    return `must be one of ${values.join(', ')}${value ? didYouMean(value, values) : ''}`;
+  }
+  if (issue.code === 'too_small' && issue.origin === 'string') return REQUIRED[key] ? `is required: ${REQUIRED[key]}` : 'must not be empty';
+  // Our own messages (custom refinements) are already words: `must be …`, or a sentence of their own.
+  return issue.message;
 }
 
 type Env = Record<string, string | undefined>;
@@ -167,7 +244,7 @@ function loadOptions<K extends OptionName>(names: readonly K[], env: Env, flags:
     throw new ConfigError(
       parsed.error.issues.map((i) => {
         const key = String(i.path[0] ?? '');
-        return `DEPLOY_STS_${key} (--${key.toLowerCase().replaceAll('_', '-')}): ${i.message}${raw[key] !== undefined ? ` (got ${JSON.stringify(key === 'DATABASE_URL' ? redactDatabaseUrl(raw[key]) : raw[key])})` : ''}`;
+        return `DEPLOY_STS_${key} (--${flagName(key)})${inWords(key, i, raw[key])}${raw[key] !== undefined ? ` (got ${JSON.stringify(key === 'DATABASE_URL' ? redactDatabaseUrl(raw[key]) : raw[key])})` : ''}`;
       }),
     );
   }
@@ -196,6 +273,12 @@ export function loadPoliciesDir(env: Env, flags: Flags = {}): string {
 export function loadVerifierConfig(env: Env, flags: Flags = {}): { issuers: string[]; audience: string | undefined; dataDir: string } {
   const c = loadOptions(['ISSUER', 'AUDIENCE', 'PUBLIC_URL', 'DATA_DIR'], env, flags);
   return { issuers: c.ISSUER, audience: c.AUDIENCE ?? c.PUBLIC_URL, dataDir: c.DATA_DIR };
+}
+
+/** The issuers policies are loaded for (`policy check`, `policy explain`): DEPLOY_STS_ISSUER and DEPLOY_STS_DEV_ISSUER, as `serve` reads them. */
+export function loadPolicyIssuers(env: Env, flags: Flags = {}): { issuers: string[]; devIssuer: boolean } {
+  const c = loadOptions(['ISSUER', 'DEV_ISSUER'], env, flags);
+  return { issuers: c.ISSUER, devIssuer: c.DEV_ISSUER };
 }
 
 /** What `dev token` signs for: the audience `serve --dev-defaults` expects (its URL), and the data dir of its key. */
@@ -245,6 +328,8 @@ export function loadConfig(env: Env, flags: Flags = {}, devDefaults = false): Co
     databaseUrl: c.DATABASE_URL,
     keyEncryptionKeyFile: c.KEY_ENCRYPTION_KEY_FILE,
     logLevel: c.LOG_LEVEL,
+    pidFile: c.PID_FILE ?? (devDefaults ? join(c.DATA_DIR, 'deploy-sts.pid') : undefined),
+    metricsListen: c.METRICS_LISTEN,
     gateway: { netlifyApiUrl: c.NETLIFY_API_URL, maxBodyBytes: c.GATEWAY_MAX_BODY_BYTES, maxJsonBytes: c.GATEWAY_MAX_JSON_BYTES, timeoutMs: c.GATEWAY_TIMEOUT_SECONDS * 1000 },
   };
 }
@@ -265,6 +350,8 @@ export function describeConfig(c: Config, publicUrl: string, audience: string): 
     trust_proxy: c.trustProxy,
     rate_limits: `${c.rateLimitIp}/min per IP, ${c.rateLimitRepository}/min per repository`,
     watch_policies: c.watchPolicies,
+    pid_file: c.pidFile ?? '(none)',
+    metrics_listen: c.metricsListen ? `${c.metricsListen.host.includes(':') ? `[${c.metricsListen.host}]` : c.metricsListen.host}:${c.metricsListen.port} (/metrics)` : 'off',
     netlify_api_url: c.gateway.netlifyApiUrl,
     gateway_limits: `${c.gateway.maxBodyBytes} bytes per request body, ${c.gateway.maxJsonBytes} bytes per JSON body, ${c.gateway.timeoutMs / 1000} s per request`,
   };

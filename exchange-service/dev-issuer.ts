@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { quote } from '../shared/text.js';
 import { SignJWT, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { jwksKeySource, type KeySource } from './oidc/jwks.js';
 
@@ -30,9 +31,25 @@ async function keyFile(dataDir: string): Promise<JWK> {
   return JSON.parse(await readFile(file, 'utf8')) as JWK;
 }
 
+/**
+ * The claim in which `dev token` names the data directory whose key signed it (absolute), so that a signature that
+ * does not verify can say which two directories' keys were involved. Dev tokens only: GitHub never sends it.
+ */
+export const DEV_DATA_DIR_CLAIM = 'deploy_sts_dev_data_dir';
+
 export async function devKeySource(dataDir: string): Promise<KeySource> {
   const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub } = await keyFile(dataDir);
-  return jwksKeySource(DEV_ISSUER, { keys: [pub] });
+  const ours = resolve(dataDir);
+  return {
+    ...jwksKeySource(DEV_ISSUER, { keys: [pub] }),
+    signatureHint(claims) {
+      const signer = claims[DEV_DATA_DIR_CLAIM];
+      const fix = `make the token with \`deploy-sts dev token --data-dir ${ours}\` (or DEPLOY_STS_DATA_DIR=${ours}), or run the service with the data directory that made it`;
+      if (typeof signer !== 'string') return `; this service verifies dev issuer tokens with the key in data directory ${quote(ours, 300)}: ${fix}`;
+      if (signer === ours) return `; it names this service's data directory ${quote(ours, 300)}, whose dev issuer key has changed since: make a new token`;
+      return `; it was signed with the dev issuer key of data directory ${quote(signer, 300)}, and this service verifies dev issuer tokens with the key in data directory ${quote(ours, 300)}: ${fix}`;
+    },
+  };
 }
 
 /**
@@ -96,5 +113,5 @@ export function devClaims(audience: string, overrides: Record<string, string> = 
 export async function devToken(dataDir: string, audience: string, overrides: Record<string, string> = {}): Promise<string> {
   const jwk = await keyFile(dataDir);
   const key = await importJWK(jwk, 'RS256');
-  return new SignJWT(devClaims(audience, overrides)).setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: KID }).sign(key);
+  return new SignJWT({ ...devClaims(audience, overrides), [DEV_DATA_DIR_CLAIM]: resolve(dataDir) }).setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: KID }).sign(key);
 }

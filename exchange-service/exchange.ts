@@ -31,7 +31,8 @@ export interface ExchangeDeps {
   /** Default `aud` of minted tokens (a policy file may override it). */
   tokenAudience: string;
   now(): number;
-  /** Per-repository rate limit, asked once the token is verified (so the repository id is genuine). */
+  /** Per-repository rate limit, asked once the token is verified and its jti accepted (so the repository id is genuine
+   *  and a replayed token spends nothing). */
   admitRepository?(repositoryId: string): { allowed: boolean; retryAfter: number };
 }
 
@@ -61,14 +62,29 @@ export async function exchange(body: unknown, deps: ExchangeDeps, clientIp: stri
       await deps.storage.appendAudit(outcome.audit);
       return outcome;
     }
-    // A refusal of the jti is recorded as the request stood when the jti was checked: no rule, no context.
-    const refusals: Partial<Record<JtiUse, ExchangeOutcome>> = {};
-    const refusal = (use: Exclude<JtiUse, 'first'>): ExchangeOutcome => {
-      const error = use === 'replay' ? replayError(subject.jti) : unavailable('the replay cache', 'storage_unavailable');
-      return (refusals[use] ??= { granted: false, error, audit: deniedRecord({ time: draft.time, clientIp, site: draft.site, claims: draft.claims }, error) });
+    // A refusal at the jti or the repository limit is recorded as the request stood there: no rule, no context.
+    const refusalOf = (error: OAuthError): ExchangeOutcome => ({
+      granted: false, error, audit: deniedRecord({ time: draft.time, clientIp, site: draft.site, claims: draft.claims }, error),
+    });
+    let final: ExchangeOutcome | undefined;
+    // Called once, when the jti has been checked and before the record is written.
+    const decideWith = (use: JtiUse): AuditRecord => {
+      if (use === 'replay') final = refusalOf(replayError(subject.jti));
+      else if (use === 'unavailable') final = refusalOf(unavailable('the replay cache', 'storage_unavailable'));
+      else {
+        // The repository's bucket is charged only once the jti is accepted: replaying someone's used token must not
+        // spend it. (The token is then spent even when the answer is 429: the Action fetches a fresh one per attempt.)
+        const claims = draft.claims!;
+        const admitted = deps.admitRepository?.(claims.repository_id);
+        final =
+          admitted && !admitted.allowed
+            ? refusalOf(rateLimited(`repository ${claims.repository} (id ${claims.repository_id}) is over its exchange rate limit; retry in ${admitted.retryAfter} s`, admitted.retryAfter))
+            : outcome;
+      }
+      return final.audit;
     };
-    const use = await deps.storage.recordExchange(subject, (u) => (u === 'first' ? outcome : refusal(u)).audit);
-    return use === 'first' ? outcome : refusal(use);
+    await deps.storage.recordExchange(subject, decideWith);
+    return final!;
   } catch {
     const error = unavailable('the audit log', 'audit_unavailable');
     return { granted: false, error, audit: deniedRecord(draft, error) };
@@ -95,11 +111,8 @@ async function decide(body: unknown, deps: ExchangeDeps, draft: AuditDraft, stat
   const claims = await deps.verify(request.subjectToken);
   draft.claims = claims;
 
-  const admitted = deps.admitRepository?.(claims.repository_id);
-  if (admitted && !admitted.allowed) {
-    throw rateLimited(`repository ${claims.repository} (id ${claims.repository_id}) is over its exchange rate limit; retry in ${admitted.retryAfter} s`, admitted.retryAfter);
-  }
   state.subject = { issuer: claims.iss, jti: claims.jti, expiresAt: claims.exp };
+
 
   const decision = evaluate(deps.policies(), request.site, claims);
   if (!decision.granted) throw new OAuthError('invalid_target', decision.description, decision.reason);
@@ -131,6 +144,7 @@ async function decide(body: unknown, deps: ExchangeDeps, draft: AuditDraft, stat
     context: decision.context,
     ttlSeconds: decision.rule.maxTtl,
     actor: {
+      iss: claims.iss,
       repository: claims.repository,
       repository_id: claims.repository_id,
       run_id: claims.run_id,

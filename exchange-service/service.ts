@@ -10,6 +10,7 @@ import { pino, type Logger } from 'pino';
 import { describeConfig, type Config } from './config.js';
 import { DEV_ISSUER, devKeySource } from './dev-issuer.js';
 import { createApp } from './http/app.js';
+import { listenMetrics, type MetricsListener } from './http/metrics-server.js';
 import { startGateway } from './gateway/start.js';
 import type { KeyRing } from './keys/key-ring.js';
 import { openSigningKeys } from './keys/open.js';
@@ -18,6 +19,7 @@ import { RateLimiter } from './rate-limit.js';
 import { remoteKeySource, staticKeySource, type KeySource } from './oidc/jwks.js';
 import { verifyGitHubToken } from './oidc/verify-oidc.js';
 import { openLivePolicies, type ReloadResult } from './policy/live.js';
+import type { PolicyLoadOptions } from './policy/load.js';
 import { openStorage } from './storage/open.js';
 import type { Storage } from './storage/types.js';
 
@@ -31,6 +33,8 @@ export interface RunningService {
   keys: KeyRing;
   logger: Logger;
   metrics: Metrics;
+  /** Where GET /metrics is served (DEPLOY_STS_METRICS_LISTEN), or undefined when it is off. */
+  metricsUrl: string | undefined;
   /** Re-read the policies directory; the old set stays in force on any error. */
   reloadPolicies(): Promise<ReloadResult>;
   /** Stop accepting connections, drain in-flight requests, close storage. */
@@ -44,6 +48,11 @@ export interface StartOptions {
 }
 
 const SECONDS = () => Math.floor(Date.now() / 1000);
+/** The issuers policies bind: DEPLOY_STS_ISSUER, and the dev issuer when trusted (it counts, and stands in for GitHub's). */
+export function policyLoadOptions(config: Pick<Config, 'issuers' | 'devIssuer'>): PolicyLoadOptions {
+  return { issuers: config.issuers, ...(config.devIssuer ? { devIssuer: DEV_ISSUER } : {}) };
+}
+
 /** Replay and revocation rows are kept this long past their token's exp (the clock tolerance, doubled). */
 const PRUNE_GRACE_SECONDS = 120;
 
@@ -113,7 +122,7 @@ export function createLogger(level: Config['logLevel']): Logger {
 export async function startService(config: Config, options: StartOptions = {}): Promise<RunningService> {
   const logger = options.logger ?? createLogger(config.logLevel);
   let metrics: Metrics | undefined;
-  const policies = await openLivePolicies(config.policies, { onReload: (result) => reported(result, metrics, logger) });
+  const policies = await openLivePolicies(config.policies, { load: policyLoadOptions(config), onReload: (result) => reported(result, metrics, logger) });
   const opened = await openStorage(config);
   const { storage } = opened;
   let closing = false;
@@ -180,6 +189,16 @@ export async function startService(config: Config, options: StartOptions = {}): 
     const gateway = await startGateway({ config, storage, keys, issuer: url, policies: () => policies.current(), logger });
     server.on('request', gateway.route(app));
 
+    let metricsListener: MetricsListener | undefined;
+    if (config.metricsListen) {
+      try {
+        metricsListener = await listenMetrics(metrics, config.metricsListen);
+      } catch (error) {
+        server.close();
+        throw error;
+      }
+    }
+
     const timers = [
       setInterval(() => {
         storage.prune(SECONDS() - PRUNE_GRACE_SECONDS).catch((error: Error) => logger.warn({ error: error.message }, 'prune failed'));
@@ -194,6 +213,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
     const effective = { ...describeConfig(config, url, audience), storage: storageDescription };
     banner(
       `deploy-sts listening on ${url}\n` +
+        `  metrics                ${metricsListener ? metricsListener.url : 'off (DEPLOY_STS_METRICS_LISTEN=off)'}\n` +
         Object.entries(effective).map(([k, v]) => `  ${k.padEnd(22)} ${v}`).join('\n') +
         `\n  policies loaded        ${policies.current().files.length} file(s): ${policies.current().files.map((f) => f.file).join(', ')}\n`,
     );
@@ -209,6 +229,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
       keys,
       logger,
       metrics,
+      metricsUrl: metricsListener?.url,
       reloadPolicies: () => policies.reload(),
       async close() {
         if (closing) return;
@@ -222,6 +243,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
           server.closeIdleConnections();
         });
         clearInterval(dropIdle);
+        await metricsListener?.close();
         await storage.close();
       },
     };

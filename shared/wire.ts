@@ -16,6 +16,11 @@ export const SITE_SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** A permission: `resource:action` in lowercase (e.g. `deployments:write`). */
 export const PERMISSION = /^[a-z]+:[a-z]+$/;
 
+/** A policy rule's name, as the token response's `rule` carries it. */
+export const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** The longest a deploy token lives (a rule's `max_ttl` hard cap): `expires_in`, and `exp - iat` of every token we mint. */
+export const MAX_TOKEN_TTL_SECONDS = 3600;
+
 /** True for names that can only reach this machine: `localhost`, 127.0.0.0/8 and `[::1]`. */
 export function isLoopbackHost(hostname: string): boolean {
   const host = hostname.toLowerCase();

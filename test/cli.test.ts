@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIssuer, type TestIssuer } from './helpers/issuer.js';
-import { EXAMPLE_POLICIES, ROOT, exchangeToken, postForm, startService, tempDir, type TestService } from './helpers/service.js';
+import { EXAMPLE_POLICIES, ROOT, examplePolicies, exchangeToken, postForm, startService, tempDir, type TestService } from './helpers/service.js';
 
 const execFileP = promisify(execFile);
 
@@ -13,7 +13,7 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<{ 
   try {
     const { stdout, stderr } = await execFileP(process.execPath, [join(ROOT, 'build/exchange-service/cli.js'), ...args], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', ...env },
+      env: { PATH: process.env.PATH ?? '', DEPLOY_STS_METRICS_LISTEN: '127.0.0.1:0', ...env },
       timeout: 20_000,
     });
     return { code: 0, stdout, stderr };
@@ -74,14 +74,22 @@ rules:
 
 describe('deploy-sts policy explain', () => {
   const jwks = join(work, 'jwks.json');
-  beforeAll(() => writeFileSync(jwks, JSON.stringify(issuer.publicJwks())));
+  /** The example policies bound to the test issuer, explained as a service trusting it would. */
+  let examples: string;
+  let env: Record<string, string>;
+  beforeAll(() => {
+    writeFileSync(jwks, JSON.stringify(issuer.publicJwks()));
+    examples = examplePolicies(issuer.url, join(work, 'examples'));
+    env = { DEPLOY_STS_ISSUER: issuer.url };
+  });
 
   it('explains a grant, offline from a JWKS file', async () => {
     const file = join(work, 'grant.jwt');
     writeFileSync(file, await issuer.token());
-    const r = await cli(['policy', 'explain', '--site', 'docs', '--token', file, '--jwks', jwks, '--policies', EXAMPLE_POLICIES, '--audience', svc.audience]);
+    const r = await cli(['policy', 'explain', '--site', 'docs', '--token', file, '--jwks', jwks, '--policies', examples, '--audience', svc.audience], env);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('verified: signature');
+    expect(r.stdout).toContain(`policy docs.yml: binds issuer ${JSON.stringify(issuer.url)}`);
     expect(r.stdout).toContain('rule "production" (production, docs.yml): MATCHES');
     expect(r.stdout).toMatch(/result: GRANTED by rule "production": production/);
   });
@@ -89,7 +97,7 @@ describe('deploy-sts policy explain', () => {
   it('explains a denial condition by condition', async () => {
     const file = join(work, 'deny.jwt');
     writeFileSync(file, await issuer.token({ environment: 'staging' }));
-    const r = await cli(['policy', 'explain', '--site', 'docs', '--token', file, '--jwks', jwks, '--policies', EXAMPLE_POLICIES, '--audience', svc.audience]);
+    const r = await cli(['policy', 'explain', '--site', 'docs', '--token', file, '--jwks', jwks, '--policies', examples, '--audience', svc.audience], env);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/✗ environment "staging" is not/);
     expect(r.stdout).toMatch(/result: DENIED \(no_rule_matched\)/);
@@ -99,10 +107,10 @@ describe('deploy-sts policy explain', () => {
     const file = join(work, 'old.jwt');
     const iat = Math.floor(Date.parse('2026-01-01T00:00:00Z') / 1000);
     writeFileSync(file, await issuer.token({ iat, nbf: iat - 5, exp: iat + 300 }));
-    const args = ['policy', 'explain', '--site', 'docs', '--token', file, '--jwks', jwks, '--policies', EXAMPLE_POLICIES, '--audience', svc.audience];
-    const now = await cli(args);
+    const args = ['policy', 'explain', '--site', 'docs', '--token', file, '--jwks', jwks, '--policies', examples, '--audience', svc.audience];
+    const now = await cli(args, env);
     expect(now.stdout).toMatch(/NOT verified: .*expired/);
-    const then = await cli([...args, '--at', '2026-01-01T00:01:00Z']);
+    const then = await cli([...args, '--at', '2026-01-01T00:01:00Z'], env);
     expect(then.code).toBe(0);
     expect(then.stdout).toContain('verified: signature');
   });
@@ -115,8 +123,8 @@ describe('deploy-sts policy explain', () => {
 
   it('prints JSON with --json', async () => {
     const file = join(work, 'json.jwt');
-    writeFileSync(file, await issuer.token({ event_name: 'workflow_run' }));
-    const r = await cli(['policy', 'explain', '--site', 'docs', '--token', file, '--jwks', jwks, '--policies', EXAMPLE_POLICIES, '--audience', svc.audience, '--json']);
+    writeFileSync(file, await issuer.token({ event_name: 'workflow_run', job_workflow_ref: 'acme/docs/.github/workflows/preview-deploy.yml@refs/heads/main' }));
+    const r = await cli(['policy', 'explain', '--site', 'docs', '--token', file, '--jwks', jwks, '--policies', examples, '--audience', svc.audience, '--json'], env);
     const parsed = JSON.parse(r.stdout) as { verified: boolean; decision: { granted: boolean; context: string } };
     expect(parsed.verified).toBe(true);
     expect(parsed.decision).toMatchObject({ granted: true, context: 'preview' });
@@ -148,21 +156,35 @@ describe('deploy-sts tokens, audit and keys', () => {
     expect(audit.stdout).toMatch(/denied .*ref "refs\/heads\/nope"/);
   });
 
-  it('rotates keys: old tokens keep verifying, new tokens use the new key', async () => {
+  it('rotates keys: the next key is published first and signs only after the JWKS cache lifetime', async () => {
     const before = String((await exchangeToken(svc.url, await issuer.token())).body.access_token);
-    const oldKid = JSON.parse(Buffer.from(before.split('.')[0]!, 'base64url').toString()).kid as string;
+    const kidOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()).kid as string;
+    const oldKid = kidOf(before);
     const r = await cli(['keys', 'rotate'], { DEPLOY_STS_DATA_DIR: svc.dataDir });
     expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/is published now and signs from .* \(in 300 s, the JWKS cache lifetime\)/);
+    await svc.service.keys.reload();
+    const jwks = (await (await fetch(`${svc.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
+    expect(jwks.keys).toHaveLength(2);
+    const newKid = jwks.keys.map((k) => k.kid).find((k) => k !== oldKid)!;
+    expect(svc.service.keys.next()?.kid).toBe(newKid);
+    // Still signed with the old key: verifiers holding the JWKS fetched before the rotation accept it.
+    expect(kidOf(String((await exchangeToken(svc.url, await issuer.token())).body.access_token))).toBe(oldKid);
+  });
+
+  it('rotates at once with --now (a compromised key): new tokens use the new key, the old key is withdrawn', async () => {
+    const before = String((await exchangeToken(svc.url, await issuer.token())).body.access_token);
+    const kidOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()).kid as string;
+    const r = await cli(['keys', 'rotate', '--now'], { DEPLOY_STS_DATA_DIR: svc.dataDir });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/signs now; .* withdrawn from the JWKS/);
     await svc.service.keys.reload();
     const after = String((await exchangeToken(svc.url, await issuer.token())).body.access_token);
-    const newKid = JSON.parse(Buffer.from(after.split('.')[0]!, 'base64url').toString()).kid as string;
-    expect(newKid).not.toBe(oldKid);
+    expect(kidOf(after)).not.toBe(kidOf(before));
     const jwks = (await (await fetch(`${svc.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
-    expect(jwks.keys.map((k) => k.kid).sort()).toEqual([oldKid, newKid].sort());
-    for (const token of [before, after]) {
-      const res = await postForm(`${svc.url}/introspect`, { token }, { authorization: `Bearer ${token}` });
-      expect(res.body.active).toBe(true);
-    }
+    expect(jwks.keys.map((k) => k.kid)).toEqual([kidOf(after)]);
+    expect((await postForm(`${svc.url}/introspect`, { token: before }, { authorization: `Bearer ${before}` })).body).toEqual({ active: false });
+    expect((await postForm(`${svc.url}/introspect`, { token: after }, { authorization: `Bearer ${after}` })).body.active).toBe(true);
   });
 
   it('prints a dev token with chosen claims', async () => {
@@ -245,7 +267,7 @@ describe('one configuration for every verb', () => {
   it('keys accept a key-encryption key with SQLite, as serve does (there it seals the stored platform credentials)', async () => {
     const r = await cli(['keys', 'rotate'], { DEPLOY_STS_DATA_DIR: join(work, 'one-config'), DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE: join(work, 'kek') });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/new signing key \S+ is active/);
+    expect(r.stdout).toMatch(/new signing key \S+ is published now/);
   });
 
   it('dev token signs for the public URL serve would be reached at', async () => {

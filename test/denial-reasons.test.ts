@@ -46,7 +46,7 @@ describe('denial reasons', () => {
       await postForm(`${svc.url}/token`, { grant_type: 'password' }); // unsupported_grant_type
       await fetch(`${svc.url}/token`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' }); // bad_content_type, before the exchange
       await fetch(`${svc.url}/token`); // method_not_allowed, before the exchange
-      const text = await (await fetch(`${svc.url}/metrics`)).text();
+      const text = await (await fetch(svc.service.metricsUrl!)).text();
       const labelled = [...text.matchAll(/^deploy_sts_denials_total\{reason="([^"]+)"\} \d+/gm)].map((m) => m[1]!);
       expect(labelled.sort()).toEqual(['bad_content_type', 'method_not_allowed', 'no_rule_matched', 'replay', 'unknown_site', 'unsupported_grant_type']);
       for (const reason of labelled) expect(DENIAL_REASONS).toContain(reason);

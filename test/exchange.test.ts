@@ -16,7 +16,7 @@ import { openSqlite } from '../exchange-service/storage/sqlite.js';
 import type { Storage } from '../exchange-service/storage/types.js';
 import { ACCESS_TOKEN_TYPE, GRANT_TYPE, ID_TOKEN_TYPE } from '../shared/wire.js';
 import { DEFAULT_AUDIENCE, startIssuer, type TestIssuer } from './helpers/issuer.js';
-import { EXAMPLE_POLICIES, tempDir } from './helpers/service.js';
+import { examplePolicies, tempDir } from './helpers/service.js';
 
 const ISSUER = 'https://sts.exchange.test';
 let issuer: TestIssuer;
@@ -27,7 +27,8 @@ const dir = tempDir('deploy-sts-exchange-');
 beforeAll(async () => {
   issuer = await startIssuer();
   storage = openSqlite(dir, { synchronous: 'FULL' });
-  const policies = await loadPolicyDir(EXAMPLE_POLICIES);
+  // The example policies, bound to the test issuer (they name GitHub's).
+  const policies = await loadPolicyDir(examplePolicies(issuer.url, `${dir}/policies`), { issuers: [issuer.url] });
   const source = jwksKeySource(issuer.url, issuer.publicJwks());
   deps = {
     verify: (token) => verifyGitHubToken(token, { issuers: new Map([[issuer.url, source]]), audience: DEFAULT_AUDIENCE }),

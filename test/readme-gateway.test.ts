@@ -28,7 +28,7 @@ describe('the README Netlify recipe', () => {
     const result = checkPolicyTexts([{ file: 'docs.yml', text: policy! }]);
     expect(result.ok, JSON.stringify(!result.ok && result.problems)).toBe(true);
     if (!result.ok) return;
-    const decision = evaluate(result.set, 'docs', githubClaims('x', { event_name: 'workflow_run', job_workflow_ref: 'acme/docs/.github/workflows/preview-deploy.yml@refs/heads/main' }));
+    const decision = evaluate(result.set, 'docs', githubClaims('https://token.actions.githubusercontent.com', { event_name: 'workflow_run', job_workflow_ref: 'acme/docs/.github/workflows/preview-deploy.yml@refs/heads/main' }));
     expect(decision).toMatchObject({ granted: true, context: 'preview', upstream: { netlify: { credential: 'netlify-acme' } } });
   });
 
@@ -99,7 +99,7 @@ describe('the README deploy-sts/verify example', () => {
   });
 
   it('refuses a preview token for production with 403 wrong_context, and accepts it for a preview', async () => {
-    const token = await deployToken({ event_name: 'pull_request_target', environment: undefined });
+    const token = await deployToken({ event_name: 'pull_request_target', environment: undefined, job_workflow_ref: 'acme/docs/.github/workflows/preview.yml@refs/heads/main' });
     const refused = await call('/deploy/production', token);
     expect(refused.status).toBe(403);
     expect(await refused.json()).toMatchObject({ error: 'wrong_context' });

@@ -32,7 +32,7 @@ describe('the README policy examples', () => {
 
   it('the pinned production example grants production to a push to main only', () => {
     const set = load(examples[1]!);
-    const claims = githubClaims('x', {
+    const claims = githubClaims('https://token.actions.githubusercontent.com', {
       repository: 'acme/www', repository_id: '700000001',
       job_workflow_ref: 'acme/www/.github/workflows/deploy.yml@refs/heads/main',
     });
@@ -43,7 +43,7 @@ describe('the README policy examples', () => {
 
   it('the fork-preview example grants previews to the pinned preview workflows only', () => {
     const set = load(examples[2]!);
-    const claims = githubClaims('x', {
+    const claims = githubClaims('https://token.actions.githubusercontent.com', {
       repository: 'acme/www', repository_id: '700000001', event_name: 'pull_request_target',
       job_workflow_ref: 'acme/www/.github/workflows/preview.yml@refs/heads/main',
     });
@@ -53,7 +53,7 @@ describe('the README policy examples', () => {
 
   it('the monorepo org file covers app-* and admin, and nothing else', () => {
     const set = load(examples[3]!);
-    const claims = githubClaims('x', {
+    const claims = githubClaims('https://token.actions.githubusercontent.com', {
       repository: 'acme/monorepo', repository_id: '903318846',
       job_workflow_ref: 'acme/monorepo/.github/workflows/deploy-apps.yml@refs/heads/main',
     });

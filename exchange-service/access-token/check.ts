@@ -1,10 +1,11 @@
 /**
  * Check a deploy token with reasons: decode, header (`typ` at+jwt, `alg` EdDSA, no `crit`), a key with its kid,
- * the signature, the claim set mint writes, the issuer, the audience (when one is expected) and the expiry. Each
+ * the signature, the claim set mint writes, a lifetime no longer than the longest TTL, the issuer, the audience (when one is expected) and the expiry. Each
  * check is a named function that throws DeployTokenError with its stable code. The service's own uses
  * (introspection, revocation, the deploy gateway) and relying parties (`deploy-sts/verify`) all go through here.
  */
 import { verify, type KeyObject } from 'node:crypto';
+import { MAX_TOKEN_TTL_SECONDS } from '../../shared/wire.js';
 import { decodeCompactJws } from '../oidc/compact-jws.js';
 import { ACCESS_TOKEN_ALG, ACCESS_TOKEN_TYP, type AccessTokenClaims } from './claims.js';
 import { DeployTokenError } from './errors.js';
@@ -49,7 +50,23 @@ export function checkShape(p: Record<string, unknown>): AccessTokenClaims {
   if (typeof act !== 'object' || act === null || Array.isArray(act) || typeof act.sub !== 'string' || typeof act.repository_id !== 'string') {
     throw new DeployTokenError('malformed', "the token's act claim is missing or malformed");
   }
+  // act.iss: the GitHub issuer the token was granted for (tokens minted before it was recorded have none).
+  if (act.iss !== undefined && typeof act.iss !== 'string') throw new DeployTokenError('malformed', "the token's act.iss claim is not a string");
   return p as unknown as AccessTokenClaims;
+}
+
+/**
+ * No token of ours lives longer than the longest TTL (a rule's max_ttl is capped at 1 h): one that does was not minted
+ * by the service — it was signed with a stolen or planted key — and is refused however long it would stay valid.
+ */
+export function checkLifetime(claims: AccessTokenClaims): void {
+  const lifetime = claims.exp - claims.iat;
+  if (lifetime <= 0 || lifetime > MAX_TOKEN_TTL_SECONDS) {
+    throw new DeployTokenError(
+      'malformed',
+      `the token lives ${lifetime} s (exp - iat), outside the 1 to ${MAX_TOKEN_TTL_SECONDS} s this service ever grants: it was not minted by it`,
+    );
+  }
 }
 
 export function checkIssuer(claims: AccessTokenClaims, issuer: string): void {
@@ -89,6 +106,7 @@ export async function checkAccessToken(token: string, options: CheckOptions): Pr
   if (!key) throw new DeployTokenError('unknown_key', `no key of ${options.issuer} has kid ${quote(kid)}: the token was not signed by this issuer, or its key was retired long ago`);
   if (!signatureHolds(jws.signingInput, key, jws.signature)) throw new DeployTokenError('bad_signature', 'the token signature does not verify');
   const claims = checkShape(jws.payload);
+  checkLifetime(claims);
   checkIssuer(claims, options.issuer);
   if (options.audience !== undefined) checkAudience(claims, options.audience);
   if (!options.allowExpired) checkExpiry(claims, options.now ?? Math.floor(Date.now() / 1000), options.clockToleranceSeconds ?? 0);

@@ -12,6 +12,8 @@ export const ACCESS_TOKEN_TYP = 'at+jwt';
 
 /** The GitHub identity that asked, carried in the `act` claim. */
 export interface Actor {
+  /** The OIDC issuer of the GitHub token (a policy binds one: github.com or a GHES). */
+  iss: string;
   repository: string;
   repository_id: string;
   run_id: string;

@@ -14,8 +14,8 @@ export function mergeAudit(token: StoredAudit[], gateway: StoredGatewayAudit[], 
   return entries.slice(0, limit);
 }
 
-export function gatewayLine(r: StoredGatewayAudit): string {
-  const what = `${r.method} ${r.route}${r.deployId ? ` deploy ${r.deployId}` : ''}`;
+/** What became of a gateway call: forwarded (and the platform's status), or refused (status, reason), with its sizes. */
+export function gatewayOutcome(r: StoredGatewayAudit): string {
   const outcome = r.result === 'forwarded' ? `→ ${r.platform} ${r.upstreamStatus ?? '-'}` : `${r.status} ${r.reason}${r.detail ? `: ${r.detail}` : ''}`;
-  return `${new Date(r.time * 1000).toISOString()}  ${r.result.padEnd(9)} ${(r.site ?? '-').padEnd(16)} ${(r.context ?? '-').padEnd(10)} ${what}  ${outcome}  in ${r.bytesIn} B, out ${r.bytesOut} B  jti ${r.tokenJti ?? '-'}`;
+  return `${outcome}  in ${r.bytesIn} B, out ${r.bytesOut} B  jti ${r.tokenJti ?? '-'}`;
 }

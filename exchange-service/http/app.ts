@@ -11,9 +11,10 @@ import { OAuthError, rateLimited, unavailable } from '../errors.js';
 import { exchange, type ExchangeDeps } from '../exchange.js';
 import type { KeyRing } from '../keys/key-ring.js';
 import type { Metrics } from '../metrics.js';
-import { RateLimiter } from '../rate-limit.js';
+import { RateLimiter, addressKey } from '../rate-limit.js';
 import type { AuditRecord, Storage } from '../storage/types.js';
 import { deniedRecord } from '../token-exchange/audit.js';
+import { MAX_PARAMETERS, jsonBodyProblem } from './json-body.js';
 
 export const BODY_LIMIT_BYTES = 32 * 1024;
 
@@ -39,7 +40,7 @@ export interface AppDeps extends ExchangeDeps {
 }
 
 const NO_STORE = 'no-store';
-const ROUTES = new Set(['/token', '/introspect', '/revoke', '/.well-known/jwks.json', '/.well-known/oauth-authorization-server', '/healthz', '/readyz', '/metrics']);
+const ROUTES = new Set(['/token', '/introspect', '/revoke', '/.well-known/jwks.json', '/.well-known/oauth-authorization-server', '/healthz', '/readyz']);
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** What a request's log line needs, from its start to its finish (in `res.locals.request`). */
@@ -169,7 +170,7 @@ export function createApp(deps: AppDeps): express.Express {
     res.setHeader('Pragma', 'no-cache');
     // The address limit comes first, before any parsing or method check: it also bounds secret guessing at
     // /introspect and audit-log growth from junk requests.
-    const decision = deps.ipLimiter?.take(context.ip ?? 'unknown');
+    const decision = deps.ipLimiter?.take(addressKey(context.ip ?? 'unknown'));
     if (decision && !decision.allowed) {
       deps.metrics?.rateLimited.inc({ kind: 'ip' });
       return next(rateLimited(`too many requests from ${context.ip}; retry in ${decision.retryAfter} s`, decision.retryAfter));
@@ -179,8 +180,21 @@ export function createApp(deps: AppDeps): express.Express {
     next(new OAuthError('invalid_request', `${req.method} is not allowed on ${endpoint}; use POST with an application/x-www-form-urlencoded body`, 'method_not_allowed', 405));
   });
   const parsers = [
-    express.urlencoded({ extended: false, limit: BODY_LIMIT_BYTES, parameterLimit: 20 }),
-    express.json({ limit: BODY_LIMIT_BYTES, strict: true }),
+    express.urlencoded({ extended: false, limit: BODY_LIMIT_BYTES, parameterLimit: MAX_PARAMETERS }),
+    express.json({
+      limit: BODY_LIMIT_BYTES,
+      strict: true,
+      // Duplicated keys and too many keys are refused as in forms (JSON.parse would keep the last value silently).
+      verify(_req, _res, buf) {
+        const problem = jsonBodyProblem(buf.toString('utf8'));
+        if (problem === undefined) return;
+        throw Object.assign(new Error(problem.kind), {
+          status: 400,
+          type: problem.kind === 'duplicate_key' ? 'json.duplicate.key' : 'parameters.too.many',
+          key: problem.kind === 'duplicate_key' ? problem.key : undefined,
+        });
+      },
+    }),
   ];
 
   app.post('/token', ...parsers, async (req, res, next) => {
@@ -272,15 +286,8 @@ export function createApp(deps: AppDeps): express.Express {
     });
   });
 
-  app.get('/metrics', async (_req, res, next) => {
-    if (!deps.metrics) return next();
-    try {
-      res.setHeader('Content-Type', deps.metrics.registry.contentType);
-      res.send(await deps.metrics.registry.metrics());
-    } catch (error) {
-      next(error);
-    }
-  });
+  // No /metrics here: the metrics name sites and their activity, so they have their own listener
+  // (DEPLOY_STS_METRICS_LISTEN, http/metrics-server.ts); on the public port /metrics is a 404 like any unknown path.
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -308,6 +315,10 @@ export function createApp(deps: AppDeps): express.Express {
     if (error instanceof OAuthError) oauth = error;
     else if (e?.type === 'entity.too.large') {
       oauth = new OAuthError('invalid_request', `the request body is larger than ${BODY_LIMIT_BYTES} bytes`, 'too_large', 413);
+    } else if (e?.type === 'json.duplicate.key') {
+      const key = String((error as { key?: unknown }).key);
+      const shownKey = JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key);
+      oauth = new OAuthError('invalid_request', `parameter ${shownKey} must appear once (the JSON body gives it more than once)`, 'duplicate_parameter');
     } else if (e?.type === 'parameters.too.many') {
       oauth = new OAuthError('invalid_request', 'the request has too many parameters', 'too_many_parameters', 413);
     } else if (e?.status === 400 || e?.status === 415) {
@@ -316,7 +327,7 @@ export function createApp(deps: AppDeps): express.Express {
       deps.log?.('error', 'unhandled error', { path: req.path, error: (error as Error)?.name });
       oauth = new OAuthError('server_error', 'internal error; nothing was issued', 'internal_error');
     }
-    const sampledOut = oauth.reason === 'rate_limited' && !refusalAuditSampler.take(req.ip ?? 'unknown').allowed;
+    const sampledOut = oauth.reason === 'rate_limited' && !refusalAuditSampler.take(addressKey(req.ip ?? 'unknown')).allowed;
     if (req.path === '/token' && !sampledOut) {
       // Refused before the exchange ran: audited by the same builder as every other /token decision.
       const record = deniedRecord({ time: deps.now(), clientIp: req.ip ?? null }, oauth);

@@ -8,7 +8,7 @@
  */
 import type { Pool } from 'pg';
 import { LOCKS, advisoryXactLock, allowLongWait, inTransaction, type Db } from '../storage/pg-transaction.js';
-import { KEK_VARIABLE, KeyEncryptionError, openPrivateJwk, sealPrivateJwk } from './key-encryption.js';
+import { KEK_VARIABLE, KeyEncryptionError, openLegacyPrivateJwk, openPrivateJwk, sealPrivateJwk, type SealedKeyFields } from './key-encryption.js';
 import { KeyRing } from './key-ring.js';
 import type { KeyStore, StoredKey } from './key-store.js';
 
@@ -28,19 +28,52 @@ interface KeyRow {
   retired_at: string | null;
 }
 
+const fieldsOf = (row: KeyRow, retiredAt: number | null = row.retired_at === null ? null : Number(row.retired_at)): SealedKeyFields => ({
+  kid: row.kid,
+  alg: row.alg,
+  createdAt: Number(row.created_at),
+  retiredAt,
+});
+
+/**
+ * The private JWK of a row. With a KEK only sealed rows are trusted: a plaintext row (`encryption = 'none'`) was not
+ * written by this service once the KEK was configured — the one-time sealing at start-up seals every existing row —
+ * so it is refused, not loaded: otherwise whoever can write the database could plant a signing key.
+ */
 function unseal(row: KeyRow, kek: Buffer | undefined): string {
-  if (row.encryption === 'none') return row.private_jwk;
-  if (!kek) {
-    throw new KeyEncryptionError(
-      'kek_missing',
-      `the signing keys in the database are encrypted: set ${KEK_VARIABLE} to the key-encryption key they were written with`,
-    );
+  if (kek) {
+    if (row.encryption !== 'aes-256-gcm') {
+      throw new KeyEncryptionError(
+        'key_unsealed',
+        `signing key ${row.kid} is stored unencrypted although ${KEK_VARIABLE} is set: every key this service writes is sealed, so this row was written by someone else and is refused. Delete it (DELETE FROM signing_keys WHERE kid = '${row.kid}') and find out who could write the database`,
+      );
+    }
+    return openPrivateJwk(kek, fieldsOf(row), row.private_jwk);
   }
-  return openPrivateJwk(kek, row.kid, row.private_jwk);
+  if (row.encryption === 'none') return row.private_jwk;
+  throw new KeyEncryptionError(
+    'kek_missing',
+    `the signing keys in the database are encrypted: set ${KEK_VARIABLE} to the key-encryption key they were written with`,
+  );
 }
 
-function seal(kid: string, privateJwk: string, kek: Buffer | undefined): { value: string; encryption: Encryption } {
-  return kek ? { value: sealPrivateJwk(kek, kid, privateJwk), encryption: 'aes-256-gcm' } : { value: privateJwk, encryption: 'none' };
+function seal(key: SealedKeyFields, privateJwk: string, kek: Buffer | undefined): { value: string; encryption: Encryption } {
+  return kek ? { value: sealPrivateJwk(kek, key, privateJwk), encryption: 'aes-256-gcm' } : { value: privateJwk, encryption: 'none' };
+}
+
+const SELECT = 'SELECT kid, alg, private_jwk, encryption, created_at, retired_at FROM signing_keys';
+
+/**
+ * Set retired_at of the rows `where` selects (in a transaction, rows locked): a sealed row is resealed, since its
+ * retired_at is part of what the seal authenticates.
+ */
+async function retireRows(client: Db, kek: Buffer | undefined, at: number, where: string, params: unknown[]): Promise<void> {
+  const { rows } = await client.query<KeyRow>(`${SELECT} WHERE ${where} FOR UPDATE`, params);
+  for (const row of rows) {
+    const privateJwk = unseal(row, kek);
+    const { value, encryption } = seal(fieldsOf(row, at), privateJwk, kek);
+    await client.query('UPDATE signing_keys SET retired_at = $1, private_jwk = $2, encryption = $3 WHERE kid = $4', [at, value, encryption, row.kid]);
+  }
 }
 
 /** `db`: the pool, or a connection inside a transaction (then every statement runs in that transaction). */
@@ -48,9 +81,7 @@ export function dbKeyStore(db: Db, options: DbKeyStoreOptions = {}): KeyStore {
   const { kek } = options;
   return {
     async list() {
-      const { rows } = await db.query<KeyRow>(
-        'SELECT kid, alg, private_jwk, encryption, created_at, retired_at FROM signing_keys ORDER BY created_at, kid',
-      );
+      const { rows } = await db.query<KeyRow>(`${SELECT} ORDER BY created_at, kid`);
       return rows.map(
         (row): StoredKey => ({
           kid: row.kid,
@@ -62,12 +93,12 @@ export function dbKeyStore(db: Db, options: DbKeyStoreOptions = {}): KeyStore {
       );
     },
     async save(key) {
-      const { value, encryption } = seal(key.kid, key.privateJwk, kek);
+      const { value, encryption } = seal(key, key.privateJwk, kek);
       await inTransaction(db, async (client) => {
         await advisoryXactLock(client, LOCKS.keyWrite);
         if (key.retiredAt === null) {
-          // A new active key retires the previous one in the same transaction: never two signing keys at once.
-          await client.query('UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL AND kid <> $2', [key.createdAt, key.kid]);
+          // A new key retires the others when it starts signing, in the same transaction: never two signing keys at once.
+          await retireRows(client, kek, key.createdAt, '(retired_at IS NULL OR retired_at > $1) AND kid <> $2', [key.createdAt, key.kid]);
         }
         await client.query(
           `INSERT INTO signing_keys (kid, alg, private_jwk, encryption, created_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6)
@@ -78,7 +109,10 @@ export function dbKeyStore(db: Db, options: DbKeyStoreOptions = {}): KeyStore {
       });
     },
     async retire(kid, at) {
-      await db.query('UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL', [at, kid]);
+      await inTransaction(db, async (client) => {
+        await advisoryXactLock(client, LOCKS.keyWrite);
+        await retireRows(client, kek, at, 'kid = $2 AND (retired_at IS NULL OR retired_at > $1)', [at, kid]);
+      });
     },
     async delete(kid) {
       await db.query('DELETE FROM signing_keys WHERE kid = $1', [kid]);
@@ -96,12 +130,19 @@ export async function openDbKeyRing(pool: Pool, kek: Buffer | undefined, now?: (
     await allowLongWait(client);
     await advisoryXactLock(client, LOCKS.initialKey);
     if (kek) {
+      // The one-time sealing, on this transaction's own connection under the lock: plaintext rows (written before a
+      // KEK was configured) are sealed, and rows sealed before their fields were bound (v1) are resealed as v2. This
+      // is the only place a plaintext or v1 row is ever read while a KEK is set.
+      // Plaintext rows are sealed only while nothing is sealed yet (the first start with a KEK): once the database
+      // holds sealed keys, a plaintext row was planted, and list() refuses it.
+      const sealedAlready = (await client.query(`SELECT 1 FROM signing_keys WHERE encryption = 'aes-256-gcm' LIMIT 1`)).rows.length > 0;
       const { rows } = await client.query<KeyRow>(
-        "SELECT kid, alg, private_jwk, encryption, created_at, retired_at FROM signing_keys WHERE encryption = 'none'",
+        `${SELECT} WHERE ${sealedAlready ? '' : "encryption = 'none' OR "}(encryption = 'aes-256-gcm' AND private_jwk LIKE 'v1.%') FOR UPDATE`,
       );
       for (const row of rows) {
-        await client.query("UPDATE signing_keys SET private_jwk = $1, encryption = 'aes-256-gcm' WHERE kid = $2 AND encryption = 'none'", [
-          sealPrivateJwk(kek, row.kid, row.private_jwk),
+        const privateJwk = row.encryption === 'none' ? row.private_jwk : openLegacyPrivateJwk(kek, row.kid, row.private_jwk);
+        await client.query("UPDATE signing_keys SET private_jwk = $1, encryption = 'aes-256-gcm' WHERE kid = $2", [
+          sealPrivateJwk(kek, fieldsOf(row), privateJwk),
           row.kid,
         ]);
       }

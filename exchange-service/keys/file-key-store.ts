@@ -34,7 +34,7 @@ export function fileKeyStore(dataDir: string): KeyStore {
     save: write,
     async retire(kid, at) {
       const key = JSON.parse(await readFile(path(kid), 'utf8')) as StoredKey;
-      if (key.retiredAt === null) await write({ ...key, retiredAt: at });
+      if (key.retiredAt === null || key.retiredAt > at) await write({ ...key, retiredAt: at });
     },
     async delete(kid) {
       await rm(path(kid), { force: true });

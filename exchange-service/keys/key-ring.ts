@@ -1,6 +1,11 @@
 /**
  * The service's own signing keys (EdDSA / Ed25519). One key is active and signs; keys retired by a rotation stay
  * published in the JWKS until every token they signed has expired (max TTL + tolerance), then are deleted.
+ *
+ * Rotation publishes first: verifiers may cache the JWKS for its `max-age` (300 s), so a new key is stored with
+ * `created_at` that far in the future — published at once, signing only from then on — and the current key is
+ * retired at that same instant. `rotate({ now: true })` (`keys rotate --now`, for a compromised key) makes the new key
+ * sign at once and withdraws every other key from the JWKS at once.
  * Why Ed25519: signatures are deterministic (no per-signature randomness to get wrong), keys and signatures are small
  * (32/64 bytes), and signing is the cheapest of the asymmetric choices in node:crypto (see BENCHMARKS.md).
  */
@@ -10,6 +15,8 @@ import { ACCESS_TOKEN_ALG as SIGNING_ALG } from '../access-token/claims.js';
 import type { KeyStore, StoredKey } from './key-store.js';
 /** A retired key stays published this long after retirement: the longest token TTL plus clock tolerance. */
 export const RETIRED_KEY_GRACE_SECONDS = 3600 + 60;
+/** The JWKS's Cache-Control max-age: a new key is published this long before it signs. */
+export const JWKS_MAX_AGE_SECONDS = 300;
 
 export interface SigningKey {
   kid: string;
@@ -22,10 +29,10 @@ export interface SigningKey {
   retiredAt: number | null;
 }
 
-function generate(now: number): StoredKey {
+function generate(createdAt: number): StoredKey {
   const { privateKey } = generateKeyPairSync('ed25519');
   const kid = randomBytes(12).toString('base64url');
-  return { kid, alg: SIGNING_ALG, privateJwk: JSON.stringify({ ...privateKey.export({ format: 'jwk' }), kid }), createdAt: now, retiredAt: null };
+  return { kid, alg: SIGNING_ALG, privateJwk: JSON.stringify({ ...privateKey.export({ format: 'jwk' }), kid }), createdAt, retiredAt: null };
 }
 
 function load(stored: StoredKey): SigningKey {
@@ -50,11 +57,11 @@ export class KeyRing {
     private readonly now: () => number,
   ) {}
 
-  /** Load the keys; generate the first one when there is none. */
+  /** Load the keys; generate the first one (signing at once) when there is none. */
   static async open(store: KeyStore, now: () => number = () => Math.floor(Date.now() / 1000)): Promise<KeyRing> {
     const ring = new KeyRing(store, now);
     await ring.reload();
-    if (!ring.keys.some((k) => k.retiredAt === null)) await ring.rotate();
+    if (!ring.keys.some((k) => k.retiredAt === null)) await ring.rotate({ now: true });
     return ring;
   }
 
@@ -74,23 +81,35 @@ export class KeyRing {
     this.keys = live;
   }
 
-  /** Add a new active key; the previous active key is retired (still published for its grace period). */
-  async rotate(): Promise<SigningKey> {
+  /**
+   * Add the next key. By default it is published now and signs from JWKS_MAX_AGE_SECONDS on (the current key is
+   * retired at that instant); with `now: true` it signs at once and every other key is withdrawn from the JWKS.
+   */
+  async rotate(options: { now?: boolean } = {}): Promise<SigningKey> {
     const now = this.now();
-    const stored = generate(now);
+    const immediate = options.now === true;
+    const stored = generate(immediate ? now : now + JWKS_MAX_AGE_SECONDS);
     await this.store.save(stored);
-    for (const key of this.keys) if (key.retiredAt === null) await this.store.retire(key.kid, now);
+    for (const key of this.keys) {
+      if (immediate) await this.store.delete(key.kid);
+      else if (key.retiredAt === null || key.retiredAt > stored.createdAt) await this.store.retire(key.kid, stored.createdAt);
+    }
     await this.reload();
-    // Two keys created in the same second: the new one must win.
-    const fresh = this.keys.find((k) => k.kid === stored.kid)!;
-    this.keys = [fresh, ...this.keys.filter((k) => k !== fresh)];
-    return fresh;
+    return this.keys.find((k) => k.kid === stored.kid)!;
   }
 
+  /** The key that signs now: created (published) by now, not yet retired; the newest such key. */
   active(): SigningKey {
-    const key = this.keys.find((k) => k.retiredAt === null);
+    const now = this.now();
+    const key = this.keys.find((k) => k.createdAt <= now && (k.retiredAt === null || k.retiredAt > now));
     if (!key) throw new Error('no active signing key');
     return key;
+  }
+
+  /** The key published ahead of signing, when a rotation is under way. */
+  next(): SigningKey | undefined {
+    const now = this.now();
+    return this.keys.find((k) => k.createdAt > now);
   }
 
   all(): readonly SigningKey[] {

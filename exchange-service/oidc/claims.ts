@@ -91,6 +91,13 @@ export function fitsGitHubClaims(claims: Record<string, unknown>): claims is Git
   return true;
 }
 
+/** Every claim name GitHub puts in an Actions OIDC token (`repo_property_<name>` claims come in addition). */
+export const GITHUB_CLAIM_NAMES: readonly string[] = Object.keys(githubClaimsSchema.shape);
+
+export function isGitHubClaimName(name: string): boolean {
+  return GITHUB_CLAIM_NAMES.includes(name) || /^repo_property_[A-Za-z0-9_-]+$/.test(name);
+}
+
 /** The claims a policy `when` block may name. `repo_property_<name>` is accepted in addition. */
 export const CONDITION_CLAIMS = [
   'ref',

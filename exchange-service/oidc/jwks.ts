@@ -39,6 +39,8 @@ export interface KeySource {
   readonly stats: { fetches: number; failures: number };
   /** Fetch now (start-up warm-up, readiness). Rejects when the keys cannot be had. */
   ready(): Promise<void>;
+  /** Words to add when a token's signature does not verify (the dev issuer names the data directories involved). */
+  signatureHint?(claims: Record<string, unknown>): string;
 }
 
 export interface RemoteOptions {

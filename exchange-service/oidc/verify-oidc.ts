@@ -56,7 +56,7 @@ export async function verifyGitHubToken(token: string, options: VerifierOptions)
   }
   // Only the kid selects a key, among the issuer's own; the signature is checked before any claim is trusted.
   const key = await source.resolve({ alg: 'RS256', ...(typeof header.kid === 'string' ? { kid: header.kid } : {}) });
-  if (!verifyRs256(jws, key)) throw bad("signature does not verify against the issuer's key", 'bad_signature');
+  if (!verifyRs256(jws, key)) throw bad(`signature does not verify against the issuer's key${source.signatureHint?.(payload) ?? ''}`, 'bad_signature');
 
   if (payload.aud === undefined) throw bad(`the audience (aud) is missing; request the token with audience ${JSON.stringify(options.audience)}`, 'bad_audience');
   for (const claim of ['exp', 'iat', 'nbf', 'jti'] as const) {

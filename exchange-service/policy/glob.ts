@@ -145,3 +145,102 @@ function close(tokens: Int32Array, m: number, live: Uint8Array): void {
     if (live[i] === 1 && tokens[i]! < 0) live[i + 1] = 1;
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Intersection: can two globs match a common string?
+
+export interface IntersectionOptions {
+  /** Only strings over these characters count (default: any string). */
+  alphabet?: string;
+  /** The first character must be one of these (default: the alphabet). */
+  firstAlphabet?: string;
+  /** Only non-empty strings count. */
+  nonEmpty?: boolean;
+  /** Only strings at most this long count (default: no limit). */
+  maxLength?: number;
+}
+
+/**
+ * A shortest string both globs match (within the options' language), or undefined when there is none. Exact, not
+ * sampled: a breadth-first search of the product of the two patterns' automata, whose states are pairs of positions
+ * (at most (|a| + 1) × (|b| + 1)). The automata tell characters apart only by being a literal of either pattern or
+ * `/`; every other character behaves alike, so one stand-in for them is enough. A search by length finds a shortest
+ * witness, so `maxLength` is decided exactly too.
+ */
+export function globIntersection(a: string, b: string, options: IntersectionOptions = {}): string | undefined {
+  const ta = tokenize(a);
+  const tb = tokenize(b);
+  const ma = ta.length;
+  const mb = tb.length;
+  const letters = letterClasses(ta, tb, options.alphabet);
+  const first = options.firstAlphabet === undefined ? letters : letters.filter((c) => options.firstAlphabet!.includes(String.fromCharCode(c)));
+  const width = mb + 1;
+  // Two copies of the product: before the first character (where firstAlphabet applies) and after it.
+  const size = (ma + 1) * width;
+  const seen = new Uint8Array(2 * size);
+  const parent = new Int32Array(2 * size).fill(-1);
+  const via = new Int32Array(2 * size);
+
+  const closeFrom = (i: number, j: number, out: number[], from: number, letter: number) => {
+    // Epsilon moves: a wildcard may match the empty run, on either side.
+    const phase = from === -2 ? 0 : size;
+    const stack = [phase + i * width + j];
+    while (stack.length > 0) {
+      const s = stack.pop()!;
+      if (seen[s] === 1) continue;
+      seen[s] = 1;
+      parent[s] = from;
+      via[s] = letter;
+      out.push(s);
+      const si = Math.floor((s - phase) / width);
+      const sj = (s - phase) % width;
+      if (si < ma && ta[si]! < 0) stack.push(phase + (si + 1) * width + sj);
+      if (sj < mb && tb[sj]! < 0) stack.push(phase + si * width + sj + 1);
+    }
+  };
+  const step = (tokens: Int32Array, m: number, i: number, c: number): number[] => {
+    if (i >= m) return [];
+    const t = tokens[i]!;
+    if (t === GLOBSTAR || (t === STAR && c !== SLASH)) return [i];
+    return t === c ? [i + 1] : [];
+  };
+  const witness = (s: number): string => {
+    const chars: number[] = [];
+    for (let at = s; parent[at] !== -1 && parent[at] !== -2; at = parent[at]!) {
+      if (via[at]! >= 0) chars.push(via[at]!);
+    }
+    return String.fromCharCode(...chars.reverse());
+  };
+
+  let frontier: number[] = [];
+  closeFrom(0, 0, frontier, -2, -1);
+  const limit = options.maxLength ?? Number.POSITIVE_INFINITY;
+  for (let length = 0; frontier.length > 0; length++) {
+    const accept = length > 0 || options.nonEmpty !== true ? frontier.find((s) => s % size === ma * width + mb) : undefined;
+    if (accept !== undefined) return witness(accept);
+    if (length >= limit) return undefined;
+    const next: number[] = [];
+    for (const s of frontier) {
+      const i = Math.floor((s % size) / width);
+      const j = (s % size) % width;
+      for (const c of length === 0 ? first : letters) {
+        for (const i2 of step(ta, ma, i, c)) for (const j2 of step(tb, mb, j, c)) closeFrom(i2, j2, next, s, c);
+      }
+    }
+    frontier = next;
+  }
+  return undefined;
+}
+
+/** One representative of every class of characters the two patterns tell apart, restricted to an alphabet. */
+function letterClasses(ta: Int32Array, tb: Int32Array, alphabet: string | undefined): number[] {
+  const literals = new Set<number>([SLASH]);
+  for (const t of [...ta, ...tb]) if (t >= 0) literals.add(t);
+  if (alphabet !== undefined) {
+    // Within a finite alphabet every character is its own class (still few: slugs have 37).
+    return [...new Set([...alphabet].map((ch) => ch.charCodeAt(0)))];
+  }
+  let other = 0x61; // a stand-in for every character that is neither a literal of either pattern nor `/`
+  while (literals.has(other)) other++;
+  return [...literals, other];
+}

@@ -1,9 +1,10 @@
 /**
  * The policy set in force: loaded from a directory at start-up, replaced by `reload` (SIGHUP, the directory watch)
- * only when every file validates — on any error the previous set stays in force. One reload runs at a time.
+ * only when every file validates and the directory reads the same twice, a short interval apart — on any error the
+ * previous set stays in force. One reload runs at a time.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { checkPolicies, loadPolicyDir } from './load.js';
+import { DEFAULT_LOAD_OPTIONS, checkPoliciesSettled, loadPolicyDir, type PolicyLoadOptions } from './load.js';
 import { PolicyLoadError, type PolicySet } from './types.js';
 
 export type ReloadResult = { ok: true; sites: number; files: number } | { ok: false; error: PolicyLoadError };
@@ -22,20 +23,24 @@ export interface LivePolicies {
 export interface LivePolicyOptions {
   /** Told about every reload's result (metrics, logs). */
   onReload?(result: ReloadResult): void;
+  /** The issuers the policies may bind (default: GitHub's only). */
+  load?: PolicyLoadOptions;
 }
 
 const DEBOUNCE_MS = 300;
 
 /** Load the directory (throws PolicyLoadError listing every problem) and keep it in force. */
 export async function openLivePolicies(dir: string, options: LivePolicyOptions): Promise<LivePolicies> {
-  let policies = await loadPolicyDir(dir);
+  const load = options.load ?? DEFAULT_LOAD_OPTIONS;
+  let policies = await loadPolicyDir(dir, load);
   let reloading: Promise<unknown> = Promise.resolve();
 
   const reload = (): Promise<ReloadResult> => {
     const run = reloading.then(async (): Promise<ReloadResult> => {
       let result: ReloadResult;
       try {
-        const checked = await checkPolicies(dir);
+        // The directory must read the same twice, a short interval apart: a file caught mid-write is never loaded.
+        const checked = await checkPoliciesSettled(dir, load);
         if (checked.ok) {
           policies = checked.set;
           result = { ok: true, sites: policies.siteCount(), files: policies.files.length };

@@ -10,18 +10,22 @@
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import type { ConditionClaim } from '../oidc/claims.js';
+import { GITHUB_ISSUER, normaliseIssuer } from '../oidc/issuers.js';
 import { compileCondition } from './condition.js';
-import { KEY_ISSUE, validatePolicyData, type PolicyData } from './schema.js';
-import { createPolicySet, orgFileMayGovern } from './set.js';
+import { didYouMean } from '../suggest.js';
+import { KEY_ISSUE, allowedKeysOf, validatePolicyData, type PolicyData } from './schema.js';
+import { createPolicySet, siteOverlap } from './set.js';
 import { toUpstream } from './upstream.js';
-import { isGlob } from './glob.js';
+import { neverMatching } from './never-match.js';
 import { PolicyLoadError, type Condition, type PolicyFile, type PolicyProblem, type PolicySet, type Rule } from './types.js';
 
 export const MAX_POLICY_FILE_BYTES = 1024 * 1024;
 const POLICY_FILE = /\.ya?ml$/i;
+/** Refused as keys anywhere in a policy file. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 export interface PolicySource {
   /** Name relative to the policies directory (PolicyFile.file). */
@@ -31,7 +35,23 @@ export interface PolicySource {
   display?: string;
 }
 
-export type PolicyCheck = { ok: true; set: PolicySet; summary: string } | { ok: false; problems: PolicyProblem[] };
+/** What the loader needs to know of the service: the issuers it trusts. */
+export interface PolicyLoadOptions {
+  /** DEPLOY_STS_ISSUER, normalised. */
+  issuers: readonly string[];
+  /**
+   * The local dev issuer when it is trusted (DEPLOY_STS_DEV_ISSUER=1, loopback only). It counts as a trusted issuer,
+   * and stands in for GitHub's: a file bound to GitHub's issuer also accepts its tokens (the README walk-through).
+   */
+  devIssuer?: string;
+}
+
+export const DEFAULT_LOAD_OPTIONS: PolicyLoadOptions = { issuers: [GITHUB_ISSUER] };
+
+/** `warnings`: valid but surely not meant (a condition that can never match); they never stop loading. */
+export type PolicyCheck =
+  | { ok: true; set: PolicySet; summary: string; warnings: PolicyProblem[] }
+  | { ok: false; problems: PolicyProblem[]; warnings: PolicyProblem[] };
 
 type PathSegment = PropertyKey;
 
@@ -46,6 +66,7 @@ interface ParsedFile {
   /** Positions the cross-file checks may report, taken while the document is at hand so it is not kept alive. */
   sitePosition: Position;
   sitesPositions: Position[];
+  warnings: PolicyProblem[];
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -106,7 +127,7 @@ function isRootTypeMismatch(issue: z.core.$ZodIssue): boolean {
 function flatten(issue: z.core.$ZodIssue, prefix: PathSegment[] = []): Located[] {
   const at = [...prefix, ...issue.path];
   if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((k) => ({ path: [...at, k], key: true, message: `unknown key ${JSON.stringify(k)}: ${issue.message}` }));
+    return issue.keys.map((k) => ({ path: [...at, k], key: true, message: `unknown key ${JSON.stringify(k)}${didYouMean(k, allowedKeysOf(issue.message))}: ${issue.message}` }));
   }
   if (issue.code === 'invalid_union') {
     const aimed = issue.errors.filter((branch) => !branch.every(isRootTypeMismatch));
@@ -156,7 +177,7 @@ function internCondition(cache: ConditionCache, claim: ConditionClaim, patterns:
   return condition;
 }
 
-function toPolicyFile(name: string, data: PolicyData, raw: unknown, conditions: ConditionCache): PolicyFile {
+function toPolicyFile(name: string, data: PolicyData, raw: unknown, conditions: ConditionCache, issuer: string, issuers: string[]): PolicyFile {
   const rawRules = (raw as { rules?: unknown[] }).rules ?? [];
   const rules: Rule[] = data.rules.map((rule, index) => {
     const when = rule.when as Record<string, string[] | undefined>;
@@ -176,6 +197,8 @@ function toPolicyFile(name: string, data: PolicyData, raw: unknown, conditions: 
   });
   const common = {
     file: name,
+    issuer,
+    issuers,
     repository: data.repository,
     repositoryId: data.repository_id,
     ...(data.repository_owner_id !== undefined ? { repositoryOwnerId: data.repository_owner_id } : {}),
@@ -193,7 +216,51 @@ function firstLine(message: string): string {
   return message.split('\n')[0]!.trim();
 }
 
-function parseSource(source: PolicySource, conditions: ConditionCache): { parsed?: ParsedFile; problems: PolicyProblem[] } {
+/** Conditions of the file's rules that can never match a GitHub token, at their positions. */
+function neverMatchWarnings(data: PolicyData, raw: unknown, locate: (at: readonly PathSegment[]) => Position, display: string): PolicyProblem[] {
+  const rawRules = (raw as { rules?: unknown[] }).rules ?? [];
+  return data.rules.flatMap((rule, ruleIndex) => {
+    const rawWhen = ((rawRules[ruleIndex] as { when?: Record<string, unknown> } | undefined)?.when ?? {}) as Record<string, unknown>;
+    return neverMatching(rule.when as Record<string, string[] | undefined>).map((w) => {
+      const at: PathSegment[] = ['rules', ruleIndex, 'when', w.claim, ...(Array.isArray(rawWhen[w.claim]) ? [w.index] : [])];
+      return { file: display, ...locate(at), message: `rules[${ruleIndex}] (${JSON.stringify(rule.name)}): ${w.message}` };
+    });
+  });
+}
+
+/** The issuer a file binds, and the issuers whose tokens it accepts; or why it cannot bind one. */
+function resolveIssuer(
+  written: string | undefined,
+  options: PolicyLoadOptions,
+): { issuer: string; issuers: string[] } | { problem: string; key: boolean } {
+  const trusted = [...new Set([...options.issuers.map(normaliseIssuer), ...(options.devIssuer !== undefined ? [options.devIssuer] : [])])];
+  const list = trusted.join(', ');
+  let issuer: string;
+  if (written !== undefined) {
+    if (!trusted.includes(written)) {
+      return {
+        key: false,
+        problem:
+          `issuer ${JSON.stringify(written)} is not trusted by this service (it trusts ${list}). ` +
+          `Fix: name one of those, or add it to DEPLOY_STS_ISSUER if the repository's tokens really come from it`,
+      };
+    }
+    issuer = written;
+  } else if (trusted.length === 1) {
+    issuer = trusted[0]!;
+  } else {
+    return {
+      key: true,
+      problem:
+        `issuer is required: this service trusts several issuers (${list}), and a policy binds exactly one, ` +
+        `so that a token from one cannot satisfy a policy written for another. Fix: add issuer: with the one this file's repository gets its tokens from, e.g. issuer: ${trusted.includes(GITHUB_ISSUER) ? GITHUB_ISSUER : trusted[0]}`,
+    };
+  }
+  const standIn = options.devIssuer !== undefined && issuer === GITHUB_ISSUER && options.devIssuer !== issuer;
+  return { issuer, issuers: standIn ? [issuer, options.devIssuer!] : [issuer] };
+}
+
+function parseSource(source: PolicySource, conditions: ConditionCache, options: PolicyLoadOptions): { parsed?: ParsedFile; problems: PolicyProblem[] } {
   const display = source.display ?? source.file;
   const lines = new LineCounter();
   const problem = (pos: Position, message: string): PolicyProblem => ({ file: display, line: pos.line, column: pos.column, message });
@@ -222,6 +289,24 @@ function parseSource(source: PolicySource, conditions: ConditionCache): { parsed
     };
   }
 
+  // Keys that name object internals are refused before the document becomes JavaScript objects: `__proto__` would
+  // set a prototype (and slip past the unknown-key checks), `constructor` and `prototype` shadow built-ins.
+  const internals: PolicyProblem[] = [];
+  visit(doc, {
+    Pair(_key, pair) {
+      const name = keyText(pair.key);
+      if (name === undefined || !FORBIDDEN_KEYS.has(name)) return;
+      const range = (pair.key as { range?: [number, number, number] }).range;
+      internals.push(
+        problem(
+          range ? at(range[0]) : { line: 1, column: 1 },
+          `key ${JSON.stringify(name)} is not allowed in a policy file: __proto__, constructor and prototype name JavaScript object internals and are refused everywhere. Fix: remove it`,
+        ),
+      );
+    },
+  });
+  if (internals.length > 0) return { problems: internals };
+
   let raw: unknown;
   try {
     raw = doc.toJS({ maxAliasCount: 100 });
@@ -235,15 +320,28 @@ function parseSource(source: PolicySource, conditions: ConditionCache): { parsed
     const problems = validation.issues.flatMap((issue) => flatten(issue)).map((l) => problem(locate(l.path, l.key), withPath(l)));
     return { problems };
   }
-  const policy = toPolicyFile(source.file, validation.data, raw, conditions);
+  const resolved = resolveIssuer(validation.data.issuer, options);
+  if ('problem' in resolved) {
+    return { problems: [problem(resolved.key ? locate([]) : locate(['issuer']), resolved.problem)] };
+  }
+  const policy = toPolicyFile(source.file, validation.data, raw, conditions, resolved.issuer, resolved.issuers);
   const sitePosition = locate(['site']);
   const sitesPositions = (policy.sites ?? []).map((_, index) => locate(['sites', index]));
-  return { parsed: { policy, display, sitePosition, sitesPositions }, problems: [] };
+  const warnings = neverMatchWarnings(validation.data, raw, (at) => locate(at), display);
+  return { parsed: { policy, display, sitePosition, sitesPositions, warnings }, problems: [] };
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Across files
 
+const sameOrg = (a: string | undefined, b: string | undefined) => a !== undefined && b !== undefined && a.toLowerCase() === b.toLowerCase();
+
+/**
+ * The ownership model, across files: a slug has one site file at most; two orgs' `sites` patterns never match a
+ * common slug (decided exactly, see siteOverlap); a site file whose slug an org's pattern matches names that org.
+ * With the per-file check that an org (of an org file, or a site file's `org:`) owns the repository the file binds,
+ * every site has exactly one owner.
+ */
 function crossFileProblems(files: readonly ParsedFile[]): PolicyProblem[] {
   const problems: PolicyProblem[] = [];
   const siteFiles = new Map<string, ParsedFile>();
@@ -262,21 +360,46 @@ function crossFileProblems(files: readonly ParsedFile[]): PolicyProblem[] {
       message: `site ${JSON.stringify(policy.site)} is already defined in ${first.display}: a site has exactly one site file (put rules shared by several sites in an org file)`,
     });
   }
-  for (const f of files) {
-    const { policy } = f;
-    if (policy.kind !== 'org') continue;
-    (policy.sites ?? []).forEach((slug, index) => {
-      if (isGlob(slug)) return;
-      const own = siteFiles.get(slug);
-      if (own === undefined || orgFileMayGovern(policy, own.policy)) return;
-      problems.push({
-        file: f.display,
-        ...f.sitesPositions[index]!,
-        message: own.policy.org === undefined
-          ? `site ${JSON.stringify(slug)} has a site file (${own.display}) that names no org: an org file only governs sites whose site file says org: ${policy.org ?? ''}`
-          : `site ${JSON.stringify(slug)} belongs to org ${JSON.stringify(own.policy.org)} (${own.display}), not ${JSON.stringify(policy.org)}: an org file only governs its own org's sites`,
-      });
+
+  const orgFiles = files.filter((f) => f.policy.kind === 'org');
+  // Two orgs never share a slug: report each pattern of the later file that can match a slug of an earlier org's.
+  orgFiles.forEach((later, j) => {
+    const patterns = later.policy.sites ?? [];
+    patterns.forEach((pattern, index) => {
+      for (const earlier of orgFiles.slice(0, j)) {
+        if (sameOrg(earlier.policy.org, later.policy.org)) continue;
+        for (const other of earlier.policy.sites ?? []) {
+          const witness = siteOverlap(other, pattern);
+          if (witness === undefined) continue;
+          problems.push({
+            file: later.display,
+            ...later.sitesPositions[index]!,
+            message:
+              `sites[${index}]: ${JSON.stringify(pattern)} can match the same site as ${JSON.stringify(other)} of org ${JSON.stringify(earlier.policy.org)} (${earlier.display}), ` +
+              `e.g. ${JSON.stringify(witness)}: a site is governed by one org only. Fix: narrow one of the two patterns (or list the slugs literally) so that no slug matches both`,
+          });
+          return;
+        }
+      }
     });
+  });
+
+  // A site file whose slug an org's pattern matches belongs to that org.
+  for (const site of siteFiles.values()) {
+    const slug = site.policy.site!;
+    for (const org of orgFiles) {
+      if (sameOrg(org.policy.org, site.policy.org)) continue;
+      const pattern = (org.policy.sites ?? []).find((p) => siteOverlap(p, slug) !== undefined);
+      if (pattern === undefined) continue;
+      const owner = org.policy.org ?? '';
+      problems.push({
+        file: site.display,
+        ...site.sitePosition,
+        message:
+          `site ${JSON.stringify(slug)} is matched by ${JSON.stringify(pattern)} of org ${JSON.stringify(owner)} (${org.display}): ` +
+          `a site file whose slug an org's sites match must say org: ${owner}, and bind a repository of ${owner}. Fix: add org: ${owner}, rename the site, or narrow ${owner}'s sites`,
+      });
+    }
   }
   return problems;
 }
@@ -298,18 +421,19 @@ function byPosition(order: Map<string, number>) {
 }
 
 /** Validate policy texts (the whole set): every problem of every file, or the set. */
-export function checkPolicyTexts(sources: readonly PolicySource[]): PolicyCheck {
+export function checkPolicyTexts(sources: readonly PolicySource[], options: PolicyLoadOptions = DEFAULT_LOAD_OPTIONS): PolicyCheck {
   const problems: PolicyProblem[] = [];
   const parsed: ParsedFile[] = [];
   const conditions: ConditionCache = new Map();
   for (const source of sources) {
-    const result = parseSource(source, conditions);
+    const result = parseSource(source, conditions, options);
     problems.push(...result.problems);
     if (result.parsed) parsed.push(result.parsed);
   }
   problems.push(...crossFileProblems(parsed));
+  const order = new Map(sources.map((s, i) => [s.display ?? s.file, i]));
+  const warnings = parsed.flatMap((p) => p.warnings).sort(byPosition(order));
   if (problems.length > 0) {
-    const order = new Map(sources.map((s, i) => [s.display ?? s.file, i]));
     const seen = new Set<string>();
     const unique = problems.filter((p) => {
       const id = `${p.file}\0${p.line}\0${p.column}\0${p.message}`;
@@ -317,11 +441,11 @@ export function checkPolicyTexts(sources: readonly PolicySource[]): PolicyCheck 
       seen.add(id);
       return true;
     });
-    return { ok: false, problems: unique.sort(byPosition(order)) };
+    return { ok: false, problems: unique.sort(byPosition(order)), warnings };
   }
   const files = parsed.map((p) => p.policy);
   const set = createPolicySet(files);
-  return { ok: true, set, summary: summarise(files, set) };
+  return { ok: true, set, summary: summarise(files, set), warnings };
 }
 
 function dirProblem(dir: string, message: string): PolicyProblem {
@@ -377,29 +501,102 @@ async function readPolicyDir(dir: string): Promise<{ sources: PolicySource[]; pr
   return { sources, problems };
 }
 
+/** One policy file given instead of a directory (`deploy-sts policy check docs.yml`). */
+async function readPolicyFile(file: string): Promise<{ sources: PolicySource[]; problems: PolicyProblem[] }> {
+  try {
+    const info = await stat(file);
+    if (info.size > MAX_POLICY_FILE_BYTES) return { sources: [], problems: [dirProblem(file, `the file is larger than ${MAX_POLICY_FILE_BYTES} bytes; a policy file is a few rules`)] };
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(await readFile(file));
+    return { sources: [{ file: path.basename(file), text, display: file }], problems: [] };
+  } catch (error) {
+    const message = error instanceof TypeError ? 'the file is not valid UTF-8' : `cannot be read: ${(error as Error).message}`;
+    return { sources: [], problems: [dirProblem(file, message)] };
+  }
+}
+
+async function isFile(target: string): Promise<boolean> {
+  try {
+    return (await stat(target)).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /** The shared path for start-up, `deploy-sts policy check` and live reloads. Never throws for bad input. */
-export async function checkPolicies(dir: string): Promise<PolicyCheck> {
-  const { sources, problems } = await readPolicyDir(dir);
-  const checked = checkPolicyTexts(sources);
+export async function checkPolicies(dir: string, options: PolicyLoadOptions = DEFAULT_LOAD_OPTIONS): Promise<PolicyCheck> {
+  return checkSources(await readPolicyDir(dir), options);
+}
+
+/** `deploy-sts policy check|explain`: a directory of policy files, or one policy file checked on its own. */
+export async function checkPolicyPath(target: string, options: PolicyLoadOptions = DEFAULT_LOAD_OPTIONS): Promise<PolicyCheck> {
+  return (await isFile(target)) ? checkSources(await readPolicyFile(target), options) : checkPolicies(target, options);
+}
+
+function checkSources({ sources, problems }: { sources: PolicySource[]; problems: PolicyProblem[] }, options: PolicyLoadOptions): PolicyCheck {
+  const checked = checkPolicyTexts(sources, options);
   if (problems.length === 0) return checked;
-  return { ok: false, problems: [...problems, ...(checked.ok ? [] : checked.problems)] };
+  return { ok: false, problems: [...problems, ...(checked.ok ? [] : checked.problems)], warnings: checked.warnings };
+}
+
+export interface SettleOptions {
+  /** How long apart the two reads are (ms). */
+  intervalMs: number;
+  /** Reads at most (the directory must read the same on two consecutive ones). */
+  attempts: number;
+}
+
+/** A reload waits this long for the directory to read the same twice, a few times, before giving up. */
+export const DEFAULT_SETTLE: SettleOptions = { intervalMs: 250, attempts: 8 };
+
+function snapshot(read: { sources: PolicySource[]; problems: PolicyProblem[] }): string {
+  return JSON.stringify([read.sources.map((s) => [s.file, s.text]), read.problems]);
+}
+
+/**
+ * `checkPolicies` for live reloads: the directory is read until two consecutive reads, `intervalMs` apart, are the
+ * same — a file caught in the middle of a write (truncated, and possibly still valid YAML that grants more) is never
+ * loaded. When the directory keeps changing, nothing is loaded and the problem says to replace files atomically.
+ */
+export async function checkPoliciesSettled(
+  dir: string,
+  options: PolicyLoadOptions = DEFAULT_LOAD_OPTIONS,
+  settle: SettleOptions = DEFAULT_SETTLE,
+): Promise<PolicyCheck> {
+  let previous = await readPolicyDir(dir);
+  for (let attempt = 1; attempt < settle.attempts; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, settle.intervalMs));
+    const current = await readPolicyDir(dir);
+    if (snapshot(current) === snapshot(previous)) return checkSources(current, options);
+    previous = current;
+  }
+  return {
+    ok: false,
+    problems: [
+      dirProblem(
+        dir,
+        `the policies directory kept changing while it was read (${settle.attempts} reads, ${settle.intervalMs} ms apart), so nothing was loaded. ` +
+          'Fix: replace policy files atomically — write a temporary file in the same directory (e.g. .docs.yml.tmp: names starting with . are skipped) and rename it over the old one',
+      ),
+    ],
+    warnings: [],
+  };
 }
 
 /** Load a directory or throw PolicyLoadError listing every problem. */
-export async function loadPolicyDir(dir: string): Promise<PolicySet> {
-  const result = await checkPolicies(dir);
+export async function loadPolicyDir(dir: string, options: PolicyLoadOptions = DEFAULT_LOAD_OPTIONS): Promise<PolicySet> {
+  const result = await checkPolicies(dir, options);
   if (!result.ok) throw new PolicyLoadError(result.problems);
   return result.set;
 }
 
 /** Load several files given as text (tests, tools). Throws PolicyLoadError. */
-export function loadPolicyTexts(sources: readonly PolicySource[]): PolicySet {
-  const result = checkPolicyTexts(sources);
+export function loadPolicyTexts(sources: readonly PolicySource[], options: PolicyLoadOptions = DEFAULT_LOAD_OPTIONS): PolicySet {
+  const result = checkPolicyTexts(sources, options);
   if (!result.ok) throw new PolicyLoadError(result.problems);
   return result.set;
 }
 
 /** Load one file given as text. Throws PolicyLoadError. */
-export function loadPolicyText(file: string, text: string): PolicySet {
-  return loadPolicyTexts([{ file, text }]);
+export function loadPolicyText(file: string, text: string, options: PolicyLoadOptions = DEFAULT_LOAD_OPTIONS): PolicySet {
+  return loadPolicyTexts([{ file, text }], options);
 }

@@ -2,8 +2,9 @@
  * The decision: may this token get a token for this site, and in which context?
  *
  * 1. The files that govern the site (its site file, then matching org files). None → unknown_site.
- * 2. Of those, only files that bind the token's repository are tried: the same `repository_id` (exactly), the same
- *    `repository` (case-insensitively) and, when the file sets it, the same `repository_owner_id`.
+ * 2. Of those, only files that bind the token's issuer and repository are tried: `iss` one the file accepts (its
+ *    `issuer`), the same `repository_id` (exactly), the same `repository` (case-insensitively) and, when the file
+ *    sets it, the same `repository_owner_id`.
  *    None → repository_mismatch, with a generic description: a foreign repository learns nothing about the policy.
  * 3. Rules in file order, then rule order; the first rule whose every condition matches wins.
  *    None → no_rule_matched, with every rule's first failed condition (the repository is the site's own).
@@ -65,9 +66,24 @@ export interface Binding {
   failure?: string;
 }
 
-/** Whether a file binds the token's repository: id exactly, name case-insensitively, owner id when set. */
+/** Whether a file binds the token's issuer and repository: issuer exactly, id exactly, name case-insensitively, owner id when set. */
 export function bindingOf(file: PolicyFile, claims: unknown): Binding {
   const conditions: ConditionOutcome[] = [];
+  const iss = readClaim(claims, 'iss');
+  const issOk = typeof iss === 'string' && file.issuers.includes(iss);
+  conditions.push({
+    claim: 'iss',
+    patterns: [...file.issuers],
+    value: typeof iss === 'string' ? iss : undefined,
+    ok: issOk,
+    why:
+      describeAbsent('iss', iss) ??
+      (issOk
+        ? iss === file.issuer
+          ? `iss ${quote(iss as string)} is ${quote(file.issuer)}`
+          : `iss ${quote(iss as string)} (the local dev issuer) stands in for ${quote(file.issuer)}`
+        : `iss ${quote(iss as string)} is not ${quote(file.issuer)} (the issuer this policy binds): a token from another issuer never matches, whatever its repository name or id`),
+  });
   const repository = readClaim(claims, 'repository');
   const repositoryId = readClaim(claims, 'repository_id');
   const sameName = typeof repository === 'string' && foldAscii(repository) === foldAscii(file.repository);
@@ -151,7 +167,7 @@ export function evaluate(set: PolicySet, site: string, claims: Record<string, un
     const binding = bindingOf(file, claims);
     if (!binding.binds) {
       for (const rule of file.rules) {
-        const t: RuleTrace = { file: file.file, rule: rule.name, context: rule.context, matched: false, conditions: binding.conditions };
+        const t: RuleTrace = { file: file.file, issuer: file.issuer, rule: rule.name, context: rule.context, matched: false, conditions: binding.conditions };
         if (binding.failure !== undefined) t.failure = binding.failure;
         trace.push(t);
       }
@@ -159,7 +175,7 @@ export function evaluate(set: PolicySet, site: string, claims: Record<string, un
     }
     bound = true;
     for (const rule of file.rules) {
-      const t = evaluateRule(rule, claims, file.file);
+      const t = { ...evaluateRule(rule, claims, file.file), issuer: file.issuer };
       trace.push(t);
       tried.push(t);
       if (t.matched) {
@@ -168,6 +184,7 @@ export function evaluate(set: PolicySet, site: string, claims: Record<string, un
           site,
           ...(file.org !== undefined ? { org: file.org } : {}),
           file: file.file,
+          issuer: file.issuer,
           rule,
           context: rule.context,
           ...(file.tokenAudience !== undefined ? { tokenAudience: file.tokenAudience } : {}),

@@ -7,8 +7,10 @@
  * Cross-file checks (a site defined twice) live in the loader.
  */
 import { z } from 'zod';
-import { SITE_SLUG } from '../../shared/wire.js';
+import { didYouMean } from '../suggest.js';
+import { MAX_TOKEN_TTL_SECONDS, RULE_NAME as WIRE_RULE_NAME, SITE_SLUG } from '../../shared/wire.js';
 import { CONDITION_CLAIMS, TRUSTED_EVENTS, isTrustedEvent } from '../oidc/claims.js';
+import { issuerProblem, normaliseIssuer } from '../oidc/issuers.js';
 import { conditionPatternProblem, isConditionClaim } from './condition.js';
 import { parseDuration } from './duration.js';
 import { MAX_GLOB_LENGTH, isGlob } from './glob.js';
@@ -23,12 +25,12 @@ export const SITE_PATTERN = /^[a-z0-9*-]{1,63}$/;
 export const OWNER = /^[A-Za-z0-9][A-Za-z0-9_-]{0,38}$/;
 export const REPOSITORY = /^[A-Za-z0-9][A-Za-z0-9_-]{0,38}\/(?!\.\.?$)[A-Za-z0-9._-]{1,100}$/;
 export const NUMERIC_ID = /^[1-9][0-9]{0,19}$/;
-export const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export const RULE_NAME = WIRE_RULE_NAME;
 export const DURATION_TEXT = /^[0-9]{1,9}[smh]?$/;
 
 /** Seconds. */
 export const DEFAULT_MAX_TTL = 600;
-export const MAX_TTL_CAP = 3600;
+export const MAX_TTL_CAP = MAX_TOKEN_TTL_SECONDS;
 export const MAX_RULES = 100;
 export const MAX_PATTERNS = 64;
 export const MAX_SITES = 1000;
@@ -104,9 +106,18 @@ function requiredString(what: string, hint: string) {
   });
 }
 
+/** The keys each "allows only" message names, so an unknown key can be answered with the closest allowed one. */
+const ALLOWED_KEYS = new Map<string, readonly string[]>();
+
+/** The allowed keys behind an `unrecognized_keys` issue's message (for "did you mean"). */
+export function allowedKeysOf(message: string): readonly string[] {
+  return ALLOWED_KEYS.get(message) ?? [];
+}
+
 function unknownKeys(where: string, allowed: readonly string[]) {
-  return (issue: z.core.$ZodRawIssue): string | undefined =>
-    issue.code === 'unrecognized_keys' ? `${where} allows only ${allowed.join(', ')}` : undefined;
+  const message = `${where} allows only ${allowed.join(', ')}`;
+  ALLOWED_KEYS.set(message, allowed);
+  return (issue: z.core.$ZodRawIssue): string | undefined => (issue.code === 'unrecognized_keys' ? message : undefined);
 }
 
 function numericId(key: string, example: string) {
@@ -132,6 +143,20 @@ const orgSchema = z
   .string({ error: (issue) => `org must be a GitHub organisation login, e.g. acme, got ${describe(issue.input)}` })
   .regex(OWNER, 'org must be a GitHub organisation login: letters, digits and -, at most 39 characters, e.g. acme');
 const tokenAudienceSchema = z.string().min(1).max(512);
+export const issuerSchema = meta(
+  z
+    .string({ error: (issue) => `issuer must be the URL of a trusted OIDC issuer, e.g. https://token.actions.githubusercontent.com, got ${describe(issue.input)}` })
+    .max(512)
+    .superRefine((value, ctx) => {
+      const problem = issuerProblem(value);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `issuer ${problem}, e.g. https://token.actions.githubusercontent.com` });
+    })
+    .transform(normaliseIssuer),
+  {
+    description:
+      'The OIDC issuer whose tokens this file accepts: one of the service\'s trusted issuers (DEPLOY_STS_ISSUER). Required when the service trusts several; defaults to the only one otherwise.',
+  },
+);
 
 const slugSchema = z
   .string({
@@ -226,7 +251,7 @@ export const whenSchema = meta(
       if (isConditionClaim(key)) continue;
       const message = key.startsWith('repo_property_')
         ? `${JSON.stringify(key)} is not a valid custom property condition: repo_property_ must be followed by the property name (letters, digits, _, -, $, #)`
-        : `unknown condition ${JSON.stringify(key)}: a when key is one of ${WHEN_KEYS}`;
+        : `unknown condition ${JSON.stringify(key)}${didYouMean(key, CONDITION_CLAIMS)}: a when key is one of ${WHEN_KEYS}`;
       ctx.addIssue({ code: 'custom', path: [key], message, params: KEY_ISSUE });
     }
   }, ALWAYS),
@@ -353,10 +378,11 @@ const rulesSchema = z
 // ---------------------------------------------------------------------------------------------------------
 // Files
 
-const SITE_FILE_KEYS = ['site', 'org', 'repository', 'repository_id', 'repository_owner_id', 'token_audience', 'upstream', 'rules'] as const;
-const ORG_FILE_KEYS = ['org', 'sites', 'repository', 'repository_id', 'repository_owner_id', 'token_audience', 'rules'] as const;
+const SITE_FILE_KEYS = ['site', 'org', 'issuer', 'repository', 'repository_id', 'repository_owner_id', 'token_audience', 'upstream', 'rules'] as const;
+const ORG_FILE_KEYS = ['org', 'sites', 'issuer', 'repository', 'repository_id', 'repository_owner_id', 'token_audience', 'rules'] as const;
 
 const binding = {
+  issuer: issuerSchema.optional(),
   repository: repositorySchema,
   repository_id: numericId('repository_id', '892043217'),
   repository_owner_id: numericId('repository_owner_id', '51204').optional(),
@@ -376,6 +402,18 @@ export const siteFileSchema = meta(
     { error: unknownKeys('a site file', SITE_FILE_KEYS) },
   )
   .superRefine((file, ctx) => {
+    // A site file's `org:` is what lets its org's files govern the site and what the token says: the org must own
+    // the repository the file binds, as for org files.
+    if (file.org !== undefined) {
+      const owner = file.repository.split('/')[0] ?? '';
+      if (owner.toLowerCase() !== file.org.toLowerCase()) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['repository'],
+          message: `a site file's repository must belong to its org: ${JSON.stringify(file.repository)} is not in org ${JSON.stringify(file.org)}. Fix: bind a repository of ${file.org}, or drop org: (the site then belongs to no org file)`,
+        });
+      }
+    }
     // A gateway site's tokens carry the gateway's audience; a second audience would be ambiguous.
     if (file.upstream?.netlify && file.token_audience !== undefined) {
       ctx.addIssue({

@@ -7,7 +7,7 @@
  * file's repository must belong to its org (checked at load).
  * Names that are not slugs are governed by nothing (so a glob can never match a crafted name).
  */
-import { compileGlob, isGlob, type Glob } from './glob.js';
+import { compileGlob, globIntersection, isGlob, type Glob } from './glob.js';
 import { SLUG } from './schema.js';
 import type { PolicyFile, PolicySet } from './types.js';
 
@@ -32,6 +32,21 @@ export class DuplicateSiteError extends Error {
 export function orgFileMayGovern(orgFile: PolicyFile, siteFile: PolicyFile | undefined): boolean {
   if (siteFile === undefined) return true;
   return siteFile.org !== undefined && orgFile.org !== undefined && siteFile.org.toLowerCase() === orgFile.org.toLowerCase();
+}
+
+const SLUG_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789-';
+
+/**
+ * A slug both `sites` entries (slugs or globs) match, or undefined when there is none: decided exactly over the slug
+ * language (lower-case letters, digits and -, starting with a letter or digit, 1 to 63 characters).
+ */
+export function siteOverlap(a: string, b: string): string | undefined {
+  if (!isGlob(a) && !isGlob(b)) return a === b && SLUG.test(a) ? a : undefined;
+  if (!isGlob(a) || !isGlob(b)) {
+    const [slug, pattern] = isGlob(a) ? [b, a] : [a, b];
+    return SLUG.test(slug) && compileGlob(pattern).test(slug) ? slug : undefined;
+  }
+  return globIntersection(a, b, { alphabet: SLUG_CHARS, firstAlphabet: SLUG_CHARS.slice(0, 36), nonEmpty: true, maxLength: 63 });
 }
 
 /** Build the set. Throws DuplicateSiteError when two site files name one site (the loader reports that first). */

@@ -35,6 +35,10 @@ export interface PolicyFile {
   /** Org file: slugs or globs. */
   sites?: string[];
   org?: string;
+  /** The OIDC issuer the file binds (its `issuer:`, or the service's only trusted issuer). */
+  issuer: string;
+  /** Issuers whose tokens the file accepts: `issuer`, and the local dev issuer standing in for GitHub's in demos. */
+  issuers: readonly string[];
   /** owner/name as written; compared case-insensitively. */
   repository: string;
   repositoryId: string;
@@ -49,6 +53,8 @@ export interface PolicyFile {
 /** How one rule fared against a token: the first condition that failed, or none. */
 export interface RuleTrace {
   file: string;
+  /** The issuer the rule's file binds. */
+  issuer?: string;
   rule: string;
   context: Context;
   matched: boolean;
@@ -64,6 +70,8 @@ export type Decision =
       site: string;
       org?: string;
       file: string;
+      /** The issuer the granting file binds. */
+      issuer: string;
       rule: Rule;
       context: Context;
       tokenAudience?: string;

@@ -8,7 +8,7 @@
 import pg from 'pg';
 import { AUDIT_COLUMNS, auditFromRow, auditParams, tokenFromRow, type Row } from './audit-row.js';
 import { pgGatewayStorage } from './pg-gateway.js';
-import type { AuditRecord, Storage } from './types.js';
+import type { AuditRecord, JtiUse, Storage } from './types.js';
 
 export interface PoolOptions {
   /** Most connections this process opens (default 10). */
@@ -40,19 +40,6 @@ export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
 }
 
 const INSERT_AUDIT = `INSERT INTO audit (${AUDIT_COLUMNS.join(', ')}) VALUES (${AUDIT_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})`;
-/**
- * The writes of one exchange in one statement, so one round trip and one commit (one WAL flush): the replay insert,
- * and the audit row of what became of the jti — the first of the two rows given when the insert took the jti, the
- * second when it was already there. `time` and `expires_at` are cast: VALUES parameters are text otherwise.
- */
-const AUDIT_VALUES = (from: number) =>
-  `(${AUDIT_COLUMNS.map((c, i) => `$${from + i}${c === 'time' || c === 'expires_at' ? '::bigint' : ''}`).join(', ')}, ${from === 4 ? 'true' : 'false'})`;
-const RECORD_EXCHANGE = `WITH used AS (
-    INSERT INTO replay (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1)
-  INSERT INTO audit (${AUDIT_COLUMNS.join(', ')})
-  SELECT ${AUDIT_COLUMNS.join(', ')} FROM (VALUES ${AUDIT_VALUES(4)}, ${AUDIT_VALUES(4 + AUDIT_COLUMNS.length)}) AS v (${AUDIT_COLUMNS.join(', ')}, first)
-  WHERE v.first = EXISTS (SELECT 1 FROM used)
-  RETURNING (SELECT count(*) FROM used)::int AS first`;
 const TOKEN_SELECT = `SELECT a.*, r.jti AS revoked FROM audit a LEFT JOIN revoked r ON r.jti = a.token_jti
                       WHERE a.result = 'granted' AND a.token_jti IS NOT NULL`;
 
@@ -67,6 +54,10 @@ export function postgresStorage(pool: pg.Pool): Storage {
     return pool.query<Row>(name ? { name, text: sql, values: params } : { text: sql, values: params });
   };
 
+  const consumeJti = async (issuer: string, jti: string, expiresAt: number): Promise<boolean> => {
+    const result = await query('INSERT INTO replay (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [issuer, jti, expiresAt], 'deploy_sts_consume_jti');
+    return result.rowCount === 1;
+  };
   const appendAudit = async (record: AuditRecord): Promise<void> => {
     await query(INSERT_AUDIT, auditParams(record), 'deploy_sts_append_audit');
   };
@@ -74,24 +65,18 @@ export function postgresStorage(pool: pg.Pool): Storage {
   return {
     kind: 'postgres',
     gateway: pgGatewayStorage(query),
-    async consumeJti(issuer, jti, expiresAt) {
-      const result = await query('INSERT INTO replay (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [issuer, jti, expiresAt], 'deploy_sts_consume_jti');
-      return result.rowCount === 1;
-    },
+    consumeJti,
     appendAudit,
     async recordExchange({ issuer, jti, expiresAt }, recordFor) {
-      const first = recordFor('first');
-      const replay = recordFor('replay');
-      let result: pg.QueryResult<Row>;
+      // Two statements: the record depends on the jti's use (and, for a first use, on the repository limit).
+      let use: JtiUse;
       try {
-        result = await query(RECORD_EXCHANGE, [issuer, jti, expiresAt, ...auditParams(first), ...auditParams(replay)], 'deploy_sts_record_exchange');
+        use = (await consumeJti(issuer, jti, expiresAt)) ? 'first' : 'replay';
       } catch {
-        // Which insert failed is unknown: record the failure on its own (a failing audit log fails this one too).
-        await appendAudit(recordFor('unavailable'));
-        return 'unavailable';
+        use = 'unavailable';
       }
-      if (result.rows.length !== 1) throw new Error('the exchange was not recorded');
-      return Number(result.rows[0]!.first) === 1 ? 'first' : 'replay';
+      await appendAudit(recordFor(use));
+      return use;
     },
     async revoke(jti, expiresAt) {
       await query('INSERT INTO revoked (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [
@@ -119,6 +104,10 @@ export function postgresStorage(pool: pg.Pool): Storage {
         ? await query('SELECT * FROM audit WHERE site = $1 AND time >= $2 ORDER BY id DESC LIMIT $3', [site, since, limit])
         : await query('SELECT * FROM audit WHERE time >= $1 ORDER BY id DESC LIMIT $2', [since, limit]);
       return result.rows.map(auditFromRow);
+    },
+    async findAudit(id) {
+      const result = await query('SELECT * FROM audit WHERE id = $1', [id]);
+      return result.rows[0] === undefined ? undefined : auditFromRow(result.rows[0]);
     },
     async prune(now) {
       const a = await query('DELETE FROM replay WHERE expires_at < $1', [now]);

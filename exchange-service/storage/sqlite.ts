@@ -511,6 +511,11 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
         : stmt('SELECT * FROM audit WHERE time >= ? ORDER BY id DESC LIMIT ?').all(since, limit);
       return (rows as Row[]).map(auditFromRow);
     },
+    async findAudit(id) {
+      open();
+      const row = stmt('SELECT * FROM audit WHERE id = ?').get(id) as Row | undefined;
+      return row === undefined ? undefined : auditFromRow(row);
+    },
     async prune(now) {
       open();
       // Chunks, each committed with the requests' writes of its loop turn: requests run in between.

@@ -75,10 +75,12 @@ export interface Storage {
   /** Append a decision to the audit log. A grant's record is durable before this resolves. */
   appendAudit(record: AuditRecord): Promise<void>;
   /**
-   * The writes of one exchange of a verified subject token, in one write: consume its jti (exactly once, as
-   * consumeJti) and append the audit record that `recordFor` gives for what became of it — `first`, `replay`, or
-   * `unavailable` when the replay cache could not take it (the record then tells that failure). Resolves with that
-   * use once the record is durable, as appendAudit; rejects when the record could not be written.
+   * The writes of one exchange of a verified subject token: consume its jti (exactly once, as consumeJti) and append
+   * the audit record that `recordFor` gives for what became of it — `first`, `replay`, or `unavailable` when the
+   * replay cache could not take it (the record then tells that failure). `recordFor` is called exactly once, after
+   * the jti is checked and before the record is written. SQLite runs both inserts as one write of the batch (one
+   * commit, one sync). Resolves with the use once the record is durable, as appendAudit; rejects when the record
+   * could not be written.
    */
   recordExchange(subject: SubjectJti, recordFor: (use: JtiUse) => AuditRecord): Promise<JtiUse>;
   /** Mark a minted token revoked until its expiry (idempotent). */
@@ -89,6 +91,8 @@ export interface Storage {
   /** Look up one granted token by jti (for revoke-by-jti from the CLI). */
   findToken(jti: string): Promise<IssuedToken | undefined>;
   listAudit(filter: { site?: string; since?: number; limit?: number }): Promise<StoredAudit[]>;
+  /** One audit record by its id (`deploy-sts policy explain --audit-id`). */
+  findAudit(id: number): Promise<StoredAudit | undefined>;
   /** Delete replay and revocation rows whose expiry has passed; returns how many. Audit rows are kept. */
   prune(now: number): Promise<number>;
   /** Cheap liveness probe for /readyz. */

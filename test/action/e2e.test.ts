@@ -147,7 +147,9 @@ describe('a fork preview from pull_request_target', () => {
   });
 
   it('cannot get production by asking for it', async () => {
-    const endpoint = await runnerEndpoint({ event_name: 'pull_request_target', environment: 'production' });
+    // The pinned preview workflow, in the production environment, asking for production: still only a preview.
+    const pinned = 'acme/docs/.github/workflows/preview.yml@refs/heads/main';
+    const endpoint = await runnerEndpoint({ event_name: 'pull_request_target', environment: 'production', job_workflow_ref: pinned, workflow_ref: pinned });
     const j = await job();
     const main = await j.run('main', { inputs: { url: service.url, site: 'docs' }, env: oidcEnv(endpoint) });
     expect(main.exitCode).toBe(0);
@@ -171,7 +173,7 @@ describe('a denial', () => {
     expect(message).toContain('  environment: production');
     expect(message).toContain('  repository: acme/docs');
     expect(message).toContain('  repository_id: 892043217');
-    expect(message).toContain('deploy-sts policy explain --site docs --token <file>');
+    expect(message).toMatch(/^  printf '%s\\n' '\{.*"ref":"refs\/heads\/feature".*\}' \| deploy-sts policy explain --site docs --policies .* --claims -$/m);
     expect(main.outputs).toEqual({});
     expect(main.state).toEqual({});
 

@@ -2,11 +2,14 @@ import { describe, expect, it } from 'vitest';
 import {
   ActionError,
   FORK_PREVIEWS_DOC,
+  TROUBLESHOOTING_DOC,
   badResponse,
   missingIdToken,
   serviceRefused,
   serviceUnavailable,
   deadlinePassed,
+  explainCommand,
+  shellWord,
   toActionError,
   transportFailed,
 } from '../../action/errors.js';
@@ -47,7 +50,31 @@ describe('denials', () => {
     expect(lines[1]).toBe('invalid_target: this repository may not deploy site "docs"');
     expect(lines).toContain('  event_name: push');
     expect(lines).toContain('  ref: (absent)');
-    expect(lines.at(-1)).toMatch(/^Fix: .*deploy-sts policy explain --site docs --token <file>/);
+    expect(lines).toContain(`What this refusal means and how to fix it: ${TROUBLESHOOTING_DOC}`);
+    expect(TROUBLESHOOTING_DOC).toBe('https://github.com/deploy-sts/deploy-sts/blob/main/docs/troubleshooting.md');
+    expect(lines.at(-2)).toMatch(/^Fix: Compare the claims above/);
+    expect(lines.at(-1)).toBe('  deploy-sts policy explain --site docs --policies "${DEPLOY_STS_POLICIES:-policies}" --audience https://sts.example.com --token <file>');
+  });
+
+  it('print a complete explain command with the claims as JSON when the token could be decoded', () => {
+    const policyClaims = { repository: 'acme/docs', repository_id: '892043217', ref: "refs/heads/it's", aud: 'https://sts.example.com/aud' };
+    const error = serviceRefused({ ...base, error: 'invalid_target', description: 'no', claims: { event_name: 'push' }, policyClaims });
+    expect(error.render().split('\n').at(-1)).toBe(
+      `  printf '%s\\n' '{"repository":"acme/docs","repository_id":"892043217","ref":"refs/heads/it'\\''s","aud":"https://sts.example.com/aud"}' | deploy-sts policy explain --site docs --policies "\${DEPLOY_STS_POLICIES:-policies}" --audience https://sts.example.com/aud --claims -`,
+    );
+  });
+
+  it('quote every value from the token for the shell', () => {
+    expect(shellWord('refs/heads/main')).toBe('refs/heads/main');
+    expect(shellWord("$(touch x)'`y`")).toBe("'$(touch x)'\\''`y`'");
+    expect(explainCommand('docs', 'https://sts.example.com', { aud: 'a b' })).toContain("--audience 'a b' --claims -");
+  });
+
+  it('point an unknown site at the site input', () => {
+    const error = serviceRefused({ ...base, site: 'doc', error: 'invalid_target', description: 'site "doc" is not known to this service' });
+    expect(error.code).toBe('denied');
+    expect(error.fix).toMatch(/^Check the `site` input: the service has no policy for a site "doc"/);
+    expect(error.fix).not.toContain('policy explain');
   });
 
   it('show no claims section when the token could not be decoded', () => {

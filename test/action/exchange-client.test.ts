@@ -20,7 +20,7 @@ import {
   type Reply,
 } from './support/loopback.js';
 
-const ACCESS_TOKEN = 'dsts_test_access_token_value';
+const ACCESS_TOKEN = 'eyJhbGciOiJFZERTQSJ9.eyJzaXRlIjoiZG9jcyJ9.ZHN0c190ZXN0X2FjY2Vzc190b2tlbg';
 
 function issued(overrides: Record<string, unknown> = {}): Reply {
   return json(200, {
@@ -338,7 +338,7 @@ describe('a denial', () => {
     expect(message).toContain('  environment: production');
     expect(message).toContain('  repository: acme/docs');
     expect(message).toContain('  repository_id: 892043217');
-    expect(message).toContain('deploy-sts policy explain --site docs --token <file>');
+    expect(message).toMatch(/^  printf '%s\\n' '\{.*"ref":"refs\/heads\/feature".*\}' \| deploy-sts policy explain --site docs --policies .* --claims -$/m);
     expect(message).not.toContain(h.subjectTokens[0]);
   });
 
@@ -431,6 +431,51 @@ describe('unusable answers', () => {
       expect(h.masked).toEqual([ACCESS_TOKEN]);
       expect(server.received.map((r) => r.path)).toEqual(['/token', '/revoke']);
     }
+  });
+
+  describe('strict shapes for everything copied into outputs and environment variables', () => {
+    const cases: [string, unknown, string][] = [
+      ['access_token', 'not-a-jws', 'a compact JWS'],
+      ['access_token', 'a.b', 'a compact JWS'],
+      ['access_token', 'eyJh.eyJz.c2ln.ZW5j.dGFn', 'a compact JWS'],
+      ['access_token', 'eyJh.eyJz.c2ln=', 'a compact JWS'],
+      ['access_token', 'eyJh.eyJz.c2ln $(id)', 'a compact JWS'],
+      ['rule', 'prod uction', 'a rule name'],
+      ['rule', '-production', 'a rule name'],
+      ['rule', 'r'.repeat(65), 'a rule name'],
+      ['rule', 'production%0A::warning::', 'a rule name'],
+      ['scope', 'deployments:write;curl evil', 'space-separated permissions'],
+      ['scope', 'deployments:write  sites:read', 'space-separated permissions'],
+      ['scope', 'Deployments:Write', 'space-separated permissions'],
+      ['scope', 'deployments:write $GITHUB_ENV', 'space-separated permissions'],
+      ['context', 'production ', 'production or preview'],
+      ['expires_in', 1.5, 'a whole number of seconds'],
+      ['expires_in', 0, 'a whole number of seconds'],
+      ['expires_in', 3601, 'a whole number of seconds'],
+      ['expires_in', '600', 'a whole number of seconds'],
+    ];
+    for (const [field, value, expected] of cases) {
+      it(`refuses, and revokes, ${field} ${JSON.stringify(value)}`, async () => {
+        const server = await serve(byPath(issued({ [field]: value })));
+        const h = harness(server.url);
+        const error = await failure(exchangeToken(request, h.options));
+        expect(error.code).toBe('bad_response');
+        expect(error.problem).toContain(`without a valid ${field} (${expected}`);
+        if (field !== 'access_token') expect(server.received.map((r) => r.path)).toEqual(['/token', '/revoke']);
+      });
+    }
+
+    it('refuses a site that is not a slug', async () => {
+      const server = await serve(byPath(issued({ site: 'docs/../blog' })));
+      const error = await failure(exchangeToken(request, harness(server.url).options));
+      expect(error.problem).toContain('without a valid site (a site slug');
+    });
+
+    it('accepts the service\'s own shapes', async () => {
+      const server = await serve(issued({ scope: 'deployments:write sites:read', rule: 'fork-previews.v2_x', expires_in: 3600, context: 'preview' }));
+      const token = await exchangeToken(request, harness(server.url).options);
+      expect(token).toMatchObject({ scope: ['deployments:write', 'sites:read'], rule: 'fork-previews.v2_x', expiresIn: 3600, context: 'preview' });
+    });
   });
 
   it('refuses an oversized answer as an unusable answer, without retrying', async () => {

@@ -12,7 +12,7 @@ import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
 import { fakeClock } from './support/fake-clock.js';
 import { json, startServer, type LoopbackServer, type Reply } from './support/loopback.js';
 
-const TOKEN = 'dsts_main_step_token';
+const TOKEN = 'eyJhbGciOiJFZERTQSJ9.eyJzaXRlIjoiZG9jcyJ9.ZHN0c19tYWluX3N0ZXBfdG9rZW4';
 
 let issuer: TestIssuer;
 const servers: LoopbackServer[] = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeClaimsForDisplay, formatClaims } from '../../action/subject-claims.js';
+import { POLICY_CLAIMS, decodeClaimsForDisplay, decodePolicyClaims, formatClaims } from '../../action/subject-claims.js';
 import { startIssuer } from '../helpers/issuer.js';
 
 describe('claims shown in a denial', () => {
@@ -34,5 +34,14 @@ describe('claims shown in a denial', () => {
     expect(claims.ref).toBe('refs/heads/x ::warning::hi');
     expect(claims.workflow_ref!.length).toBeLessThan(320);
     expect(formatClaims(claims).every((line) => !line.includes('\n') && line.startsWith('  '))).toBe(true);
+  });
+});
+
+describe('the claims copied as JSON for policy explain', () => {
+  it('include every claim a policy can read, and repo_property_* claims', async () => {
+    const { CONDITION_CLAIMS } = await import('../../exchange-service/oidc/claims.js');
+    for (const claim of [...CONDITION_CLAIMS, 'repository', 'repository_id', 'repository_owner_id']) expect(POLICY_CLAIMS).toContain(claim);
+    const payload = Buffer.from(JSON.stringify({ ref: 'refs/heads/main', repo_property_tier: 'gold', run_id: '1', exp: 5 })).toString('base64url');
+    expect(decodePolicyClaims(`e30.${payload}.sig`)).toEqual({ ref: 'refs/heads/main', repo_property_tier: 'gold' });
   });
 });

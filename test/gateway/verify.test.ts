@@ -28,7 +28,7 @@ async function productionToken(): Promise<string> {
 }
 
 async function previewToken(): Promise<string> {
-  const res = await exchangeToken(suite.svc.url, await suite.issuer.token({ event_name: 'pull_request_target', ref: 'refs/heads/main', environment: undefined }));
+  const res = await exchangeToken(suite.svc.url, await suite.issuer.token({ event_name: 'pull_request_target', ref: 'refs/heads/main', environment: undefined, job_workflow_ref: 'acme/docs/.github/workflows/preview.yml@refs/heads/main' }));
   expect(res.status, JSON.stringify(res.body)).toBe(200);
   expect(res.body.context).toBe('preview');
   return String(res.body.access_token);
@@ -133,7 +133,7 @@ describe('a relying party verifying deploy tokens', () => {
     const eager = countingFetch();
     const fresh = createVerifier({ issuer: suite.svc.url, audience: AUDIENCE, fetch: eager.fetch, cooldownSeconds: 0 });
     await fresh.verify(genuine);
-    await suite.svc.service.keys.rotate();
+    await suite.svc.service.keys.rotate({ now: true }); // signs with the new key at once
     const afterRotation = await productionToken();
     await expect(fresh.verify(afterRotation)).resolves.toMatchObject({ site: 'docs' });
     expect(eager.urls).toHaveLength(4); // the new kid was fetched once

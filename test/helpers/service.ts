@@ -4,7 +4,7 @@
  * and captures its log lines so tests can prove no token ever reaches them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
@@ -16,10 +16,26 @@ import { DEFAULT_AUDIENCE } from './issuer.js';
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const EXAMPLE_POLICIES = join(ROOT, 'examples', 'policies');
 
+/** GitHub's issuer, which the example policies bind. */
+const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';
+
+/**
+ * The example policies, bound to another issuer (the test issuer's URL): a copy in a fresh temp directory, every
+ * `issuer: https://token.actions.githubusercontent.com` replaced. Remove it with rmSync when done.
+ */
+export function examplePolicies(issuer: string, dir = tempDir('deploy-sts-examples-')): string {
+  mkdirSync(dir, { recursive: true });
+  for (const name of readdirSync(EXAMPLE_POLICIES)) {
+    const text = readFileSync(join(EXAMPLE_POLICIES, name), 'utf8');
+    writeFileSync(join(dir, name), text.replaceAll(`issuer: ${GITHUB_ISSUER}`, `issuer: ${issuer}`));
+  }
+  return dir;
+}
+
 export interface ServiceOptions {
   /** The trusted issuer URL (the test issuer's `url`). */
   issuer: string;
-  /** Policies directory; default examples/policies. */
+  /** Policies directory; default examples/policies, bound to `issuer` (see examplePolicies). */
   policies?: string;
   /** Audience GitHub tokens must carry; default DEFAULT_AUDIENCE. */
   audience?: string;
@@ -43,14 +59,22 @@ export function tempDir(prefix = 'deploy-sts-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+/** The example policies bound to the issuer, kept in the data directory (removed with it). */
+function defaultPolicies(options: ServiceOptions, dataDir: string): string {
+  if (options.policies !== undefined) return options.policies;
+  return examplePolicies(options.issuer, join(dataDir, 'example-policies'));
+}
+
 function envFor(options: ServiceOptions, dataDir: string): Record<string, string> {
   return {
     DEPLOY_STS_ISSUER: options.issuer,
     DEPLOY_STS_PORT: '0',
     DEPLOY_STS_HOST: '127.0.0.1',
     DEPLOY_STS_DATA_DIR: dataDir,
-    DEPLOY_STS_POLICIES: options.policies ?? EXAMPLE_POLICIES,
+    DEPLOY_STS_POLICIES: defaultPolicies(options, dataDir),
     DEPLOY_STS_AUDIENCE: options.audience ?? DEFAULT_AUDIENCE,
+    // Metrics on a port of their own, any free one (the default 9464 would clash between tests).
+    DEPLOY_STS_METRICS_LISTEN: '127.0.0.1:0',
     ...options.env,
   };
 }

@@ -77,7 +77,7 @@ describe('loading policy text', () => {
 describe('load errors point at the offending node', () => {
   it('reports an unknown top-level key at the key, naming the allowed keys', () => {
     expect(problemsOf({ 'docs.yml': yaml(...HEAD.slice(0, 3), 'orgg: acme', ...HEAD.slice(3), '  - name: p', '    context: preview', '    permissions: [deployments:write]', '    when: {}') })).toEqual([
-      'docs.yml:4:1: unknown key "orgg": a site file allows only site, org, repository, repository_id, repository_owner_id, token_audience, upstream, rules',
+      'docs.yml:4:1: unknown key "orgg" (did you mean "org"?): a site file allows only site, org, issuer, repository, repository_id, repository_owner_id, token_audience, upstream, rules',
     ]);
   });
 
@@ -92,7 +92,7 @@ describe('load errors point at the offending node', () => {
     const text = yaml(...HEAD, '  - name: previews', '    context: preview', '    permission: [deployments:write]', '    when: {}');
     expect(problemsOf({ 'docs.yml': text })).toEqual([
       'docs.yml:5:5: rules[0]: permissions is required, e.g. permissions: [deployments:write]',
-      'docs.yml:7:5: rules[0]: unknown key "permission": a rule allows only name, context, permissions, max_ttl, when',
+      'docs.yml:7:5: rules[0]: unknown key "permission" (did you mean "permissions"?): a rule allows only name, context, permissions, max_ttl, when',
     ]);
   });
 
@@ -152,7 +152,7 @@ describe('load errors point at the offending node', () => {
     expect(problems).toEqual([
       'a.yml:5:25: rules[0]: context must be production or preview, got "nope"',
       'b.yml:4:8: rules must list at least one rule',
-      'b.yml:5:1: unknown key "extra": a site file allows only site, org, repository, repository_id, repository_owner_id, token_audience, upstream, rules',
+      'b.yml:5:1: unknown key "extra": a site file allows only site, org, issuer, repository, repository_id, repository_owner_id, token_audience, upstream, rules',
     ]);
   });
 
@@ -163,8 +163,9 @@ describe('load errors point at the offending node', () => {
   });
 
   it("refuses an org file naming another org's site", () => {
-    const problems = problemsOf({ 'a.yml': toYaml(docsSite({ org: 'beta' })), 'b.yml': toYaml(monorepoOrg({ sites: ['app-*', 'docs'] })) });
-    expect(problems).toEqual([expect.stringMatching(/^b\.yml:\d+:\d+: site "docs" belongs to org "beta" \(a\.yml\), not "acme"/)]);
+    const beta = docsSite({ org: 'beta', repository: 'beta/docs' });
+    const problems = problemsOf({ 'a.yml': toYaml(beta), 'b.yml': toYaml(monorepoOrg({ sites: ['app-*', 'docs'] })) });
+    expect(problems).toEqual([expect.stringMatching(/^a\.yml:1:7: site "docs" is matched by "docs" of org "acme" \(b\.yml\): a site file whose slug an org's sites match must say org: acme/)]);
   });
 });
 
@@ -247,7 +248,7 @@ describe('loading a directory', () => {
     await expect(loadPolicyDir(dir)).rejects.toThrow(`${dir}: no policy files in ${dir} (expected *.yml or *.yaml files)`);
     const empty = await dirWith({});
     const result = await checkPolicies(empty);
-    expect(result).toEqual({ ok: false, problems: [{ file: empty, line: 0, column: 0, message: expect.stringContaining('no policy files in') }] });
+    expect(result).toEqual({ ok: false, problems: [{ file: empty, line: 0, column: 0, message: expect.stringContaining('no policy files in') }], warnings: [] });
   });
 
   it('refuses a missing directory', async () => {

@@ -6,7 +6,7 @@ import { checkPolicyTexts } from '../../exchange-service/policy/load.js';
 import { evaluate } from '../../exchange-service/policy/match.js';
 import { createPolicySet } from '../../exchange-service/policy/set.js';
 import type { PolicyFile, Rule } from '../../exchange-service/policy/types.js';
-import { ACME_OWNER_ID, DOCS_REPOSITORY_ID, docsClaims, docsSite, monorepoOrg, policySet, toYaml } from './fixtures.js';
+import { ACME_OWNER_ID, DOCS_REPOSITORY_ID, GITHUB_ISSUER, docsClaims, docsSite, monorepoOrg, policySet, toYaml } from './fixtures.js';
 
 const ABSENT = Symbol('absent');
 type Pick = string | number | string[] | typeof ABSENT;
@@ -108,6 +108,8 @@ describe('properties of the policy engine', () => {
           file: 'hand-made.yml',
           kind: 'site',
           site: 'docs',
+          issuer: GITHUB_ISSUER,
+          issuers: [GITHUB_ISSUER],
           repository: 'acme/docs',
           repositoryId: DOCS_REPOSITORY_ID,
           rules: specs.map(

@@ -124,7 +124,7 @@ describe.skipIf(SKIP_POSTGRES)('signing keys in PostgreSQL', () => {
       const { rows } = await pool.query('SELECT private_jwk, encryption FROM signing_keys');
       expect(rows[0].encryption).toBe('aes-256-gcm');
       expect(rows[0].private_jwk).not.toContain('secret-sealed');
-      expect(rows[0].private_jwk).toMatch(/^v1\./);
+      expect(rows[0].private_jwk).toMatch(/^v2\./);
       expect(await dbKeyStore(pool, { kek }).list()).toEqual([key('sealed', 100)]);
     });
 

@@ -162,13 +162,15 @@ describe.skipIf(SKIP_POSTGRES)('replicas sharing one PostgreSQL database', () =>
     const rotated = await promisify(execFile)(process.execPath, [join(ROOT, 'build/exchange-service/cli.js'), 'keys', 'rotate'], {
       env: { PATH: process.env.PATH ?? '', DEPLOY_STS_DATABASE_URL: databaseUrl, DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE: kek, DEPLOY_STS_DATA_DIR: tempDir() },
     });
-    const newKid = /new signing key (\S+) is active/.exec(rotated.stdout)![1]!;
+    const newKid = /new signing key (\S+) is published now and signs from /.exec(rotated.stdout)![1]!;
+    const oldKid = JSON.parse(Buffer.from(oldToken.split('.')[0]!, 'base64url').toString()).kid as string;
     expect(rotated.stdout + rotated.stderr).not.toContain(databaseUrl);
     for (const replica of replicas) replica.process.child.kill('SIGHUP');
     for (const replica of replicas) {
       await eventually('the rotated key at every replica', async () => (await jwksOf(replica)).keys.some((k) => k.kid === newKid));
+      // Published first: the replicas keep signing with the current key for the JWKS cache lifetime (300 s).
       const minted = String((await exchangeToken(replica.address, await issuer.token())).body.access_token);
-      expect(JSON.parse(Buffer.from(minted.split('.')[0]!, 'base64url').toString()).kid).toBe(newKid);
+      expect(JSON.parse(Buffer.from(minted.split('.')[0]!, 'base64url').toString()).kid).toBe(oldKid);
       expect((await jwksOf(replica)).keys.map((k) => k.kid)).toEqual(expect.arrayContaining(before.keys.map((k) => k.kid)));
       expect((await introspect(replica, oldToken)).body.active).toBe(true);
     }

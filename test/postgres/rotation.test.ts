@@ -1,6 +1,7 @@
 /**
  * Key rotation with the keys in PostgreSQL: a rotation made anywhere (what `deploy-sts keys rotate` does) reaches
- * every replica at its next key reload, and tokens signed before it keep verifying everywhere.
+ * every replica at its next key reload — the next key published at once, signing only after the JWKS cache
+ * lifetime — and tokens signed before it keep verifying everywhere.
  * The replicas run in this process here so the test can trigger the reload the service's 30-second timer performs.
  */
 import { randomBytes } from 'node:crypto';
@@ -8,6 +9,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JWKS_MAX_AGE_SECONDS, KeyRing } from '../../exchange-service/keys/key-ring.js';
 import { openSigningKeys } from '../../exchange-service/keys/open.js';
 import { openStorage } from '../../exchange-service/storage/open.js';
 import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
@@ -50,7 +52,7 @@ describe.skipIf(SKIP_POSTGRES)('rotating the signing key of replicas that share 
   const jwksOf = async (r: TestService) => (await (await fetch(`${address(r)}/.well-known/jwks.json`)).json()) as JSONWebKeySet;
   const mint = async (r: TestService) => String((await exchangeToken(address(r), await issuer.token())).body.access_token);
 
-  it('reaches every replica, which then signs with the new key while still publishing the old one', async () => {
+  it('reaches every replica, which publishes the next key at once and signs with it only after the JWKS cache lifetime', async () => {
     const [a, b] = replicas as [TestService, TestService];
     const before = await mint(a);
     const oldKid = decodeProtectedHeader(before).kid;
@@ -60,12 +62,24 @@ describe.skipIf(SKIP_POSTGRES)('rotating the signing key of replicas that share 
     const fresh = await (await openSigningKeys(operator, { keyEncryptionKeyFile: kek })).keys.rotate();
     await operator.storage.close();
     expect(fresh.kid).not.toBe(oldKid);
+    expect(fresh.createdAt - Math.floor(Date.now() / 1000)).toBeGreaterThanOrEqual(JWKS_MAX_AGE_SECONDS - 2);
 
     await Promise.all(replicas.map((r) => r.service.keys.reload()));
     for (const replica of replicas) {
       expect((await jwksOf(replica)).keys.map((k) => k.kid).sort()).toEqual([oldKid, fresh.kid].sort());
-      expect(decodeProtectedHeader(await mint(replica)).kid).toBe(fresh.kid);
+      expect(decodeProtectedHeader(await mint(replica)).kid).toBe(oldKid);
+      expect(replica.service.keys.next()?.kid).toBe(fresh.kid);
     }
+
+    // 300 s later (a rotation made by an operator whose clock is that far behind stands in for the wait): the
+    // next key signs on every replica, and tokens signed before keep verifying everywhere.
+    const later = await openStorage({ dataDir: secrets, synchronous: 'FULL', databaseUrl });
+    const { keyStore } = await openSigningKeys(later, { keyEncryptionKeyFile: kek });
+    const behind = await KeyRing.open(keyStore, () => Math.floor(Date.now() / 1000) - JWKS_MAX_AGE_SECONDS);
+    const signingNow = await behind.rotate();
+    await later.storage.close();
+    await Promise.all(replicas.map((r) => r.service.keys.reload()));
+    for (const replica of replicas) expect(decodeProtectedHeader(await mint(replica)).kid).toBe(signingNow.kid);
     // Signed before the rotation by A, verified after it by B.
     await expect(jwtVerify(before, createLocalJWKSet(await jwksOf(b)), { issuer: PUBLIC_URL })).resolves.toBeDefined();
     await expect(jwtVerify(await mint(b), createLocalJWKSet(await jwksOf(a)), { issuer: PUBLIC_URL })).resolves.toBeDefined();

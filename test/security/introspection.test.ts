@@ -50,7 +50,7 @@ async function mintedAgo(ageSeconds: number, ttlSeconds: number): Promise<string
     scope: 'deployments:write',
     context: 'production',
     ttlSeconds,
-    actor: { repository: 'acme/docs', repository_id: '892043217', run_id: '1', run_attempt: '1', workflow_ref: undefined, sha: 'abc', event_name: 'push', ref: 'refs/heads/main' },
+    actor: { iss: 'https://token.actions.githubusercontent.com', repository: 'acme/docs', repository_id: '892043217', run_id: '1', run_attempt: '1', workflow_ref: undefined, sha: 'abc', event_name: 'push', ref: 'refs/heads/main' },
     now: nowSeconds() - ageSeconds,
   });
   return minted.token;
@@ -123,6 +123,13 @@ describe('inactive tokens say {"active": false} and nothing else', () => {
     const token = await mintedAgo(7200, 600);
     expect((await introspect(token, operator)).body).toEqual({ active: false });
     expect((await introspect(token, { authorization: `Bearer ${token}` })).body).toEqual({ active: false });
+  });
+
+  it('a token signed with our key that lives longer than the longest TTL (exp - iat over 1 h): not one we mint', async () => {
+    // Whoever can sign with a stolen or planted key could otherwise mint year-long tokens.
+    expect((await introspect(await mintedAgo(0, 3601), operator)).body).toEqual({ active: false });
+    expect((await introspect(await mintedAgo(0, 365 * 86400), operator)).body).toEqual({ active: false });
+    expect((await introspect(await mintedAgo(0, 3600), operator)).body).toMatchObject({ active: true });
   });
 
   it('a token forged with our kid and another key', async () => {

@@ -74,3 +74,47 @@ describe('behind one trusted proxy (DEPLOY_STS_TRUST_PROXY=1)', () => {
     expect((await exchangeFrom(suite, '198.51.100.8')).status).toBe(200);
   });
 });
+
+describe('the per-repository limit (DEPLOY_STS_RATE_LIMIT_REPOSITORY)', () => {
+  let suite: Suite;
+  beforeAll(async () => {
+    suite = await startSuite({ env: { ...NO_RATE_LIMITS, DEPLOY_STS_RATE_LIMIT_REPOSITORY: String(LIMIT) } });
+  });
+  afterAll(async () => {
+    await suite?.stop();
+  });
+
+  it('is not spent by replaying an already-used token of the victim repository', async () => {
+    // A leaked, already-exchanged GitHub token of acme/docs (from a log, a fork's artifact …), replayed again and again.
+    const used = await suite.issuer.token();
+    expect((await exchangeToken(suite.svc.url, used)).status).toBe(200);
+    for (let i = 0; i < LIMIT * 3; i++) {
+      await expectRefused(suite.svc, () => exchangeToken(suite.svc.url, used), { status: 400, error: 'invalid_request', reason: 'replay' });
+    }
+    // The victim's own runs still get their tokens: the bucket holds LIMIT - 1 more.
+    for (let i = 0; i < LIMIT - 1; i++) expect((await exchangeToken(suite.svc.url, await suite.issuer.token())).status).toBe(200);
+    await expectRefused(suite.svc, async () => exchangeToken(suite.svc.url, await suite.issuer.token()), limited);
+  });
+});
+
+describe('IPv6 clients (behind one trusted proxy)', () => {
+  let suite: Suite;
+  beforeAll(async () => {
+    suite = await startSuite({ env: { ...NO_RATE_LIMITS, DEPLOY_STS_RATE_LIMIT_IP: String(LIMIT), DEPLOY_STS_TRUST_PROXY: '1' } });
+  });
+  afterAll(async () => {
+    await suite?.stop();
+  });
+
+  it('are limited by their /64: a fresh address from the same prefix for every request does not refill the bucket', async () => {
+    for (let i = 0; i < LIMIT; i++) expect((await exchangeFrom(suite, `2001:db8:1:2::${(i + 1).toString(16)}`)).status).toBe(200);
+    const { audit } = await expectRefused(suite.svc, () => exchangeFrom(suite, '2001:db8:1:2:ffff:ffff:ffff:fffe'), limited);
+    expect(audit.clientIp).toBe('2001:db8:1:2:ffff:ffff:ffff:fffe');
+    // Spelt differently (leading zeros, upper case, no compression), it is the same prefix.
+    expect((await exchangeFrom(suite, '2001:0DB8:0001:0002:0:0:0:abcd')).status).toBe(429);
+  });
+
+  it('gives another /64 its own bucket', async () => {
+    expect((await exchangeFrom(suite, '2001:db8:1:3::1')).status).toBe(200);
+  });
+});

@@ -237,3 +237,30 @@ describe('every answer', () => {
     }
   });
 });
+
+describe('JSON bodies get the checks forms get', () => {
+  const body = (text: string) => () => raw({ body: text, headers: { 'content-type': 'application/json' } });
+
+  it('refuses a duplicated key (JSON.parse would silently keep the last)', async () => {
+    const fields = await withToken(TOKEN_EXCHANGE);
+    const text = `${JSON.stringify(fields).slice(0, -1)},"resource":"site:other"}`;
+    await expectRefused(suite.svc, body(text), { ...invalidRequest, reason: 'duplicate_parameter', description: /^parameter "resource" must appear once/ });
+  });
+
+  it('refuses a key duplicated through escapes, even with the same value', async () => {
+    const fields = await withToken(TOKEN_EXCHANGE);
+    const text = `${JSON.stringify(fields).slice(0, -1)},"\\u0073cope":"deployments:write","scope":"deployments:write"}`;
+    await expectRefused(suite.svc, body(text), { ...invalidRequest, reason: 'duplicate_parameter', description: /^parameter "scope" must appear once/ });
+  });
+
+  it('refuses more than 20 keys with 413', async () => {
+    const fields: Record<string, string> = await withToken(TOKEN_EXCHANGE);
+    for (let i = 0; i < 17; i++) fields[`x${i}`] = 'y'; // 21 keys
+    await expectRefused(suite.svc, json(fields), { status: 413, error: 'invalid_request', reason: 'too_many_parameters' });
+  });
+
+  it('still grants a well-formed JSON body, nested objects with their own keys included', async () => {
+    const fields = await withToken(TOKEN_EXCHANGE);
+    await expectGranted(suite.svc, body(JSON.stringify(fields)));
+  });
+});

@@ -44,7 +44,7 @@ describe('metrics', () => {
     await exchangeToken(svc.url, await issuer.token());
     await exchangeToken(svc.url, await issuer.token({ ref: 'refs/heads/dev' }));
     await exchangeToken(svc.url, await issuer.token(), 'attacker-chosen-site');
-    const text = await (await fetch(`${svc.url}/metrics`)).text();
+    const text = await (await fetch(svc.service.metricsUrl!)).text();
     expect(text).toMatch(/deploy_sts_exchanges_total\{result="granted",site="docs",rule="production"\} [1-9]/);
     expect(text).toMatch(/deploy_sts_denials_total\{reason="no_rule_matched"\} [1-9]/);
     expect(text).toMatch(/deploy_sts_denials_total\{reason="unknown_site"\} [1-9]/);
@@ -101,7 +101,7 @@ describe('policy reloads', () => {
     // Still the previous (valid) set.
     expect((await exchangeToken(svc.url, await issuer.token({ event_name: 'workflow_run' }))).body.context).toBe('preview');
     expect(svc.logs.some((l) => l.includes('policy_reload_failed') && /docs\.yml:\d+:\d+/.test(l))).toBe(true);
-    const text = await (await fetch(`${svc.url}/metrics`)).text();
+    const text = await (await fetch(svc.service.metricsUrl!)).text();
     expect(text).toMatch(/deploy_sts_policy_reloads_total\{result="failed"\} [1-9]/);
   });
 

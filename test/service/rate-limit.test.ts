@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RateLimiter } from '../../exchange-service/rate-limit.js';
+import { RateLimiter, addressKey } from '../../exchange-service/rate-limit.js';
 import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
 import { exchangeToken, startService, type TestService } from '../helpers/service.js';
 
@@ -55,5 +55,25 @@ describe('rate limits on /token', () => {
     expect(other.status).toBe(400);
     const audit = await svc.service.storage.listAudit({ limit: 10 });
     expect(audit.some((r) => r.reason === 'rate_limited' && r.repositoryId === '892043217')).toBe(true);
+  });
+});
+
+describe('the key of a client address', () => {
+  it('is the /64 prefix for IPv6, however the address is spelt', () => {
+    expect(addressKey('2001:db8:1:2::1')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:db8:1:2:ffff:ffff:ffff:ffff')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:0DB8:0001:0002:0000:0000:0000:0001')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(addressKey('::1')).toBe('0:0:0:0::/64');
+    expect(addressKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(addressKey('64:ff9b::192.0.2.1')).toBe('64:ff9b:0:0::/64');
+    expect(addressKey('2001:db8:1:3::1')).not.toBe(addressKey('2001:db8:1:2::1'));
+  });
+
+  it('is the address itself for IPv4, mapped into IPv6 or not', () => {
+    expect(addressKey('192.0.2.1')).toBe('192.0.2.1');
+    expect(addressKey('::ffff:192.0.2.1')).toBe('192.0.2.1');
+    expect(addressKey('::FFFF:192.0.2.1')).toBe('192.0.2.1');
+    expect(addressKey('unknown')).toBe('unknown');
   });
 });

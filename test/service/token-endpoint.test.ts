@@ -80,7 +80,9 @@ describe('a production deploy from main', () => {
 describe('fork pull requests and other untrusted events', () => {
   for (const event of PR_LIKE_EVENTS) {
     it(`${event} gets a preview token, never production — even with the production environment and main`, async () => {
-      const res = await exchangeToken(svc.url, await issuer.token({ event_name: event }));
+      // The pinned preview workflows of examples/policies/docs.yml, from main, in the production environment.
+      const workflow = `acme/docs/.github/workflows/${event === 'workflow_run' ? 'preview-deploy' : 'preview'}.yml@refs/heads/main`;
+      const res = await exchangeToken(svc.url, await issuer.token({ event_name: event, job_workflow_ref: workflow }));
       expect(res.status).toBe(200);
       expect(res.body.context).toBe('preview');
       expect(res.body.rule).toBe('previews');
