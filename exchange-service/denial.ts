@@ -1,7 +1,7 @@
 /**
  * Why a request to the token endpoint was refused: a closed set of stable reasons. They are a public contract —
  * the `reason` of every audit row and log line, the `reason` label of `deploy_sts_denials_total`, and the table in
- * README.md ("Denial reasons"), which test/denial-reasons.test.ts keeps in step with this list.
+ * docs/http-api.md ("Denial reasons"), which test/denial-reasons.test.ts keeps in step with this list.
  */
 export const DENIAL_REASONS = [
   // The request itself (RFC 8693 parameters, HTTP framing).

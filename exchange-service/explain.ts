@@ -142,6 +142,18 @@ function siteNotes(set: PolicySet, site: string, policies: string): string[] {
   return [`no policy in ${policies} names site ${JSON.stringify(site)}${didYouMean(site, slugs)}`];
 }
 
+/**
+ * Claims given as JSON and audit records carry no `iss`: they are explained as a token from the issuer the site's
+ * policy binds (when it binds exactly one), and a note says so. A token's own `iss` is never replaced.
+ */
+function assumeIssuer(set: PolicySet, site: string, claims: Record<string, unknown>, from: string): string[] {
+  if (claims.iss !== undefined && claims.iss !== null) return [];
+  const bound = [...new Set(set.forSite(site).map((f) => f.issuer))];
+  if (bound.length !== 1) return [];
+  claims.iss = bound[0];
+  return [`${from} carry no iss: explained as a token from ${JSON.stringify(bound[0])}, the issuer the policy of site ${JSON.stringify(site)} binds`];
+}
+
 function unavailable(set: PolicySet, site: string, claims: Record<string, unknown>): string[] {
   return claimsReadBy(set, site).filter((name) => claims[name] === undefined || claims[name] === null);
 }
@@ -166,6 +178,7 @@ async function explainClaims(options: ExplainOptions, file: string): Promise<Exp
     notes.push(`aud ${JSON.stringify(claims.aud)} is not the audience ${JSON.stringify(options.audience)}: the service would refuse such a token (bad_audience) before its policy`);
   }
   const set = await loadSet(options);
+  notes.push(...assumeIssuer(set, options.site, claims, 'the claims given'));
   return {
     site: options.site,
     source: 'claims',
@@ -190,6 +203,7 @@ async function explainAudit(options: ExplainOptions, row: StoredAudit): Promise<
     notes.push(`the request was refused before its token's claims were verified (${row.reason}), so the record holds no claims: there is nothing to judge against the policy; fix the cause the reason names first`);
   }
   const set = await loadSet(options);
+  if (row.repository !== null) notes.push(...assumeIssuer(set, site, claims, 'audit records'));
   const decision = evaluate(set, site, claims);
   const recordedGrant = row.result === 'granted';
   if (row.repository !== null && decision.granted !== recordedGrant && ['granted', 'no_rule_matched', 'repository_mismatch', 'unknown_site'].includes(row.reason)) {

@@ -1,6 +1,7 @@
 /**
  * Denial reasons are a public contract: the audit log, the logs, the `reason` label of deploy_sts_denials_total and the
- * README name them. The closed list in exchange-service/denial.ts, the README table and the metric agree.
+ * docs name them. The closed list in exchange-service/denial.ts, the table in docs/http-api.md and the metric table in
+ * docs/operating.md agree.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,17 +10,18 @@ import { DENIAL_REASONS } from '../exchange-service/denial.js';
 import { startIssuer, type TestIssuer } from './helpers/issuer.js';
 import { ROOT, exchangeToken, postForm, startService, type TestService } from './helpers/service.js';
 
-const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+const httpApi = readFileSync(join(ROOT, 'docs', 'http-api.md'), 'utf8');
+const operating = readFileSync(join(ROOT, 'docs', 'operating.md'), 'utf8');
 
 describe('denial reasons', () => {
-  it('are listed in the README, each once, exactly as the service knows them', () => {
-    const table = /<!-- denial-reasons -->\n([\s\S]*?)\n\n/.exec(readme)![1]!;
+  it('are listed in docs/http-api.md, each once, exactly as the service knows them', () => {
+    const table = /<!-- denial-reasons -->\n([\s\S]*?)\n\n/.exec(httpApi)![1]!;
     const documented = [...table.matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1]);
     expect(documented).toEqual([...DENIAL_REASONS]);
   });
 
-  it('named in the README metric table are real reasons', () => {
-    const row = readme.split('\n').find((line) => line.startsWith('| `deploy_sts_denials_total`'))!;
+  it('named in the docs/operating.md metric table are real reasons', () => {
+    const row = operating.split('\n').find((line) => line.startsWith('| `deploy_sts_denials_total`'))!;
     const named = [...row.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!).filter((n) => n !== 'deploy_sts_denials_total' && n !== 'reason');
     expect(named.length).toBeGreaterThan(3);
     for (const reason of named) expect(DENIAL_REASONS).toContain(reason);

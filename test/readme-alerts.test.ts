@@ -1,4 +1,4 @@
-/** The README's alerting rules parse, and every metric they query is one the service exports. */
+/** The alerting rules of docs/operating.md parse, and every metric they query is one the service exports. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -18,16 +18,16 @@ afterAll(async () => {
   await issuer.close();
 });
 
-describe('the README alerting recipe', () => {
+describe('the alerting recipe in docs/operating.md', () => {
   it('scrapes the metrics listener (its default address), not the public port', () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const readme = readFileSync(join(ROOT, 'docs', 'operating.md'), 'utf8');
     const scrape = /```yaml\n(scrape_configs:[\s\S]*?)```/.exec(readme)![1]!;
     const config = parse(scrape) as { scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[] };
     expect(config.scrape_configs[0]).toMatchObject({ job_name: 'deploy-sts', static_configs: [{ targets: [DEFAULT_METRICS_LISTEN] }] });
   });
 
   it('queries only metrics that /metrics exports', async () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const readme = readFileSync(join(ROOT, 'docs', 'operating.md'), 'utf8');
     const block = /<!-- alert-rules -->\s*```yaml\n([\s\S]*?)```/.exec(readme)![1]!;
     const rules = (parse(block) as { groups: { rules: { alert: string; expr: string }[] }[] }).groups.flatMap((g) => g.rules);
     expect(rules.length).toBeGreaterThanOrEqual(3);

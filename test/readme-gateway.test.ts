@@ -1,6 +1,6 @@
 /**
  * The README's deploy-gateway examples, run: the Netlify policy example loads and mints gateway tokens, the workflows
- * use the Action's `gateway` input and pin every action by full commit SHA, and the `deploy-sts/verify` example runs
+ * use the Action's `gateway` input and pin every action by full commit SHA, and docs/verifying-tokens.md's `deploy-sts/verify` example runs
  * as written (imported by its package name) against a real service and real tokens.
  */
 import { spawn } from 'node:child_process';
@@ -15,6 +15,7 @@ import { ROOT, exchangeToken } from './helpers/service.js';
 import { startSuite, type Suite } from './security/support.js';
 
 const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+const verifying = readFileSync(join(ROOT, 'docs', 'verifying-tokens.md'), 'utf8');
 const section = readme.slice(readme.indexOf('## Deploy to Netlify without a Netlify token in GitHub'), readme.indexOf('## The GitHub Action'));
 const blocks = (lang: string, text: string) => [...text.matchAll(new RegExp(`\`\`\`${lang}\\n([\\s\\S]*?)\`\`\``, 'g'))].map((m) => m[1]!);
 
@@ -53,14 +54,14 @@ describe('the README Netlify recipe', () => {
   });
 });
 
-describe('the README deploy-sts/verify example', () => {
+describe('the deploy-sts/verify example in docs/verifying-tokens.md', () => {
   let suite: Suite;
   let child: ReturnType<typeof spawn> | undefined;
   let port: number;
 
   beforeAll(async () => {
     suite = await startSuite();
-    const [code] = blocks('js', readme.slice(readme.indexOf('<!-- verify-example -->')));
+    const [code] = blocks('js', verifying.slice(verifying.indexOf('<!-- verify-example -->')));
     // Imported by the package name, as a user would: the package's "exports" map resolves it to the build.
     child = spawn(process.execPath, ['--input-type=module', '-e', code!], {
       cwd: ROOT,

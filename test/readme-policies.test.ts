@@ -1,4 +1,4 @@
-/** Every policy example in the README loads, and grants what the README says it grants. */
+/** Every policy example in docs/policy-reference.md and the README loads, and grants what the docs say it grants. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -7,7 +7,8 @@ import { evaluate } from '../exchange-service/policy/match.js';
 import { githubClaims } from './helpers/issuer.js';
 import { ROOT } from './helpers/service.js';
 
-const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+// The reference's examples first (the numbered checks below are about them), then the README's (gateway, quick start).
+const readme = ['docs/policy-reference.md', 'README.md'].map((f) => readFileSync(join(ROOT, f), 'utf8')).join('\n');
 const examples = [...readme.matchAll(/<!-- policy-example -->\s*```yaml\n([\s\S]*?)```/g)].map((m) => {
   const indent = /^( *)/.exec(m[1]!)![1]!.length; // blocks inside a list item are indented
   return m[1]!.replace(new RegExp(`^ {${indent}}`, 'gm'), '');
@@ -19,7 +20,7 @@ function load(text: string) {
   return result.set;
 }
 
-describe('the README policy examples', () => {
+describe('the policy examples in docs/policy-reference.md and the README', () => {
   it('are there', () => {
     expect(examples.length).toBeGreaterThanOrEqual(5);
   });

@@ -1,5 +1,5 @@
 /**
- * README's systemd unit: systemd itself finds nothing to complain about (`systemd-analyze verify`, when this machine
+ * docs/operating.md's systemd unit: systemd itself finds nothing to complain about (`systemd-analyze verify`, when this machine
  * has it), and the service runs as the unit runs it — its ExecStart arguments and Environment= lines — reloads on
  * the unit's ExecReload signal and stops cleanly on its KillSignal. Only paths change: the launcher of this checkout
  * for /opt/node-v24/bin/deploy-sts, temp dirs for /var/lib, /etc and /run, and port 0.
@@ -17,9 +17,9 @@ const work = tempDir('deploy-sts-systemd-');
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 function unitText(): string {
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const readme = readFileSync(join(ROOT, 'docs', 'operating.md'), 'utf8');
   const block = /<!-- systemd-unit -->\s*```ini\n([\s\S]*?)```/.exec(readme);
-  if (!block) throw new Error('README.md has no systemd unit block');
+  if (!block) throw new Error('docs/operating.md has no systemd unit block');
   return block[1]!;
 }
 
@@ -35,7 +35,7 @@ function serviceEntries(unit: string): [string, string][] {
 
 const hasSystemdAnalyze = spawnSync('systemd-analyze', ['--version']).status === 0;
 
-describe('the systemd unit in README', () => {
+describe('the systemd unit in docs/operating.md', () => {
   it.skipIf(!hasSystemdAnalyze)('passes systemd-analyze verify without a warning', () => {
     const file = join(work, 'deploy-sts.service');
     writeFileSync(file, unitText().replace(INSTALLED, join(ROOT, 'bin', 'deploy-sts.js')));
@@ -58,8 +58,8 @@ describe('the systemd unit in README', () => {
       env[name] = value;
     }
     expect(env).toMatchObject({ DEPLOY_STS_DATA_DIR: '/var/lib/deploy-sts', DEPLOY_STS_POLICIES: '/etc/deploy-sts/policies' });
-    // README's EnvironmentFile holds the public URL.
-    expect(readFileSync(join(ROOT, 'README.md'), 'utf8')).toContain("printf 'DEPLOY_STS_PUBLIC_URL=https://sts.example.com\\n' | sudo tee /etc/deploy-sts/env");
+    // docs/operating.md's EnvironmentFile holds the public URL.
+    expect(readFileSync(join(ROOT, 'docs', 'operating.md'), 'utf8')).toContain("printf 'DEPLOY_STS_PUBLIC_URL=https://sts.example.com\\n' | sudo tee /etc/deploy-sts/env");
     const service = await serveWith(process.execPath, [join(ROOT, 'bin', 'deploy-sts.js'), ...args.map((a) => a.replace('/run/deploy-sts/deploy-sts.pid', pidFile))], {
       cwd: work,
       env: node24Env({

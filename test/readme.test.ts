@@ -1,5 +1,5 @@
 /**
- * The README's walk-through, run as written: the block between the walkthrough markers is executed by bash against
+ * The walk-through in docs/http-api.md, run as written: the block between the walkthrough markers is executed by bash against
  * a real `deploy-sts serve --dev-defaults` (the only change: the STS= line points at the port this test got).
  */
 import { execFile, spawn } from 'node:child_process';
@@ -15,9 +15,9 @@ let child: ReturnType<typeof spawn>;
 let url: string;
 
 function walkthrough(): string {
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const readme = readFileSync(join(ROOT, 'docs', 'http-api.md'), 'utf8');
   const block = /<!-- walkthrough:start -->\s*```sh\n([\s\S]*?)```\s*<!-- walkthrough:end -->/.exec(readme);
-  if (!block) throw new Error('README.md has no walkthrough block');
+  if (!block) throw new Error('docs/http-api.md has no walkthrough block');
   return block[1]!;
 }
 
@@ -42,7 +42,7 @@ afterAll(() => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-describe('the README walk-through', () => {
+describe('the walk-through in docs/http-api.md', () => {
   it('works exactly as written', async () => {
     const script = walkthrough();
     expect(script).toContain('STS=http://127.0.0.1:8080');

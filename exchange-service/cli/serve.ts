@@ -7,7 +7,7 @@ import { examples, option } from './options.js';
 
 type OptionName = (typeof OPTION_NAMES)[number];
 
-/** `--help` for every configuration option: its value's placeholder, what it does and its default (README, Configuration). */
+/** `--help` for every configuration option: its value's placeholder, what it does and its default (docs/operating.md, Configuration). */
 export const SERVE_OPTION_HELP: Record<OptionName, { value: string; description: string; default?: string }> = {
   PORT: { value: 'n', description: 'TCP port (0: any free port)', default: '8080' },
   HOST: { value: 'address', description: 'address to bind', default: '127.0.0.1' },

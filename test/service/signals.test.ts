@@ -1,7 +1,7 @@
 /**
  * Stopping and reloading the service however it was started, with real processes: `npm start`, `npm run deploy-sts
  * -- serve` and the `deploy-sts` launcher. SIGTERM to what the user started (npm included) stops the service;
- * the PID printed at start-up and written to the PID file is the serving process, and the README's reload command
+ * the PID printed at start-up and written to the PID file is the serving process, and the reload command of docs/operating.md
  * run as written reloads it. Each runs in a fresh copy of the sources, so `npm start`'s build touches no one else.
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -11,11 +11,11 @@ import { copySources, node24Env } from '../helpers/clone.js';
 import { ROOT, tempDir } from '../helpers/service.js';
 import { alive, run, serveWith, until, type Serving } from '../install/support.js';
 
-/** The reload commands of README's "Policy reloads" section, one per line. */
+/** The reload commands of docs/operating.md's "Policy reloads" section, one per line. */
 function readmeReloadCommands(): string[] {
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const readme = readFileSync(join(ROOT, 'docs', 'operating.md'), 'utf8');
   const block = /<!-- reload:start -->\s*```sh\n([\s\S]*?)```\s*<!-- reload:end -->/.exec(readme);
-  if (!block) throw new Error('README.md has no reload block');
+  if (!block) throw new Error('docs/operating.md has no reload block');
   return block[1]!.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter(Boolean);
 }
 
@@ -38,7 +38,7 @@ function printedPid(service: Serving): number {
   return Number(match[1]);
 }
 
-/** Run one README reload command as written, then wait for the service to log both reloads. */
+/** Run one documented reload command as written, then wait for the service to log both reloads. */
 async function reloadAsReadmeSays(command: string, service: Serving, cwd: string): Promise<void> {
   const ran = await run('bash', ['-euo', 'pipefail', '-c', command], { cwd, env: node24Env() });
   expect(ran.stderr).toBe('');
@@ -63,7 +63,7 @@ async function stopAndCheck(service: Serving, pid: number, pidFile: string): Pro
 
 // npm starts npm (and `npm start` builds first): generous bounds for a loaded machine.
 describe('npm start', { timeout: 120_000 }, () => {
-  it('prints the PID of the serving process, reloads with the README command, and stops on SIGTERM to npm', async () => {
+  it('prints the PID of the serving process, reloads with the documented command, and stops on SIGTERM to npm', async () => {
     const [devCommand] = readmeReloadCommands();
     expect(devCommand).toBe('kill -HUP "$(cat .data/deploy-sts.pid)"');
     const service = await serveWith('npm', ['start', '--', '--port', '0'], { cwd: source, env: node24Env(), timeout: 90_000 });
@@ -81,7 +81,7 @@ describe('npm start', { timeout: 120_000 }, () => {
 });
 
 describe('npm run deploy-sts -- serve --pid-file', { timeout: 120_000 }, () => {
-  it('writes the PID file, reloads with the README command, and stops on SIGTERM to npm', async () => {
+  it('writes the PID file, reloads with the documented command, and stops on SIGTERM to npm', async () => {
     const pidCommand = readmeReloadCommands().find((c) => c.includes('/run/deploy-sts/deploy-sts.pid'));
     expect(pidCommand).toBe('kill -HUP "$(cat /run/deploy-sts/deploy-sts.pid)"');
     const pidFile = join(work, 'run', 'deploy-sts.pid');
