@@ -4,31 +4,45 @@
  * setting under test) — with node:crypto and node:sqlite directly, on the main thread. No policy, no replay
  * check, no claim validation: the service's throughput divided by this one is the share of the possible it reaches.
  *
- * Run as a child process by bench/run.ts; env: BOUND_PUBLIC_JWK, BOUND_DATA_DIR, BOUND_SYNCHRONOUS.
+ * With BOUND_DATABASE_URL the row goes to PostgreSQL instead (through `pg`, a pool of 10, one autocommit insert per
+ * request at the server's default durability): the bound of the replicas on PostgreSQL. The table is created by the
+ * benchmark before the bound starts (`BOUND_TABLE_SQL`), so two bound processes can share one database.
+ *
+ * Run as a child process by bench/run.ts; env: BOUND_PUBLIC_JWK, BOUND_DATA_DIR, BOUND_SYNCHRONOUS, BOUND_DATABASE_URL.
  */
 import { createPublicKey, generateKeyPairSync, randomUUID, sign, verify } from 'node:crypto';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { DatabaseSync } from 'node:sqlite';
 import express from 'express';
+import pg from 'pg';
+
+const INSERT = 'INSERT INTO audit (time, site, repository, subject_jti, token_jti, detail) VALUES ($1, $2, $3, $4, $5, $6)';
 
 const publicKey = createPublicKey({ key: JSON.parse(process.env.BOUND_PUBLIC_JWK!), format: 'jwk' });
 const signingKey = generateKeyPairSync('ed25519').privateKey;
 const synchronous = process.env.BOUND_SYNCHRONOUS === 'NORMAL' ? 'NORMAL' : 'FULL';
 
-const db = new DatabaseSync(join(process.env.BOUND_DATA_DIR!, 'bound.sqlite'));
-db.exec('PRAGMA journal_mode = WAL');
-db.exec(`PRAGMA synchronous = ${synchronous}`);
-db.exec(`CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY, time INTEGER, site TEXT, repository TEXT,
+const databaseUrl = process.env.BOUND_DATABASE_URL;
+const pool = databaseUrl ? new pg.Pool({ connectionString: databaseUrl, max: 10 }) : undefined;
+const db = pool ? undefined : new DatabaseSync(join(process.env.BOUND_DATA_DIR!, 'bound.sqlite'));
+db?.exec('PRAGMA journal_mode = WAL');
+db?.exec(`PRAGMA synchronous = ${synchronous}`);
+db?.exec(`CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY, time INTEGER, site TEXT, repository TEXT,
          subject_jti TEXT, token_jti TEXT, detail TEXT)`);
-const insert = db.prepare('INSERT INTO audit (time, site, repository, subject_jti, token_jti, detail) VALUES (?, ?, ?, ?, ?, ?)');
+const statement = db?.prepare('INSERT INTO audit (time, site, repository, subject_jti, token_jti, detail) VALUES (?, ?, ?, ?, ?, ?)');
+/** One row per request: SQLite on the main thread, or PostgreSQL (a named statement, planned once per connection). */
+const insert = async (values: (string | number | null)[]): Promise<void> => {
+  if (pool) await pool.query({ name: 'bound_insert', text: INSERT, values });
+  else statement!.run(...values);
+};
 
 const header = Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'at+jwt', kid: 'bound' })).toString('base64url');
 const app = express();
 app.disable('x-powered-by');
 app.disable('etag');
 
-app.post('/token', express.urlencoded({ extended: false, limit: 32 * 1024 }), (req, res) => {
+app.post('/token', express.urlencoded({ extended: false, limit: 32 * 1024 }), async (req, res) => {
   const body = req.body as Record<string, string>;
   const token = String(body.subject_token ?? '');
   const [h, p, s] = token.split('.');
@@ -49,7 +63,12 @@ app.post('/token', express.urlencoded({ extended: false, limit: 32 * 1024 }), (r
     }),
   ).toString('base64url');
   const signature = sign(null, Buffer.from(`${header}.${payload}`), signingKey).toString('base64url');
-  insert.run(now, site, claims.repository ?? null, claims.jti ?? null, jti, 'granted');
+  try {
+    await insert([now, site, claims.repository ?? null, claims.jti ?? null, jti, 'granted']);
+  } catch {
+    res.status(503).json({ error: 'temporarily_unavailable' });
+    return;
+  }
   res.setHeader('Cache-Control', 'no-store');
   res.json({
     access_token: `${header}.${payload}.${signature}`, issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
@@ -62,8 +81,8 @@ const server = app.listen(0, '127.0.0.1', () => {
 });
 process.on('SIGTERM', () => {
   server.close(() => {
-    db.close();
-    process.exit(0);
+    db?.close();
+    void (pool ? pool.end() : Promise.resolve()).finally(() => process.exit(0));
   });
   server.closeIdleConnections();
 });

@@ -14,7 +14,7 @@ import { parseTokenRequest } from '../exchange-service/token-exchange/request.js
 import { fileKeyStore } from '../exchange-service/keys/file-key-store.js';
 import { KeyRing } from '../exchange-service/keys/key-ring.js';
 import { mintAccessToken } from '../exchange-service/access-token/mint.js';
-import { githubClaimsSchema, type GitHubClaims } from '../exchange-service/oidc/claims.js';
+import { fitsGitHubClaims, githubClaimsSchema, type GitHubClaims } from '../exchange-service/oidc/claims.js';
 import { jwksKeySource } from '../exchange-service/oidc/jwks.js';
 import { verifyGitHubToken } from '../exchange-service/oidc/verify-oidc.js';
 import { loadPolicyDir } from '../exchange-service/policy/load.js';
@@ -141,8 +141,9 @@ export async function runMicro(input: MicroInputs): Promise<MicroResult> {
     ...await timeAsync(n, (i) => jwtVerify(token(i), localJwks, { algorithms: ['RS256'], issuer: input.issuerUrl, audience: BENCH_AUDIENCE })),
   });
   const payload = (await jwtVerify(token(0), localJwks)).payload;
-  steps.push({ step: 'claim validation (zod)', ...timeSync(20_000, () => githubClaimsSchema.safeParse(payload)) });
-  steps.push({ step: 'verifyGitHubToken (node:crypto RS256, claim checks, zod)', ...await timeAsync(n, (i) => verifyGitHubToken(token(i), verifyOptions)) });
+  steps.push({ step: 'claim validation (zod schema: now only to explain a refusal)', ...timeSync(20_000, () => githubClaimsSchema.safeParse(payload)) });
+  steps.push({ step: 'claim validation (fitsGitHubClaims, the fast path)', ...timeSync(20_000, () => fitsGitHubClaims(payload)) });
+  steps.push({ step: 'verifyGitHubToken (node:crypto RS256, claim checks)', ...await timeAsync(n, (i) => verifyGitHubToken(token(i), verifyOptions)) });
   steps.push({ step: 'policy match: grant, examples', ...timeSync(20_000, () => evaluate(examples, 'docs', grantClaims as never)) });
   steps.push({ step: 'policy match: preview (5th rule), 1 site', ...timeSync(20_000, () => evaluate(small, input.smallSite, previewClaims as never)) });
   steps.push({ step: 'policy match: preview (5th rule), 10,000 sites', ...timeSync(20_000, () => evaluate(large, input.largeSite, previewClaims as never)) });
@@ -168,7 +169,8 @@ export async function runMicro(input: MicroInputs): Promise<MicroResult> {
       const db = openSqlite(dir, { synchronous, groupCommit });
       const label = `${synchronous}, ${groupCommit ? 'group commit' : 'one transaction per write'}`;
       const count = groupCommit ? 3000 : synchronous === 'FULL' ? 200 : 1000;
-      const one = (i: number) => db.consumeJti(input.issuerUrl, `jti-${groupCommit}-${i}`, 2_000_000_000).then(() => db.appendAudit(auditRecord(i)));
+      // The writes of one exchange: the replay insert and the audit record, in one storage write (recordExchange).
+      const one = (i: number) => db.recordExchange({ issuer: input.issuerUrl, jti: `jti-${groupCommit}-${i}`, expiresAt: 2_000_000_000 }, () => auditRecord(i));
       // Past the start of the checkpoint thread (after 200 commits), so its start-up is not counted.
       await timeConcurrent(600, 50, (i) => one(i + 2_000_000));
       storage.push({ step: `replay insert + audit write, 1 at a time (${label})`, ...await timeAsync(synchronous === 'FULL' ? 100 : 300, one) });
@@ -188,7 +190,7 @@ export async function runMicro(input: MicroInputs): Promise<MicroResult> {
   for (const [label, db] of [['empty', auditDb], [`${rows} rows`, openSqlite(input.prefilledDataDir, { synchronous: 'FULL' })]] as const) {
     storage.push({
       step: `replay insert + audit write, 50 in flight (FULL, group commit), audit log ${label}`,
-      ...await timeConcurrent(3000, 50, (i) => db.consumeJti(input.issuerUrl, `big-${i}`, 2_000_000_000).then(() => db.appendAudit(auditRecord(i)))),
+      ...await timeConcurrent(3000, 50, (i) => db.recordExchange({ issuer: input.issuerUrl, jti: `big-${i}`, expiresAt: 2_000_000_000 }, () => auditRecord(i))),
     });
     if (db !== auditDb) await db.close();
   }

@@ -1,5 +1,5 @@
 /**
- * The database's share of an exchange, without HTTP: the writes of one exchange (`consumeJti`, then `appendAudit`)
+ * The database's share of an exchange, without HTTP: the writes of one exchange (`recordExchange`: the replay insert and the audit record in one write)
  * through the service's own PostgreSQL storage (`exchange-service/storage/postgres.ts`, its default pool of 10
  * connections) against the SQLite default (FULL, group commit), one at a time and 50 in flight. For PostgreSQL the
  * CPU is split: this process (the `pg` client) and the server's processes (from /proc).
@@ -55,8 +55,9 @@ async function timed(
   };
 }
 
+/** The writes of one exchange: the replay insert and the audit record, in one storage write (recordExchange). */
 const writes = (storage: Storage, issuer: string, prefix: string) => (i: number) =>
-  storage.consumeJti(issuer, `${prefix}-${i}`, 2_000_000_000).then(() => storage.appendAudit(auditRecord(i)));
+  storage.recordExchange({ issuer, jti: `${prefix}-${i}`, expiresAt: 2_000_000_000 }, () => auditRecord(i));
 
 export async function benchStorageRoundTrips(postgres: TestPostgres, work: string, issuer: string): Promise<StorageRoundTrip[]> {
   const results: StorageRoundTrip[] = [];

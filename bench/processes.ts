@@ -3,7 +3,7 @@
  * generator. Every child binds 127.0.0.1:0 and announces its URL; every child is stopped by the run that started it.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { GeneratorMessage, LoadConfig, LoadResult } from './load-generator.js';
 
@@ -42,9 +42,11 @@ function readCpuSeconds(pid: number): number {
  * Start a Node child and wait until a line of its output matches `listening`, whose group 1 is the URL — unless
  * `url` is given (a service announcing its public URL rather than the address it binds).
  */
-function startServer(args: string[], env: NodeJS.ProcessEnv, listening: RegExp, url?: string, timeoutMs = 60_000): Promise<Server> {
+function startServer(args: string[], env: NodeJS.ProcessEnv, listening: RegExp, url?: string, stdoutFile?: string, timeoutMs = 60_000): Promise<Server> {
   const started = performance.now();
-  const child: ChildProcess = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const stdoutFd = stdoutFile ? openSync(stdoutFile, 'a') : undefined;
+  const child: ChildProcess = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', stdoutFd ?? 'pipe', 'pipe'] });
+  if (stdoutFd !== undefined) closeSync(stdoutFd); // the child has its own descriptor
   let out = '';
   let err = '';
   return new Promise<Server>((resolvePromise, reject) => {
@@ -79,7 +81,7 @@ function startServer(args: string[], env: NodeJS.ProcessEnv, listening: RegExp, 
         },
       });
     };
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
       out += chunk;
       check();
     });
@@ -117,6 +119,18 @@ export interface ServiceOptions {
   databaseUrl?: string;
   /** DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE: seals the signing keys kept in PostgreSQL. */
   keyEncryptionKeyFile?: string;
+  /**
+   * Log as deployed (DEPLOY_STS_LOG_LEVEL=info: one line per request) into this file, the service's stdout. Without
+   * it the service logs at `warn` (no request lines) into a pipe.
+   */
+  logFile?: string;
+}
+
+/** The request lines of a service's log file (one per answered request). */
+export function requestLines(logFile: string): number {
+  let n = 0;
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) if (line.includes('"msg":"request"')) n++;
+  return n;
 }
 
 /** The real service: `node build/exchange-service/cli.js serve`, audit on, default storage, no rate limits. */
@@ -132,7 +146,7 @@ export function startService(options: ServiceOptions): Promise<Server> {
     DEPLOY_STS_PORT: String(options.port ?? 0),
     DEPLOY_STS_RATE_LIMIT_IP: '0',
     DEPLOY_STS_RATE_LIMIT_REPOSITORY: '0',
-    DEPLOY_STS_LOG_LEVEL: 'warn',
+    DEPLOY_STS_LOG_LEVEL: options.logFile ? 'info' : 'warn',
     ...(options.synchronous ? { DEPLOY_STS_SYNCHRONOUS: options.synchronous } : {}),
     ...(options.publicUrl ? { DEPLOY_STS_PUBLIC_URL: options.publicUrl } : {}),
     ...(options.databaseUrl ? { DEPLOY_STS_DATABASE_URL: options.databaseUrl } : {}),
@@ -141,7 +155,7 @@ export function startService(options: ServiceOptions): Promise<Server> {
   };
   const profile = options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : [];
   const bindUrl = options.port ? `http://127.0.0.1:${options.port}` : undefined;
-  return startServer([...profile, ...(options.nodeFlags ?? []), options.cli ?? join(ROOT, 'build', 'exchange-service', 'cli.js'), 'serve'], env, /deploy-sts listening on (\S+)/, bindUrl);
+  return startServer([...profile, ...(options.nodeFlags ?? []), options.cli ?? join(ROOT, 'build', 'exchange-service', 'cli.js'), 'serve'], env, /deploy-sts listening on (\S+)/, bindUrl, options.logFile);
 }
 
 export interface BoundOptions {
@@ -149,6 +163,10 @@ export interface BoundOptions {
   publicJwk: Record<string, unknown>;
   dataDir: string;
   synchronous: 'NORMAL' | 'FULL';
+  /** Write a V8 CPU profile of the bound into this directory. */
+  cpuProfileDir?: string;
+  /** PostgreSQL instead of SQLite (a table made with BOUND_TABLE_SQL beforehand). Holds a password: never printed. */
+  databaseUrl?: string;
 }
 
 /** The bound: bench/bound-server.ts in its own process. */
@@ -158,8 +176,10 @@ export function startBound(options: BoundOptions): Promise<Server> {
     BOUND_PUBLIC_JWK: JSON.stringify(options.publicJwk),
     BOUND_DATA_DIR: options.dataDir,
     BOUND_SYNCHRONOUS: options.synchronous,
+    ...(options.databaseUrl ? { BOUND_DATABASE_URL: options.databaseUrl } : {}),
   };
-  return startServer([join(BENCH_BUILD, 'bound-server.js')], env, /bound listening on (\S+)/);
+  const profile = options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : [];
+  return startServer([...profile, join(BENCH_BUILD, 'bound-server.js')], env, /bound listening on (\S+)/);
 }
 
 /** A loopback port nothing listens on right now (another process may take it before it is used: retry on failure). */

@@ -17,6 +17,8 @@ export interface ReplicaOptions {
   databaseUrl: string;
   /** Where the key-encryption key file and each replica's (unused) data directory go. */
   work: string;
+  /** Each replica logs as deployed (info, one line per request) into its own file: these, by replica. */
+  logFiles?: string[];
 }
 
 /** A file of 32 random bytes (base64), mode 0600: DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE for every replica. */
@@ -26,7 +28,7 @@ export function writeKeyEncryptionKey(dir: string): string {
   return file;
 }
 
-async function startReplica(options: ReplicaOptions, kekFile: string): Promise<Server> {
+async function startReplica(options: ReplicaOptions, kekFile: string, logFile: string | undefined): Promise<Server> {
   // The probed port may be taken before the replica binds it: try a few.
   for (let attempt = 1; ; attempt++) {
     try {
@@ -39,6 +41,7 @@ async function startReplica(options: ReplicaOptions, kekFile: string): Promise<S
         databaseUrl: options.databaseUrl,
         keyEncryptionKeyFile: kekFile,
         port: await freePort(),
+        ...(logFile ? { logFile } : {}),
       });
     } catch (error) {
       if (attempt >= 3 || !/EADDRINUSE/.test((error as Error).message)) throw error;
@@ -49,7 +52,7 @@ async function startReplica(options: ReplicaOptions, kekFile: string): Promise<S
 /** Start `count` replicas at once (they race for the migrations and the first signing key, as a deployment does). */
 export async function startReplicas(options: ReplicaOptions): Promise<Server[]> {
   const kekFile = writeKeyEncryptionKey(options.work);
-  const started = await Promise.allSettled(Array.from({ length: options.count }, () => startReplica(options, kekFile)));
+  const started = await Promise.allSettled(Array.from({ length: options.count }, (_, i) => startReplica(options, kekFile, options.logFiles?.[i])));
   const servers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   const failed = started.find((s) => s.status === 'rejected');
   if (failed) {

@@ -40,7 +40,12 @@ export class OAuthError extends Error {
     readonly reason: DenialReason | OtherRefusal,
     status?: number,
   ) {
+    // An expected refusal, answered as JSON and audited, never shown with a stack: capturing one cost more than
+    // building the rest of the denial (it walks every async frame of the request).
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(description);
+    Error.stackTraceLimit = limit;
     this.name = 'OAuthError';
     this.status = status ?? STATUS[code];
   }

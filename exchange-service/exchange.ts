@@ -1,7 +1,10 @@
 /**
- * One token exchange, start to end: parse → verify the GitHub token → accept its jti once → evaluate the site's
- * policy → check the scope → mint → write the audit record → answer. Every decision, granted or denied, is in the
- * audit log before the answer leaves; if that write fails the answer is a 503 and no token is returned.
+ * One token exchange, start to end: parse → verify the GitHub token → evaluate the site's policy → check the scope →
+ * mint → accept the jti once and write the audit record, in one storage write → answer. Every decision, granted or
+ * denied, is in the audit log before the answer leaves; if that write fails the answer is a 503 and no token is
+ * returned. The jti of every verified token (granted or denied by policy) is consumed; a replay is refused whatever
+ * the policy says, and its token, already minted, is dropped unseen. One write instead of two (the replay insert,
+ * then the audit record) halves the commits per exchange and the event-loop turns an answer waits for.
  */
 import { ACCESS_TOKEN_TYPE } from '../shared/wire.js';
 import { mintAccessToken } from './access-token/mint.js';
@@ -13,7 +16,7 @@ import { evaluate } from './policy/match.js';
 import { resolveScope } from './policy/permissions.js';
 import type { PolicySet } from './policy/types.js';
 import { gatewayAudience } from './policy/upstream.js';
-import type { AuditRecord, Storage } from './storage/types.js';
+import type { AuditRecord, JtiUse, Storage, SubjectJti } from './storage/types.js';
 import { deniedRecord, grantedRecord, type AuditDraft, type Grant } from './token-exchange/audit.js';
 import { parseTokenRequest } from './token-exchange/request.js';
 import type { TokenResponse } from './token-exchange/response.js';
@@ -44,25 +47,63 @@ export type ExchangeOutcome =
  */
 export async function exchange(body: unknown, deps: ExchangeDeps, clientIp: string | null): Promise<ExchangeOutcome> {
   const draft: AuditDraft = { time: deps.now(), clientIp };
+  const state: { subject?: SubjectJti } = {};
   let outcome: ExchangeOutcome;
   try {
-    const { response, grant } = await decide(body, deps, draft);
+    const { response, grant } = await decide(body, deps, draft, state);
     outcome = { granted: true, response, audit: grantedRecord(draft, grant) };
   } catch (thrown) {
     const error = thrown instanceof OAuthError ? thrown : new OAuthError('server_error', 'the exchange failed unexpectedly; no token was issued', 'internal_error');
     outcome = { granted: false, error, audit: deniedRecord(draft, error) };
   }
+  const { subject } = state;
   try {
-    await deps.storage.appendAudit(outcome.audit);
+    if (subject === undefined) {
+      await deps.storage.appendAudit(outcome.audit);
+      return outcome;
+    }
+    // A refusal at the jti or the repository limit is recorded as the request stood there: no rule, no context.
+    const refusalOf = (error: OAuthError): ExchangeOutcome => ({
+      granted: false, error, audit: deniedRecord({ time: draft.time, clientIp, site: draft.site, claims: draft.claims }, error),
+    });
+    let final: ExchangeOutcome | undefined;
+    // Called once, when the jti has been checked and before the record is written.
+    const decideWith = (use: JtiUse): AuditRecord => {
+      if (use === 'replay') final = refusalOf(replayError(subject.jti));
+      else if (use === 'unavailable') final = refusalOf(unavailable('the replay cache', 'storage_unavailable'));
+      else {
+        // The repository's bucket is charged only once the jti is accepted: replaying someone's used token must not
+        // spend it. (The token is then spent even when the answer is 429: the Action fetches a fresh one per attempt.)
+        const claims = draft.claims!;
+        const admitted = deps.admitRepository?.(claims.repository_id);
+        final =
+          admitted && !admitted.allowed
+            ? refusalOf(rateLimited(`repository ${claims.repository} (id ${claims.repository_id}) is over its exchange rate limit; retry in ${admitted.retryAfter} s`, admitted.retryAfter))
+            : outcome;
+      }
+      return final.audit;
+    };
+    await deps.storage.recordExchange(subject, decideWith);
+    return final!;
   } catch {
     const error = unavailable('the audit log', 'audit_unavailable');
     return { granted: false, error, audit: deniedRecord(draft, error) };
   }
-  return outcome;
 }
 
-/** Decide one request, writing what it learns into `draft` as it goes; throws the OAuthError of a denial. */
-async function decide(body: unknown, deps: ExchangeDeps, draft: AuditDraft): Promise<{ response: TokenResponse; grant: Grant }> {
+const replayError = (jti: string) =>
+  new OAuthError(
+    'invalid_request',
+    `subject_token: this token (jti ${jti}) was already exchanged; a GitHub OIDC token is accepted once — request a fresh one (core.getIDToken) for each exchange`,
+    'replay',
+  );
+
+/**
+ * Decide one request, writing what it learns into `draft` as it goes; throws the OAuthError of a denial. Once the
+ * token is verified and its repository admitted, `state.subject` names its jti: whatever the decision, the caller
+ * consumes that jti with the audit record, and a replay overrides the decision.
+ */
+async function decide(body: unknown, deps: ExchangeDeps, draft: AuditDraft, state: { subject?: SubjectJti }): Promise<{ response: TokenResponse; grant: Grant }> {
   const now = draft.time;
   const request = parseTokenRequest(body);
   draft.site = request.site;
@@ -70,26 +111,8 @@ async function decide(body: unknown, deps: ExchangeDeps, draft: AuditDraft): Pro
   const claims = await deps.verify(request.subjectToken);
   draft.claims = claims;
 
-  let first: boolean;
-  try {
-    first = await deps.storage.consumeJti(claims.iss, claims.jti, claims.exp);
-  } catch {
-    throw unavailable('the replay cache', 'storage_unavailable');
-  }
-  if (!first) {
-    throw new OAuthError(
-      'invalid_request',
-      `subject_token: this token (jti ${claims.jti}) was already exchanged; a GitHub OIDC token is accepted once — request a fresh one (core.getIDToken) for each exchange`,
-      'replay',
-    );
-  }
+  state.subject = { issuer: claims.iss, jti: claims.jti, expiresAt: claims.exp };
 
-  // Charged only once the jti is accepted: replaying someone's used token must not spend their repository's bucket.
-  // (The token is then spent even when the answer is 429: the Action fetches a fresh one for each attempt.)
-  const admitted = deps.admitRepository?.(claims.repository_id);
-  if (admitted && !admitted.allowed) {
-    throw rateLimited(`repository ${claims.repository} (id ${claims.repository_id}) is over its exchange rate limit; retry in ${admitted.retryAfter} s`, admitted.retryAfter);
-  }
 
   const decision = evaluate(deps.policies(), request.site, claims);
   if (!decision.granted) throw new OAuthError('invalid_target', decision.description, decision.reason);

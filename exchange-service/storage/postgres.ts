@@ -8,7 +8,7 @@
 import pg from 'pg';
 import { AUDIT_COLUMNS, auditFromRow, auditParams, tokenFromRow, type Row } from './audit-row.js';
 import { pgGatewayStorage } from './pg-gateway.js';
-import type { Storage } from './types.js';
+import type { AuditRecord, JtiUse, Storage } from './types.js';
 
 export interface PoolOptions {
   /** Most connections this process opens (default 10). */
@@ -54,15 +54,29 @@ export function postgresStorage(pool: pg.Pool): Storage {
     return pool.query<Row>(name ? { name, text: sql, values: params } : { text: sql, values: params });
   };
 
+  const consumeJti = async (issuer: string, jti: string, expiresAt: number): Promise<boolean> => {
+    const result = await query('INSERT INTO replay (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [issuer, jti, expiresAt], 'deploy_sts_consume_jti');
+    return result.rowCount === 1;
+  };
+  const appendAudit = async (record: AuditRecord): Promise<void> => {
+    await query(INSERT_AUDIT, auditParams(record), 'deploy_sts_append_audit');
+  };
+
   return {
     kind: 'postgres',
     gateway: pgGatewayStorage(query),
-    async consumeJti(issuer, jti, expiresAt) {
-      const result = await query('INSERT INTO replay (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [issuer, jti, expiresAt], 'deploy_sts_consume_jti');
-      return result.rowCount === 1;
-    },
-    async appendAudit(record) {
-      await query(INSERT_AUDIT, auditParams(record), 'deploy_sts_append_audit');
+    consumeJti,
+    appendAudit,
+    async recordExchange({ issuer, jti, expiresAt }, recordFor) {
+      // Two statements: the record depends on the jti's use (and, for a first use, on the repository limit).
+      let use: JtiUse;
+      try {
+        use = (await consumeJti(issuer, jti, expiresAt)) ? 'first' : 'replay';
+      } catch {
+        use = 'unavailable';
+      }
+      await appendAudit(recordFor(use));
+      return use;
     },
     async revoke(jti, expiresAt) {
       await query('INSERT INTO revoked (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [

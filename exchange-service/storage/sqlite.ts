@@ -30,7 +30,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { AUDIT_COLUMNS, auditFromRow, auditParams, tokenFromRow, type Row } from './audit-row.js';
 import { SQLITE_GATEWAY_MIGRATION, sqliteGatewayStorage } from './sqlite-gateway.js';
-import type { Storage } from './types.js';
+import type { JtiUse, Storage } from './types.js';
 
 export type Synchronous = 'NORMAL' | 'FULL';
 
@@ -425,6 +425,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     }
     return s;
   };
+  const insertReplay = 'INSERT INTO replay (issuer, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING';
   const insertAudit = `INSERT INTO audit (${AUDIT_COLUMNS.join(', ')}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`;
   const tokenSelect = `SELECT a.*, r.jti AS revoked FROM audit a LEFT JOIN revoked r ON r.jti = a.token_jti
                        WHERE a.result = 'granted' AND a.token_jti IS NOT NULL`;
@@ -452,7 +453,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     async consumeJti(issuer, jti, expiresAt) {
       open();
       return writer.submit(
-        () => Number(stmt('INSERT INTO replay (issuer, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(issuer, jti, expiresAt).changes) === 1,
+        () => Number(stmt(insertReplay).run(issuer, jti, expiresAt).changes) === 1,
         false,
       );
     },
@@ -461,6 +462,23 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
       const params = auditParams(record);
       await writer.submit(() => {
         stmt(insertAudit).run(...params);
+      }, true);
+    },
+    async recordExchange({ issuer, jti, expiresAt }, recordFor) {
+      open();
+      // One write, so both inserts share the batch's transaction and its one sync: answered once durable.
+      return writer.submit((): JtiUse => {
+        let use: JtiUse;
+        try {
+          use = Number(stmt(insertReplay).run(issuer, jti, expiresAt).changes) === 1 ? 'first' : 'replay';
+        } catch (error) {
+          // A failed statement (a constraint, a trigger) leaves the batch's transaction as it was; an error that
+          // rolled the transaction back fails the whole write instead, so nothing runs in autocommit behind it.
+          if (grouped && !db.isTransaction) throw error;
+          use = 'unavailable';
+        }
+        stmt(insertAudit).run(...auditParams(recordFor(use)));
+        return use;
       }, true);
     },
     async revoke(jti, expiresAt) {

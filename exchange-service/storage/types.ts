@@ -50,6 +50,17 @@ export interface IssuedToken {
   revoked: boolean;
 }
 
+/** What became of a verified subject token's jti when its exchange was recorded (see Storage.recordExchange). */
+export type JtiUse = 'first' | 'replay' | 'unavailable';
+
+/** The jti of a verified subject token, kept in the replay cache until the token expires. */
+export interface SubjectJti {
+  issuer: string;
+  jti: string;
+  /** Unix seconds: the token's exp. */
+  expiresAt: number;
+}
+
 /**
  * Everything the service keeps. SQLite (embedded default) and PostgreSQL implement it.
  * Every method may reject: callers fail closed (503, no token).
@@ -63,6 +74,15 @@ export interface Storage {
   consumeJti(issuer: string, jti: string, expiresAt: number): Promise<boolean>;
   /** Append a decision to the audit log. A grant's record is durable before this resolves. */
   appendAudit(record: AuditRecord): Promise<void>;
+  /**
+   * The writes of one exchange of a verified subject token: consume its jti (exactly once, as consumeJti) and append
+   * the audit record that `recordFor` gives for what became of it — `first`, `replay`, or `unavailable` when the
+   * replay cache could not take it (the record then tells that failure). `recordFor` is called exactly once, after
+   * the jti is checked and before the record is written. SQLite runs both inserts as one write of the batch (one
+   * commit, one sync). Resolves with the use once the record is durable, as appendAudit; rejects when the record
+   * could not be written.
+   */
+  recordExchange(subject: SubjectJti, recordFor: (use: JtiUse) => AuditRecord): Promise<JtiUse>;
   /** Mark a minted token revoked until its expiry (idempotent). */
   revoke(jti: string, expiresAt: number): Promise<void>;
   isRevoked(jti: string): Promise<boolean>;

@@ -85,6 +85,36 @@ describe.skipIf(SKIP_POSTGRES)('the PostgreSQL storage', () => {
     });
   });
 
+  describe('the writes of one exchange (recordExchange)', () => {
+    it('take the jti once and write the audit record of what became of it, among 40 concurrent uses on two replicas', async () => {
+      const { storages, admin } = await freshStorage(2);
+      const grant = grantRecord();
+      const subject = { issuer: 'https://issuer.test', jti: grant.subjectJti!, expiresAt: nowSeconds() + 300 };
+      const recordFor = (use: string) => (use === 'first' ? grant : denialRecord({ subjectJti: grant.subjectJti, reason: use === 'replay' ? 'replay' : 'storage_unavailable' }));
+      const uses = await Promise.all(Array.from({ length: 40 }, (_, i) => storages[i % 2]!.recordExchange(subject, recordFor)));
+      expect(uses.filter((u) => u === 'first')).toHaveLength(1);
+      expect(uses.filter((u) => u === 'replay')).toHaveLength(39);
+      const { rows } = await admin.query('SELECT result, reason, token_jti FROM audit WHERE subject_jti = $1', [grant.subjectJti]);
+      expect(rows.filter((r) => r.result === 'granted')).toEqual([{ result: 'granted', reason: 'granted', token_jti: grant.tokenJti }]);
+      expect(rows.filter((r) => r.reason === 'replay')).toHaveLength(39);
+      expect(await storages[0]!.consumeJti(subject.issuer, subject.jti, subject.expiresAt)).toBe(false);
+    });
+
+    it('record the failure when the replay cache refuses the jti, and reject when the audit log refuses the record', async () => {
+      const { storages: [storage], admin } = await freshStorage();
+      const denial = denialRecord();
+      const subject = { issuer: 'https://issuer.test', jti: denial.subjectJti!, expiresAt: nowSeconds() + 300 };
+      await admin.query(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$`);
+      await admin.query('CREATE TRIGGER replay_full BEFORE INSERT ON replay FOR EACH ROW EXECUTE FUNCTION refuse()');
+      const recordFor = (use: string) => ({ ...denial, reason: use === 'unavailable' ? ('storage_unavailable' as const) : denial.reason });
+      expect(await storage!.recordExchange(subject, recordFor)).toBe('unavailable');
+      const { rows } = await admin.query('SELECT reason FROM audit WHERE subject_jti = $1', [denial.subjectJti]);
+      expect(rows).toEqual([{ reason: 'storage_unavailable' }]);
+      await admin.query('CREATE TRIGGER audit_full BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION refuse()');
+      await expect(storage!.recordExchange({ ...subject, jti: 'another' }, recordFor)).rejects.toThrow(/disk full/);
+    });
+  });
+
   describe('revocation', () => {
     it('is seen by every replica as soon as one records it, and recording it twice is harmless', async () => {
       const { storages: [a, b] } = await freshStorage(2);

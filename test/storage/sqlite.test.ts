@@ -161,6 +161,44 @@ describe('the SQLite storage', () => {
       });
     });
 
+    describe('the writes of one exchange (recordExchange)', () => {
+      const recordFor = (grant: ReturnType<typeof grantRecord>) => (use: string) =>
+        use === 'first' ? grant : denialRecord({ subjectJti: grant.subjectJti, reason: use === 'replay' ? 'replay' : 'storage_unavailable' });
+
+      it('take the jti once among 200 concurrent uses and write the record of what became of each, durable after a reopen', async () => {
+        const dir = dataDir();
+        const storage = openStorage(dir, synchronous);
+        const grant = grantRecord();
+        const subject = { issuer: ISSUER, jti: grant.subjectJti!, expiresAt: nowSeconds() + 300 };
+        const uses = await Promise.all(range(200).map(() => storage.recordExchange(subject, recordFor(grant))));
+        expect(uses.filter((u) => u === 'first')).toHaveLength(1);
+        expect(uses.filter((u) => u === 'replay')).toHaveLength(199);
+        expect(await storage.consumeJti(ISSUER, subject.jti, subject.expiresAt)).toBe(false);
+        await storage.close();
+        const db = connect(dir);
+        expect(count(db, "SELECT COUNT(*) AS n FROM audit WHERE result = 'granted' AND token_jti = ?", grant.tokenJti!)).toBe(1);
+        expect(count(db, "SELECT COUNT(*) AS n FROM audit WHERE reason = 'replay' AND subject_jti = ?", subject.jti)).toBe(199);
+      });
+
+      it('record the failure when the replay cache refuses the jti, and reject when the audit log refuses the record', async () => {
+        const dir = dataDir();
+        const storage = openStorage(dir, synchronous);
+        const db = connect(dir);
+        db.exec("CREATE TRIGGER replay_full BEFORE INSERT ON replay BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END");
+        const grant = grantRecord();
+        const subject = { issuer: ISSUER, jti: grant.subjectJti!, expiresAt: nowSeconds() + 300 };
+        expect(await storage.recordExchange(subject, recordFor(grant))).toBe('unavailable');
+        expect(count(db, 'SELECT COUNT(*) AS n FROM audit WHERE subject_jti = ?', subject.jti)).toBe(1);
+        expect(count(db, "SELECT COUNT(*) AS n FROM audit WHERE reason = 'storage_unavailable'")).toBe(1);
+        db.exec("CREATE TRIGGER audit_full BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END");
+        await expect(storage.recordExchange({ ...subject, jti: 'another' }, recordFor(grantRecord()))).rejects.toThrow(/full/);
+        db.exec('DROP TRIGGER audit_full');
+        db.exec('DROP TRIGGER replay_full');
+        // A failed write leaves nothing half-done in the batch: the storage keeps working.
+        expect(await storage.recordExchange({ ...subject, jti: 'a-third' }, recordFor(grantRecord()))).toBe('first');
+      });
+    });
+
     describe('a failing write in a batch', () => {
       it('fails only its own caller; the other writes of its batch resolve and are stored', async () => {
         const dir = dataDir();

@@ -1,0 +1,59 @@
+/**
+ * `node build/bench/threads.js`: where the service's CPU goes by thread (main, libuv pool, workers, V8 helpers), from
+ * /proc/<pid>/task, over one closed-loop run of the default service. For finding CPU the main-thread profile misses.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BENCH_AUDIENCE, newIssuerKey, startIssuer } from './issuer.js';
+import { ROOT, runLoad, startBound, startService, type Server } from './processes.js';
+import { signPool } from './token-pool.js';
+
+const requests = Number(process.env.PAIR_REQUESTS ?? 6000);
+const warmup = 1000;
+
+function threads(pid: number): Map<string, number> {
+  const byName = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/[0-9]+$/, '#');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
+  }
+  return byName;
+}
+
+const work = mkdtempSync(join(tmpdir(), 'deploy-sts-threads-'));
+const key = newIssuerKey();
+const issuer = await startIssuer(key);
+try {
+  const pool = await signPool(warmup + requests, key, issuer.url);
+  const tokensFile = join(work, 'tokens.json');
+  writeFileSync(tokensFile, JSON.stringify({ tokens: pool.tokens, kinds: pool.kinds }));
+  // THREADS_CLI=<path>: another build of the CLI measured after the service (A/B).
+  const other = process.env.THREADS_CLI;
+  for (const which of ['bound', 'service', ...(other ? ['other' as const] : [])] as const) {
+    const dataDir = mkdtempSync(join(work, 'data-'));
+    const server: Server =
+      which === 'bound'
+        ? await startBound({ publicJwk: key.publicJwk, dataDir, synchronous: 'NORMAL' })
+        : await startService({
+            issuer: issuer.url, audience: BENCH_AUDIENCE, policies: join(ROOT, 'examples', 'policies'), dataDir, logFile: join(dataDir, 'log'),
+            ...(which === 'other' ? { cli: other! } : {}),
+          });
+    let before = new Map<string, number>();
+    const result = await runLoad(
+      { urls: [server.url], tokensFile, sites: ['docs'], concurrency: 50, warmup, requests, maxSeconds: 30, check: which === 'bound' ? 'status' : 'decisions' },
+      () => (before = threads(server.pid)),
+    );
+    const after = threads(server.pid);
+    await server.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    const rows = [...after].map(([name, cpu]) => [name, ((cpu - (before.get(name) ?? 0)) * 1e6) / result.requests] as const).filter(([, us]) => us > 0.5);
+    const total = rows.reduce((a, [, us]) => a + us, 0);
+    process.stdout.write(`${which === 'other' ? other : which}: ${Math.round(result.rps)}/s, ${Math.round(total)} µs CPU per exchange: ${rows.sort((a, b) => b[1] - a[1]).map(([n, us]) => `${n} ${Math.round(us)}`).join(', ')}\n`);
+  }
+} finally {
+  await issuer.close();
+  rmSync(work, { recursive: true, force: true });
+}
