@@ -5,6 +5,7 @@
  * (introspection, revocation, the deploy gateway) and relying parties (`deploy-sts/verify`) all go through here.
  */
 import { verify, type KeyObject } from 'node:crypto';
+import { quote } from '../../shared/text.js';
 import { MAX_TOKEN_TTL_SECONDS } from '../../shared/wire.js';
 import { decodeCompactJws } from '../oidc/compact-jws.js';
 import { ACCESS_TOKEN_ALG, ACCESS_TOKEN_TYP, type AccessTokenClaims } from './claims.js';
@@ -26,7 +27,6 @@ export interface CheckOptions {
   allowExpired?: boolean;
 }
 
-const quote = (value: unknown) => (typeof value === 'string' ? JSON.stringify(value.slice(0, 200)) : String(value));
 
 export function checkHeader(header: Record<string, unknown>): string {
   if (header.typ !== ACCESS_TOKEN_TYP) throw new DeployTokenError('unsupported_token', `typ ${quote(header.typ)} is not ${ACCESS_TOKEN_TYP}: this is not a deploy-sts access token`);
