@@ -3,40 +3,15 @@
  * reached the Netlify stand-in (nothing, when the gateway must refuse) and what came back.
  */
 import { createHash } from 'node:crypto';
-import http, { type IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../exchange-service/config.js';
 import { postForm } from '../helpers/service.js';
-import { startGatewayWorld, type GatewayWorld } from './support.js';
-
-interface Answer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  text: string;
-  json: () => Record<string, unknown>;
-}
+import { startGatewayWorld, type GatewayWorld, rawRequest } from './support.js';
 
 /** Every answer of the run (status line, headers and body), checked at the end for the stored credential. */
 const seen: string[] = [];
 
-/** A raw HTTP request, path as given. */
-function request(url: string, method: string, path: string, headers: Record<string, string | number>, body?: Buffer): Promise<Answer> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: hostname, port, method, path, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        seen.push(`${res.statusCode} ${JSON.stringify(res.headers)} ${text}`);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) as Record<string, unknown> });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const request = (url: string, method: string, path: string, headers: Record<string, string | number>, body?: Buffer) => rawRequest(url, method, path, headers, body, seen);
 
 const API = '/gateway/netlify/api/v1';
 const sha1 = (data: Buffer) => createHash('sha1').update(data).digest('hex');

@@ -6,42 +6,16 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import http, { type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tempDir } from '../helpers/service.js';
 import { docsSite, toYaml } from '../policy/fixtures.js';
-import { CREDENTIAL, startGatewayWorld, type GatewayWorld } from './support.js';
+import http from 'node:http';
+import { CREDENTIAL, startGatewayWorld, type Answer, type GatewayWorld, rawRequest } from './support.js';
 
-interface Answer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  text: string;
-  json: () => Record<string, unknown>;
-}
-
-/** A raw HTTP request (fetch would normalise `..` and drop some headers), path as given. */
-function request(url: string, method: string, path: string, headers: Record<string, string | number>, body?: Buffer | Buffer[]): Promise<Answer> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: hostname, port, method, path, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) as Record<string, unknown> });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    if (Array.isArray(body)) {
-      for (const chunk of body) req.write(chunk);
-      req.end();
-    } else req.end(body);
-  });
-}
+const request = rawRequest;
 
 const API = '/gateway/netlify/api/v1';
 const sha1 = (data: Buffer) => createHash('sha1').update(data).digest('hex');

@@ -3,6 +3,7 @@
  * whose policies bind `docs` and `blog` to them through `upstream.netlify`, the stand-in's token stored as the
  * credential (sealed under a key-encryption key), and helpers for real deploy tokens of each kind.
  */
+import http, { type IncomingHttpHeaders } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -111,4 +112,33 @@ export async function startGatewayWorld(options: WorldOptions = {}): Promise<Gat
 /** Stand-in requests (below /api/v1) whose path matches. */
 export function reached(world: GatewayWorld, pattern: RegExp): string[] {
   return world.standin.requests.map((r) => `${r.method} ${r.path}`).filter((line) => pattern.test(line));
+}
+
+export interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  text: string;
+  json: () => Record<string, unknown>;
+}
+
+/** A raw HTTP request (fetch would normalise `..` and drop some headers), path as given; `seen` gets every answer. */
+export function rawRequest(url: string, method: string, path: string, headers: Record<string, string | number>, body?: Buffer | Buffer[], seen?: string[]): Promise<Answer> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: hostname, port, method, path, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        seen?.push(`${res.statusCode} ${JSON.stringify(res.headers)} ${text}`);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) as Record<string, unknown> });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (Array.isArray(body)) {
+      for (const chunk of body) req.write(chunk);
+      req.end();
+    } else req.end(body);
+  });
 }
