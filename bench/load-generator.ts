@@ -82,7 +82,7 @@ async function run(config: LoadConfig): Promise<LoadResult> {
   const perServer = config.urls.map(() => 0);
   const one = async (i: number, t: number): Promise<void> => {
     const at = scheduledAt(i);
-    if (at !== undefined && at > performance.now()) await new Promise((resolve) => setTimeout(resolve, at - performance.now()));
+    if (at !== undefined && at > performance.now()) await new Promise((resolve) => setTimeout(resolve, Math.max(0, at - performance.now())));
     if (i >= config.warmup) perServer[t]!++;
     return send(i, targets[t]!, at ?? performance.now());
   };

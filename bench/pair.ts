@@ -8,6 +8,7 @@
  * closed, BENCH_PROFILE=<dir> writes a V8 CPU profile of every service run there, PAIR_NODE_FLAGS more node flags for the
  * service (e.g. `--heap-prof --heap-prof-dir=<dir>` for where it allocates).
  */
+import { writeExamplePolicies } from '../testing/example-policies.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,7 +66,7 @@ try {
         // Logging as deployed: info, one line per request, into a file.
         const logFile = join(dataDir, 'log.ndjson');
         const server = await startService({
-          issuer: issuer.url, audience: BENCH_AUDIENCE, policies: join(ROOT, 'examples', 'policies'), dataDir, logFile,
+          issuer: issuer.url, audience: BENCH_AUDIENCE, policies: writeExamplePolicies(issuer.url, join(work, 'examples')), dataDir, logFile,
           ...(cli ? { cli } : {}), ...(profileDir ? { cpuProfileDir: profileDir } : {}),
           ...(process.env.PAIR_NODE_FLAGS ? { nodeFlags: process.env.PAIR_NODE_FLAGS.split(' ') } : {}),
         });

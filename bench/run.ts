@@ -17,6 +17,7 @@ import { benchGateway, gatewayReport, type GatewayBenchResult } from './gateway.
 import { BENCH_AUDIENCE, newIssuerKey, startIssuer, type RunningIssuer } from './issuer.js';
 import type { LoadResult } from './load-generator.js';
 import { runMicro, type MicroResult } from './micro.js';
+import { writeExamplePolicies } from '../testing/example-policies.js';
 import { writePolicies } from './policies.js';
 import { PostgresUnavailable, startPostgres, type TestPostgres } from '../testing/postgres.js';
 import { benchStorageRoundTrips, type StorageRoundTrip } from './postgres-storage.js';
@@ -486,7 +487,7 @@ function postgresReport(section: PostgresSection): string[] {
 try {
   issuer = await startIssuer(key);
   await freshPool();
-  const examples = join(ROOT, 'examples', 'policies');
+  const examples = writeExamplePolicies(issuer.url, join(work, 'examples'));
   if (process.env.BENCH_ONLY === 'postgres') {
     // Section 7 alone (while working on the PostgreSQL storage); writes no results file.
     process.stdout.write(`${postgresReport(await postgresComparison(examples)).join('\n')}\n`);

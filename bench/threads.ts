@@ -2,6 +2,7 @@
  * `node build/bench/threads.js`: where the service's CPU goes by thread (main, libuv pool, workers, V8 helpers), from
  * /proc/<pid>/task, over one closed-loop run of the default service. For finding CPU the main-thread profile misses.
  */
+import { writeExamplePolicies } from '../testing/example-policies.js';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,7 +39,7 @@ try {
       which === 'bound'
         ? await startBound({ publicJwk: key.publicJwk, dataDir, synchronous: 'NORMAL' })
         : await startService({
-            issuer: issuer.url, audience: BENCH_AUDIENCE, policies: join(ROOT, 'examples', 'policies'), dataDir, logFile: join(dataDir, 'log'),
+            issuer: issuer.url, audience: BENCH_AUDIENCE, policies: writeExamplePolicies(issuer.url, join(work, 'examples')), dataDir, logFile: join(dataDir, 'log'),
             ...(which === 'other' ? { cli: other! } : {}),
           });
     let before = new Map<string, number>();

@@ -11,25 +11,18 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { loadConfig } from '../../exchange-service/config.js';
 import { startService as start, type RunningService } from '../../exchange-service/service.js';
+import { EXAMPLE_POLICIES, writeExamplePolicies } from '../../testing/example-policies.js';
 import { DEFAULT_AUDIENCE } from './issuer.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
-export const EXAMPLE_POLICIES = join(ROOT, 'examples', 'policies');
-
-/** GitHub's issuer, which the example policies bind. */
-const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';
+export { EXAMPLE_POLICIES };
 
 /**
  * The example policies, bound to another issuer (the test issuer's URL): a copy in a fresh temp directory, every
  * `issuer: https://token.actions.githubusercontent.com` replaced. Remove it with rmSync when done.
  */
 export function examplePolicies(issuer: string, dir = tempDir('deploy-sts-examples-')): string {
-  mkdirSync(dir, { recursive: true });
-  for (const name of readdirSync(EXAMPLE_POLICIES)) {
-    const text = readFileSync(join(EXAMPLE_POLICIES, name), 'utf8');
-    writeFileSync(join(dir, name), text.replaceAll(`issuer: ${GITHUB_ISSUER}`, `issuer: ${issuer}`));
-  }
-  return dir;
+  return writeExamplePolicies(issuer, dir);
 }
 
 export interface ServiceOptions {
