@@ -147,6 +147,8 @@ export function startService(options: ServiceOptions): Promise<Server> {
     DEPLOY_STS_RATE_LIMIT_IP: '0',
     DEPLOY_STS_RATE_LIMIT_REPOSITORY: '0',
     DEPLOY_STS_LOG_LEVEL: options.logFile ? 'info' : 'warn',
+    // Several services run at once (replicas, the gateway's two set-ups): no fixed metrics port to collide on.
+    DEPLOY_STS_METRICS_LISTEN: 'off',
     ...(options.synchronous ? { DEPLOY_STS_SYNCHRONOUS: options.synchronous } : {}),
     ...(options.publicUrl ? { DEPLOY_STS_PUBLIC_URL: options.publicUrl } : {}),
     ...(options.databaseUrl ? { DEPLOY_STS_DATABASE_URL: options.databaseUrl } : {}),
