@@ -11,6 +11,8 @@ import { ROOT, runLoad, startBound, startService, type Server } from './processe
 import { signPool } from './token-pool.js';
 
 const requests = Number(process.env.PAIR_REQUESTS ?? 6000);
+/** PAIR_RATE=<n>: an open loop at n requests/s instead of the closed loop (where the CPU of a lightly loaded service goes). */
+const rate = process.env.PAIR_RATE ? Number(process.env.PAIR_RATE) : undefined;
 const warmup = 1000;
 
 function threads(pid: number): Map<string, number> {
@@ -44,7 +46,7 @@ try {
           });
     let before = new Map<string, number>();
     const result = await runLoad(
-      { urls: [server.url], tokensFile, sites: ['docs'], concurrency: 50, warmup, requests, maxSeconds: 30, check: which === 'bound' ? 'status' : 'decisions' },
+      { urls: [server.url], tokensFile, sites: ['docs'], concurrency: 50, warmup, requests, maxSeconds: 30, check: which === 'bound' ? 'status' : 'decisions', ...(rate ? { ratePerSecond: rate } : {}) },
       () => (before = threads(server.pid)),
     );
     const after = threads(server.pid);
@@ -52,7 +54,7 @@ try {
     rmSync(dataDir, { recursive: true, force: true });
     const rows = [...after].map(([name, cpu]) => [name, ((cpu - (before.get(name) ?? 0)) * 1e6) / result.requests] as const).filter(([, us]) => us > 0.5);
     const total = rows.reduce((a, [, us]) => a + us, 0);
-    process.stdout.write(`${which === 'other' ? other : which}: ${Math.round(result.rps)}/s, ${Math.round(total)} µs CPU per exchange: ${rows.sort((a, b) => b[1] - a[1]).map(([n, us]) => `${n} ${Math.round(us)}`).join(', ')}\n`);
+    process.stdout.write(`${which === 'other' ? other : which}: ${Math.round(result.rps)}/s, p50 ${result.latencyMs.p50.toFixed(1)} p99 ${result.latencyMs.p99.toFixed(1)} ms, ${Math.round(total)} µs CPU per exchange: ${rows.sort((a, b) => b[1] - a[1]).map(([n, us]) => `${n} ${Math.round(us)}`).join(', ')}\n`);
   }
 } finally {
   await issuer.close();
