@@ -2,9 +2,9 @@
  * The `jti` of a minted token: a UUID version 7 (RFC 9562 §5.7) — the minting time in milliseconds, then 74 random
  * bits. Unique and unguessable like a random UUID, but ordered by time, so the audit log's unique index on the minted
  * jti (audit_token_jti) grows at its end instead of at a random page: one page of that index written per commit of a
- * batch instead of one page per grant (BENCHMARKS.md, issue 14: a fifth of the bytes SQLite writes per exchange). The
- * time it tells is the token's `iat`, which the token states anyway. Nothing relies on a jti being unpredictable in
- * time: knowing a jti authorizes nothing (revocation and introspection take the token itself).
+ * batch instead of one page per grant (BENCHMARKS.md, issue 14: about a quarter of the bytes SQLite wrote per
+ * exchange). The time it tells is the minting time, which the token states anyway (`iat`). Nothing relies on a jti
+ * being unpredictable in time: knowing a jti authorizes nothing (revocation and introspection take the token itself).
  */
 import { randomFillSync } from 'node:crypto';
 
