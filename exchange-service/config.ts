@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { isLoopbackHost } from '../shared/wire.js';
 import { GITHUB_ISSUER, issuerProblem, normaliseIssuer } from './oidc/issuers.js';
+import { OPTION_NAMES, flagName, type OptionName } from './option-names.js';
 import { EXAMPLE_POLICIES_DIR } from './package-root.js';
 import { didYouMean } from './suggest.js';
 import { isPostgresUrl, redactDatabaseUrl } from './storage/database-url.js';
@@ -85,6 +86,7 @@ export interface GatewayConfig {
   timeoutMs: number;
 }
 
+// Exactly one entry per name of option-names.ts (`satisfies`: a missing or extra key does not compile).
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().trim().min(1).default('127.0.0.1'),
@@ -139,15 +141,14 @@ const schema = z.object({
   GATEWAY_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
   GATEWAY_MAX_JSON_BYTES: z.coerce.number().int().min(1024).max(256 * 1024 * 1024).default(16 * 1024 * 1024),
   GATEWAY_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(24 * 3600).default(600),
-});
+} satisfies Record<OptionName, z.ZodType>);
 
 export type RawConfig = z.input<typeof schema>;
 
 
 
-/** Every option's name as the suffix of its variable (`DATA_DIR` ↔ DEPLOY_STS_DATA_DIR ↔ --data-dir). */
-export const OPTION_NAMES = Object.keys(schema.shape) as (keyof typeof schema.shape)[];
-export const flagName = (option: string) => option.toLowerCase().replaceAll('_', '-');
+/** Every option's name as the suffix of its variable (`DATA_DIR` ↔ DEPLOY_STS_DATA_DIR ↔ --data-dir): option-names.ts. */
+export { OPTION_NAMES, flagName };
 
 export interface Config {
   port: number;
@@ -227,7 +228,6 @@ function sentence(key: string, issue: z.core.$ZodIssue, value: string | undefine
 
 type Env = Record<string, string | undefined>;
 type Flags = Record<string, string | undefined>;
-type OptionName = keyof typeof schema.shape;
 type Options<K extends OptionName> = { [P in K]: z.output<typeof schema>[P] };
 
 /**

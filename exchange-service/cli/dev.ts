@@ -1,8 +1,6 @@
 /** `deploy-sts dev token`: a GitHub-shaped OIDC token from the local dev issuer, for demos and the walk-through. */
 import { createHash } from 'node:crypto';
 import type { Command } from 'commander';
-import { loadDevTokenConfig } from '../config.js';
-import { GITHUB_CLAIM_NAMES, isGitHubClaimName } from '../oidc/claims.js';
 import { GITHUB_EVENTS } from '../policy/never-match.js';
 import { didYouMean } from '../suggest.js';
 import { UsageError, type CliContext } from './context.js';
@@ -62,7 +60,9 @@ export function shortcutClaims(flags: Pick<DevFlags, 'repository' | 'event' | 'r
 }
 
 /** `--claim name=value` pairs; a name GitHub never sends is refused (a typo would silently change nothing) unless `--claim-any`. */
-export function claimOverrides(pairs: readonly string[], any: boolean): Record<string, string> {
+export async function claimOverrides(pairs: readonly string[], any: boolean): Promise<Record<string, string>> {
+  // Loaded here, not at the top (as every verb's modules): the claims schema brings zod.
+  const { GITHUB_CLAIM_NAMES, isGitHubClaimName } = await import('../oidc/claims.js');
   const overrides: Record<string, string> = {};
   for (const pair of pairs) {
     const eq = pair.indexOf('=');
@@ -101,7 +101,8 @@ export function devCommands(program: Command, ctx: CliContext): void {
     )
     .action((flags: DevFlags) =>
       ctx.run(async () => {
-        const claims = { ...shortcutClaims(flags), ...claimOverrides(flags.claim ?? [], Boolean(flags.claimAny)) };
+        const claims = { ...shortcutClaims(flags), ...(await claimOverrides(flags.claim ?? [], Boolean(flags.claimAny))) };
+        const { loadDevTokenConfig } = await import('../config.js');
         const { audience, dataDir } = loadDevTokenConfig(ctx.env, { AUDIENCE: flags.audience, DATA_DIR: flags.dataDir });
         const { devToken } = await import('../dev-issuer.js');
         print(await devToken(dataDir, audience, claims));

@@ -1,11 +1,9 @@
 /** `deploy-sts serve`: run the exchange service until SIGTERM/SIGINT; SIGHUP reloads policies and signing keys. */
 import type { Command } from 'commander';
-import { OPTION_NAMES, flagName, loadConfig } from '../config.js';
+import { OPTION_NAMES, flagName, type OptionName } from '../option-names.js';
 import { removePidFile, writePidFile } from '../pid-file.js';
 import type { CliContext } from './context.js';
 import { examples, option } from './options.js';
-
-type OptionName = (typeof OPTION_NAMES)[number];
 
 /** `--help` for every configuration option: its value's placeholder, what it does and its default (docs/operating.md, Configuration). */
 export const SERVE_OPTION_HELP: Record<OptionName, { value: string; description: string; default?: string }> = {
@@ -46,8 +44,9 @@ async function serve(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
     if (o === 'DEV_ISSUER') values[o] = v ? '1' : undefined;
     else values[o] = typeof v === 'string' ? v : undefined;
   }
+  // Loaded here, not at the top (as every verb's modules): the others start without zod, the HTTP server, storage and metrics.
+  const { loadConfig } = await import('../config.js');
   const config = loadConfig(env, values, Boolean(flags.devDefaults));
-  // Loaded here, not at the top: every other verb starts without the HTTP server, storage and metrics modules.
   const { startService } = await import('../service.js');
   const service = await startService(config);
   if (config.pidFile) {

@@ -1,7 +1,7 @@
 /** `deploy-sts workflows check`: flags here, everything else in workflows/command.ts. */
 import type { Command } from 'commander';
 import { VERSION } from '../package-root.js';
-import { DEFAULT_WORKFLOWS_DIR, WorkflowsUsageError, workflowsCheck } from '../workflows/command.js';
+import { DEFAULT_WORKFLOWS_DIR } from '../workflows/defaults.js';
 import { UsageError, type CliContext } from './context.js';
 import { examples, option } from './options.js';
 
@@ -34,6 +34,8 @@ export function workflowsCommands(program: Command, ctx: CliContext): void {
     .action((dir: string | undefined, extra: string[], flags: WorkflowsFlags) =>
       ctx.run(async () => {
         if (extra.length > 0) throw new UsageError(`workflows check takes one directory, got ${extra.length + 1}: ${[dir, ...extra].join(' ')}`);
+        // Loaded here, not at the top (as every verb's modules): the other verbs start without the checker and yaml.
+        const { WorkflowsUsageError, workflowsCheck } = await import('../workflows/command.js');
         try {
           return await workflowsCheck(
             { dir, policies: flags.policies, repository: flags.repository, json: Boolean(flags.json), sarif: flags.sarif, version: VERSION },

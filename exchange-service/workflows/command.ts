@@ -8,13 +8,14 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { PolicyLoadError } from '../policy/types.js';
 import { checkParsedWorkflows, localActionPaths, parseWorkflows, type WorkflowFile } from './check.js';
+import { DEFAULT_WORKFLOWS_DIR } from './defaults.js';
 import type { PolicySourceText } from './policy-check.js';
 import { exitCodeOf, jsonReport, textReport } from './report.js';
 import { workflowSyntax } from './rules/workflow-syntax.js';
 import { toSarif } from './sarif.js';
 import { findingOf, sortFindings, type Finding } from './types.js';
 
-export const DEFAULT_WORKFLOWS_DIR = '.github/workflows';
+export { DEFAULT_WORKFLOWS_DIR };
 export const MAX_WORKFLOW_FILE_BYTES = 1024 * 1024;
 const WORKFLOW_FILE = /\.ya?ml$/i;
 
