@@ -1,5 +1,4 @@
 /** `deploy-sts dev token`: a GitHub-shaped OIDC token from the local dev issuer, for demos and the walk-through. */
-import { createHash } from 'node:crypto';
 import type { Command } from 'commander';
 import { GITHUB_EVENTS } from '../policy/never-match.js';
 import { didYouMean } from '../suggest.js';
@@ -14,6 +13,8 @@ const KNOWN_IDS: Record<string, string> = { 'acme/docs': '892043217', 'acme/mono
 export function devId(name: string): string {
   const known = KNOWN_IDS[name.toLowerCase()];
   if (known) return known;
+  // node:crypto is loaded here, not at the top: every verb registers this one, and only `dev token` hashes.
+  const { createHash } = process.getBuiltinModule('node:crypto');
   return String(100_000_000 + (createHash('sha256').update(name.toLowerCase()).digest().readUInt32BE(0) % 900_000_000));
 }
 
