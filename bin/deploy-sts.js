@@ -46,7 +46,7 @@ function privateCompileCacheDir() {
   return info.isDirectory() && info.uid === process.getuid() && (info.mode & 0o022) === 0 ? dir : undefined;
 }
 try {
-  if (typeof nodeModule.enableCompileCache === 'function' && !process.env.NODE_COMPILE_CACHE) {
+  if (typeof nodeModule.enableCompileCache === 'function' && !process.env.NODE_COMPILE_CACHE && !process.env.NODE_DISABLE_COMPILE_CACHE) {
     var cacheDir = privateCompileCacheDir();
     if (cacheDir) nodeModule.enableCompileCache(cacheDir);
   }
