@@ -3,13 +3,11 @@
  * corpus, good and bad, anchors, matrices, multi-line scripts). Each figure is the median of several runs:
  *   - in process: parse and check the 200 texts (the checker alone, no I/O);
  *   - end to end: `bin/deploy-sts.js workflows check DIR --json` (what the `deploy-sts` command runs) in a child
- *     process, Node.js start-up included, three ways: with the launcher's compile cache warm (every run after the
- *     first), cold (an empty cache directory each run: the first run after an install or a Node.js upgrade), and off
- *     (NODE_DISABLE_COMPILE_CACHE=1);
+ *     process, Node.js start-up included;
  *   - only the workflows module loaded, no CLI around it (what the verb itself costs);
  *   - bare `node -e 0`.
  * The target is under a second end to end. Prints the load average: on a shared machine the wall times move with it.
- * Runs on its own; writes nothing but temp directories it removes.
+ * Runs on its own; writes nothing but a temp directory it removes.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,13 +22,13 @@ const IN_PROCESS_RUNS = 20;
 const CLI_RUNS = 7;
 
 /** Wall and CPU (user + system, reported by the child at exit) time of a child `node` process, median of CLI_RUNS. */
-function runs(args: string[], expectFiles: boolean, env: (run: number) => NodeJS.ProcessEnv = () => process.env): { wall: number; cpu: number } {
+function runs(args: string[], expectFiles: boolean): { wall: number; cpu: number } {
   const walls: number[] = [];
   const cpus: number[] = [];
   const report = "process.on('exit', () => { const u = process.cpuUsage(); process.stderr.write('cpu:' + (u.user + u.system) + '\\n'); });";
   for (let i = 0; i < CLI_RUNS; i++) {
     const start = performance.now();
-    const child = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(report)}`, ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: env(i) });
+    const child = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(report)}`, ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
     walls.push(performance.now() - start);
     const cpu = /cpu:(\d+)/.exec(child.stderr)?.[1];
     if (cpu === undefined) throw new Error(`the child reported no CPU time: ${child.stderr}`);
@@ -78,12 +76,7 @@ try {
   const launcher = join(ROOT, 'bin', 'deploy-sts.js');
   const command = join(ROOT, 'build', 'exchange-service', 'workflows', 'command.js');
   const moduleScript = `const { workflowsCheck } = await import(${JSON.stringify(command)}); await workflowsCheck({ dir: process.argv[1], json: true }, { stdout: (t) => process.stdout.write(t), stderr: () => {} });`;
-  const cli = [launcher, 'workflows', 'check', dir, '--json'];
-  // Warm: the launcher's own cache directory, filled by the run before (the first of these runs fills it if needed).
-  runs(cli, true);
-  const endToEnd = runs(cli, true);
-  const endToEndCold = runs(cli, true, (i) => ({ ...process.env, NODE_COMPILE_CACHE: join(dir, `.compile-cache-${i}`) }));
-  const endToEndOff = runs(cli, true, () => ({ ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' }));
+  const endToEnd = runs([launcher, 'workflows', 'check', dir, '--json'], true);
   const moduleOnly = runs(['--input-type=module', '-e', moduleScript, dir], true);
   const baseline = runs(['-e', '0'], false);
   const result = {
@@ -93,21 +86,17 @@ try {
     inProcessMs: Number(median(inProcess).toFixed(1)),
     inProcessCpuMs: Number(median(inProcessCpu).toFixed(1)),
     endToEnd,
-    endToEndCold,
-    endToEndOff,
     moduleOnly,
     nodeStart: baseline,
   };
   console.log(`workflows check over ${result.files} files (${result.kib} KiB, ${result.findings} findings):`);
   console.log(`  in process (parse + rules):        median ${result.inProcessMs} ms wall, ${result.inProcessCpuMs} ms CPU, of ${IN_PROCESS_RUNS} runs`);
   const ms = (t: { wall: number; cpu: number }) => `median ${t.wall.toFixed(0)} ms wall, ${t.cpu.toFixed(0)} ms CPU`;
-  console.log(`  end to end (CLI, --json):          ${ms(endToEnd)}, of ${CLI_RUNS} runs (compile cache warm)`);
-  console.log(`    compile cache cold:              ${ms(endToEndCold)}`);
-  console.log(`    compile cache off:               ${ms(endToEndOff)}`);
+  console.log(`  end to end (CLI, --json):          ${ms(endToEnd)}, of ${CLI_RUNS} runs`);
   console.log(`  end to end, workflows module only: ${ms(moduleOnly)}, of ${CLI_RUNS} runs`);
   console.log(`  bare node start-up:                ${ms(baseline)}`);
   const met = (t: { wall: number; cpu: number }) => `${t.wall < 1000 ? 'met' : 'NOT met'} (wall), ${t.cpu < 1000 ? 'met' : 'NOT met'} (CPU)`;
-  console.log(`  target < 1000 ms end to end:       CLI warm ${met(endToEnd)}; cold ${met(endToEndCold)}; cache off ${met(endToEndOff)}`);
+  console.log(`  target < 1000 ms end to end:       CLI ${met(endToEnd)}; module only ${met(moduleOnly)}`);
   console.log(`  load average: ${loadavg().map((l) => l.toFixed(1)).join(' ')} on this machine`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
