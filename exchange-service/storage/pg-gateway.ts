@@ -1,7 +1,8 @@
 /** The gateway's tables in PostgreSQL (migration and statements), shared by every replica; see gateway-types.ts. */
 import type pg from 'pg';
 import {
-  GATEWAY_AUDIT_COLUMNS, credentialFromRow, deployFromRow, gatewayAuditFromRow, gatewayAuditParams, type GatewayStorage,
+  GATEWAY_AUDIT_COLUMNS, READ_CALL_SQL, credentialFromRow, deployFromRow, gatewayAuditFromRow, gatewayAuditParams, readCallFromRow,
+  type GatewayStorage,
 } from './gateway-types.js';
 
 export const PG_GATEWAY_MIGRATION = `
@@ -44,6 +45,10 @@ export function pgGatewayStorage(query: Query): GatewayStorage {
       const result = await query('SELECT * FROM credentials WHERE name = $1', [name], 'deploy_sts_get_credential');
       return result.rows[0] ? credentialFromRow(result.rows[0]) : undefined;
     },
+    async readCall(jti, credential) {
+      const result = await query(READ_CALL_SQL, [jti, credential ?? null], 'deploy_sts_gateway_read_call');
+      return readCallFromRow(result.rows[0]!);
+    },
     async listCredentials() {
       const result = await query('SELECT name, encryption, created_at, updated_at, last_used_at FROM credentials ORDER BY name');
       return result.rows.map((row) => {
@@ -70,6 +75,7 @@ export function pgGatewayStorage(query: Query): GatewayStorage {
       return result.rows[0] ? deployFromRow(result.rows[0]) : undefined;
     },
     async appendGatewayAudit(record) {
+      // Every row at once, whatever its timing: each replica's pool commits rows concurrently.
       await query(INSERT_AUDIT, gatewayAuditParams(record), 'deploy_sts_append_gateway_audit');
     },
     async listGatewayAudit({ site, since = 0, limit = 100 }) {

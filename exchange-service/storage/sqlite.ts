@@ -7,6 +7,10 @@
  * `BEGIN IMMEDIATE … COMMIT` per turn of the event loop (or per MAX_BATCH writes). Each statement runs inside that
  * transaction and its own result (a replay insert: first or not) is recorded for its caller; a caller is answered
  * only after the transaction commits, and a failed commit fails every caller in the batch (fail closed).
+ * One kind of write may wait a little: the audit row of a gateway call whose answer has already left (nobody waits
+ * for it, and one commit and one WAL sync per 100 KiB upload cost more CPU than relaying the upload). It is
+ * committed with the next commit, and at the latest GATEWAY_AUDIT_WITHIN_MS (sqlite-gateway.ts) after it was
+ * written; a process crash in that window loses it, as a crash before any commit loses what is not yet committed.
  *
  * Durability (`synchronous`). `NORMAL`: a commit survives a process crash, not a power loss. `FULL`: every
  * acknowledged audit record and revocation survives a power loss. FULL is not bought with a blocking fsync per
@@ -65,8 +69,12 @@ interface PendingWrite {
 }
 
 interface Writer {
-  /** Queue a write; resolves with `run`'s result once committed (and synced, when `durable` under FULL). */
-  submit<T>(run: () => T, durable: boolean): Promise<T>;
+  /**
+   * Queue a write; resolves with `run`'s result once committed (and synced, when `durable` under FULL). Committed at
+   * the end of this turn of the event loop, or with `withinMs`: at the latest that many ms later (it rides along
+   * with any commit before then) — for rows nobody waits for, so that a stream of them shares commits and syncs.
+   */
+  submit<T>(run: () => T, durable: boolean, withinMs?: number): Promise<T>;
   /** Commit what is queued and wait for every pending sync. */
   drain(): Promise<void>;
   /** Rejects every later call once a sync has failed. */
@@ -211,6 +219,9 @@ function checkpointer(db: DatabaseSync, file: string): Checkpointer {
 function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () => void): Writer {
   let queue: PendingWrite[] = [];
   let scheduled: NodeJS.Immediate | undefined;
+  /** The commit of writes that may wait (`withinMs`), when no commit is scheduled sooner. */
+  let deferred: NodeJS.Timeout | undefined;
+  let deferredDue = 0;
   /** Committed writes waiting for the next sync, with their outcomes. */
   let unsynced: { write: PendingWrite; outcome: Settled }[] = [];
   let syncing = false;
@@ -247,6 +258,10 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () =
     if (scheduled !== undefined) {
       clearImmediate(scheduled);
       scheduled = undefined;
+    }
+    if (deferred !== undefined) {
+      clearTimeout(deferred);
+      deferred = undefined;
     }
     const batch = queue;
     queue = [];
@@ -299,16 +314,28 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () =
   };
 
   return {
-    submit<T>(run: () => T, durable: boolean): Promise<T> {
+    submit<T>(run: () => T, durable: boolean, withinMs = 0): Promise<T> {
       return new Promise<T>((resolve, reject) => {
         if (failure) return reject(failure);
         queue.push({ run, durable, resolve: resolve as (value: unknown) => void, reject });
         if (queue.length >= MAX_BATCH) flush();
-        else scheduled ??= setImmediate(() => {
-          scheduled = undefined;
-          flush();
-          wakeIdle();
-        });
+        else if (withinMs <= 0) {
+          scheduled ??= setImmediate(() => {
+            scheduled = undefined;
+            flush();
+            wakeIdle();
+          });
+        } else if (scheduled === undefined) {
+          const due = performance.now() + withinMs;
+          if (deferred !== undefined && deferredDue <= due) return;
+          clearTimeout(deferred);
+          deferredDue = due;
+          deferred = setTimeout(() => {
+            deferred = undefined;
+            flush();
+            wakeIdle();
+          }, withinMs);
+        }
       });
     },
     drain() {
@@ -449,7 +476,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
 
   return {
     kind: 'sqlite',
-    gateway: sqliteGatewayStorage({ stmt, submit: (run, durable) => writer.submit(run, durable), open }),
+    gateway: sqliteGatewayStorage({ stmt, submit: (run, durable, withinMs) => writer.submit(run, durable, withinMs), open }),
     async consumeJti(issuer, jti, expiresAt) {
       open();
       return writer.submit(
