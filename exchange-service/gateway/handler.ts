@@ -272,6 +272,29 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     }
   }
 
+  /**
+   * A preview token creates at most DEPLOY_STS_GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN deploys: a leaked one cannot fill the
+   * site with drafts during its few minutes. Counted in the storage (replicas share it) before the creation goes
+   * upstream, atomically, so concurrent creations with one token never pass the limit together.
+   */
+  async function takeDeploySlot(plan: Forward, claims: DeployTokenClaims): Promise<void> {
+    const limit = deps.config.previewDeploysPerToken;
+    if (limit === 0) return;
+    let taken: number | undefined;
+    try {
+      taken = await deps.storage.takeDeploySlot(claims.jti, limit, claims.exp);
+    } catch {
+      throw new Stop(503, 'storage_unavailable', `deploy-sts cannot count this token's deploys right now; retry ${plan.route} in a moment`);
+    }
+    if (taken === undefined) {
+      throw new Stop(
+        403,
+        'preview_deploy_limit',
+        `deploy-sts refused ${plan.route} for site ${claims.site}: this preview token (jti ${claims.jti}) has created ${limit} deploy${limit === 1 ? '' : 's'}, the most one preview token may (DEPLOY_STS_GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN); run the deploy-sts Action again for a fresh token, or ask the operator to raise the limit`,
+      );
+    }
+  }
+
   /** Send the planned request upstream and stream the answer back. Resolves once the client has the answer. */
   async function forward(
     req: IncomingMessage,
@@ -317,6 +340,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     } else {
       headers['content-length'] = 0;
     }
+    // Last before Netlify: a refused body takes no slot.
+    if (plan.createsDeploy === true && claims.context === 'preview') await takeDeploySlot(plan, claims);
 
     const upstream = (target.protocol === 'https:' ? https : http).request(target, {
       method: req.method,

@@ -88,6 +88,12 @@ export interface GatewayStorage {
   recordDeploy(deploy: GatewayDeploy): Promise<void>;
   findDeploy(platform: string, deployId: string): Promise<GatewayDeploy | undefined>;
   /**
+   * Count one more deploy creation for token `jti` unless it has made `limit` already: resolves the new count, or
+   * undefined when the limit is reached (nothing counted). Atomic across replicas (concurrent creations with one
+   * token never pass the limit together); durable before it resolves; the count is pruned once `expiresAt` passes.
+   */
+  takeDeploySlot(jti: string, limit: number, expiresAt: number): Promise<number | undefined>;
+  /**
    * Durable before it resolves. `before-answer` (default): the caller waits for it before answering (a refusal).
    * `after-answer`: the call was already answered and nobody waits; the storage may commit it with later rows
    * (SQLite: within GATEWAY_AUDIT_WITHIN_MS; PostgreSQL: at once).
@@ -145,6 +151,11 @@ export function readCallFromRow(row: Row): { revoked: boolean; credential: Store
 export const READ_CALL_SQL = `SELECT CASE WHEN EXISTS (SELECT 1 FROM revoked WHERE jti = $1) THEN 1 ELSE 0 END AS revoked,
   c.name, c.secret, c.encryption, c.created_at, c.updated_at, c.last_used_at
   FROM (SELECT 1 AS one) AS call LEFT JOIN credentials c ON c.name = $2`;
+
+/** takeDeploySlot's statement (`$1` jti, `$2` expires at, `$3` limit): RETURNING no row once the limit is reached. */
+export const TAKE_DEPLOY_SLOT_SQL = `INSERT INTO gateway_token_deploys (token_jti, created, expires_at) VALUES ($1, 1, $2)
+  ON CONFLICT (token_jti) DO UPDATE SET created = gateway_token_deploys.created + 1 WHERE gateway_token_deploys.created < $3
+  RETURNING created`;
 
 export function credentialFromRow(row: Row): StoredCredential {
   return {

@@ -1,7 +1,7 @@
 /** The gateway's tables in PostgreSQL (migration and statements), shared by every replica; see gateway-types.ts. */
 import type pg from 'pg';
 import {
-  GATEWAY_AUDIT_COLUMNS, READ_CALL_SQL, credentialFromRow, deployFromRow, gatewayAuditFromRow, gatewayAuditParams, readCallFromRow,
+  GATEWAY_AUDIT_COLUMNS, READ_CALL_SQL, TAKE_DEPLOY_SLOT_SQL, credentialFromRow, deployFromRow, gatewayAuditFromRow, gatewayAuditParams, readCallFromRow,
   type GatewayStorage,
 } from './gateway-types.js';
 
@@ -24,6 +24,11 @@ export const PG_GATEWAY_MIGRATION = `
   CREATE INDEX gateway_audit_time ON gateway_audit (time);
   CREATE TRIGGER gateway_audit_no_change BEFORE UPDATE OR DELETE ON gateway_audit FOR EACH ROW EXECUTE FUNCTION audit_append_only();
   CREATE TRIGGER gateway_audit_no_truncate BEFORE TRUNCATE ON gateway_audit FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();`;
+
+/** Migration 3: how many deploys each gateway token has created (the preview tokens' cap). */
+export const PG_GATEWAY_TOKEN_DEPLOYS_MIGRATION = `
+  CREATE TABLE gateway_token_deploys (token_jti TEXT PRIMARY KEY, created INTEGER NOT NULL, expires_at BIGINT NOT NULL);
+  CREATE INDEX gateway_token_deploys_expiry ON gateway_token_deploys (expires_at);`;
 
 type Query = (sql: string, params?: unknown[], name?: string) => Promise<pg.QueryResult<Record<string, string | number | null>>>;
 
@@ -69,6 +74,11 @@ export function pgGatewayStorage(query: Query): GatewayStorage {
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
         [d.platform, d.deployId, d.site, d.upstreamSiteId, d.context, d.tokenJti, d.createdAt],
       );
+    },
+    async takeDeploySlot(jti, limit, expiresAt) {
+      // One statement: the row lock of ON CONFLICT serialises concurrent creations with one token, on any replica.
+      const result = await query(TAKE_DEPLOY_SLOT_SQL, [jti, expiresAt, limit], 'deploy_sts_take_deploy_slot');
+      return result.rows[0] === undefined ? undefined : Number(result.rows[0].created);
     },
     async findDeploy(platform, deployId) {
       const result = await query('SELECT * FROM gateway_deploys WHERE platform = $1 AND deploy_id = $2', [platform, deployId], 'deploy_sts_find_deploy');

@@ -1,7 +1,7 @@
 /** The gateway's tables in the embedded SQLite storage (migration and statements); see gateway-types.ts. */
 import type { StatementSync } from 'node:sqlite';
 import {
-  GATEWAY_AUDIT_COLUMNS, READ_CALL_SQL, credentialFromRow, deployFromRow, gatewayAuditFromRow, gatewayAuditParams, readCallFromRow,
+  GATEWAY_AUDIT_COLUMNS, READ_CALL_SQL, TAKE_DEPLOY_SLOT_SQL, credentialFromRow, deployFromRow, gatewayAuditFromRow, gatewayAuditParams, readCallFromRow,
   type GatewayStorage,
 } from './gateway-types.js';
 
@@ -48,6 +48,12 @@ export interface SqliteAccess {
 export const GATEWAY_AUDIT_WITHIN_MS = 10;
 
 const READ_CALL_SQL_SQLITE = READ_CALL_SQL.replace('$1', '?1').replace('$2', '?2');
+const TAKE_DEPLOY_SLOT_SQL_SQLITE = TAKE_DEPLOY_SLOT_SQL.replace('$1', '?1').replace('$2', '?2').replace('$3', '?3');
+
+/** Migration 4: how many deploys each gateway token has created (the preview tokens' cap). */
+export const SQLITE_GATEWAY_TOKEN_DEPLOYS_MIGRATION = `
+  CREATE TABLE gateway_token_deploys (token_jti TEXT PRIMARY KEY, created INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+  CREATE INDEX gateway_token_deploys_expiry ON gateway_token_deploys (expires_at);`;
 
 const INSERT_AUDIT = `INSERT INTO gateway_audit (${GATEWAY_AUDIT_COLUMNS.join(', ')}) VALUES (${GATEWAY_AUDIT_COLUMNS.map(() => '?').join(', ')})`;
 
@@ -99,6 +105,13 @@ export function sqliteGatewayStorage({ stmt, submit, open }: SqliteAccess): Gate
           `INSERT INTO gateway_deploys (platform, deploy_id, site, upstream_site_id, context, token_jti, created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
         ).run(d.platform, d.deployId, d.site, d.upstreamSiteId, d.context, d.tokenJti, d.createdAt);
+      }, true);
+    },
+    async takeDeploySlot(jti, limit, expiresAt) {
+      open();
+      return submit(() => {
+        const row = stmt(TAKE_DEPLOY_SLOT_SQL_SQLITE).get(jti, expiresAt, limit) as { created: number } | undefined;
+        return row === undefined ? undefined : Number(row.created);
       }, true);
     },
     async findDeploy(platform, deployId) {

@@ -1,7 +1,8 @@
 /**
  * The embedded storage: one SQLite file in the data directory through Node's built-in `node:sqlite`.
  * WAL journal, versioned migrations, an append-only audit log (triggers refuse UPDATE and DELETE on it),
- * the replay cache and the revocation list (both pruned once expired, in small chunks).
+ * the replay cache, the revocation list and the gateway's deploy counts per token (pruned once expired, in small
+ * chunks).
  *
  * Group commit. Writes are queued and the writes of concurrent requests are committed together: one
  * `BEGIN IMMEDIATE … COMMIT` per turn of the event loop (or per MAX_BATCH writes). Each statement runs inside that
@@ -33,7 +34,7 @@ import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { AUDIT_COLUMNS, auditFromRow, auditParams, tokenFromRow, type Row } from './audit-row.js';
-import { SQLITE_GATEWAY_MIGRATION, sqliteGatewayStorage } from './sqlite-gateway.js';
+import { SQLITE_GATEWAY_MIGRATION, SQLITE_GATEWAY_TOKEN_DEPLOYS_MIGRATION, sqliteGatewayStorage } from './sqlite-gateway.js';
 import type { JtiUse, Storage } from './types.js';
 
 export type Synchronous = 'NORMAL' | 'FULL';
@@ -376,6 +377,8 @@ const MIGRATIONS: string[] = [
      BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;`,
   // 3: the deploy gateway's credentials, deploys and audit log (sqlite-gateway.ts)
   SQLITE_GATEWAY_MIGRATION,
+  // 4: deploys created per gateway token (the preview tokens' cap)
+  SQLITE_GATEWAY_TOKEN_DEPLOYS_MIGRATION,
 ];
 
 
@@ -463,7 +466,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     writer.check();
   };
   /** Delete up to about PRUNE_CHUNK expired rows of `table`, oldest first, by a range of its expiry index. */
-  const pruneChunk = async (table: 'replay' | 'revoked', now: number): Promise<number> => {
+  const pruneChunk = async (table: 'replay' | 'revoked' | 'gateway_token_deploys', now: number): Promise<number> => {
     open();
     return writer.submit(() => {
       const edge = stmt(`SELECT expires_at AS e FROM ${table} WHERE expires_at < ? ORDER BY expires_at LIMIT 1 OFFSET ?`).get(now, PRUNE_CHUNK - 1) as
@@ -548,7 +551,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
       // Chunks, each committed with the requests' writes of its loop turn: requests run in between.
       checkpoints?.start();
       let total = 0;
-      for (const table of ['replay', 'revoked'] as const) {
+      for (const table of ['replay', 'revoked', 'gateway_token_deploys'] as const) {
         for (;;) {
           const deleted = await pruneChunk(table, now);
           total += deleted;
