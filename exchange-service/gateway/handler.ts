@@ -121,6 +121,15 @@ function sendJson(res: ServerResponse, status: number, body: unknown, extra: Rec
 
 export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const platforms = new Map(deps.platforms.map((p) => [p.name, p]));
+  // Each platform's base URL, parsed once (config validated it: https, or http on loopback; no query or fragment).
+  const upstreamBases = new Map(
+    deps.platforms.map((p) => {
+      const url = new URL(p.upstreamBase);
+      const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+      const path = url.pathname === '/' ? '' : url.pathname;
+      return [p.name, { secure: url.protocol === 'https:', protocol: url.protocol, hostname, port: url.port === '' ? undefined : Number(url.port), host: url.host, path }];
+    }),
+  );
   const touched = new Map<string, number>();
   // A deploy's upload is hundreds of requests with one token and one deploy id. The signature of a token already
   // verified here is not checked again until it expires (its revocation still is, every request), and a recorded
@@ -307,12 +316,12 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     call: CallRecord,
     deadline: Deadline,
   ): Promise<number> {
-    const target = new URL(platform.upstreamBase + plan.upstreamPath);
-    target.search = plan.upstreamQuery.toString();
+    const base = upstreamBases.get(platform.name)!;
+    const query = plan.upstreamQuery.toString();
     const headers = upstreamRequestHeaders(req.headers);
     headers.authorization = platform.authorization(secret);
     headers['accept-encoding'] = 'identity';
-    headers.host = target.host;
+    headers.host = base.host;
 
     let body: Buffer | undefined;
     if (plan.body === 'json') {
@@ -343,10 +352,16 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     // Last before Netlify: a refused body takes no slot.
     if (plan.createsDeploy === true && claims.context === 'preview') await takeDeploySlot(plan, claims);
 
-    const upstream = (target.protocol === 'https:' ? https : http).request(target, {
+    // The platform module builds upstreamPath from validated ids and encoded segments; it is sent below the base's
+    // path exactly as planned (no URL resolution in between).
+    const upstream = (base.secure ? https : http).request({
+      protocol: base.protocol,
+      hostname: base.hostname,
+      port: base.port,
+      path: `${base.path}${plan.upstreamPath}${query === '' ? '' : `?${query}`}`,
       method: req.method,
       headers,
-      agent: target.protocol === 'https:' ? agents.https : agents.http,
+      agent: base.secure ? agents.https : agents.http,
     });
     // Once the deadline passes the upstream request is destroyed: its answer (or the answer's stream) fails.
     deadline.onExpire = () => upstream.destroy(new Error('deadline'));
