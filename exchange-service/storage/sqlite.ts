@@ -12,6 +12,8 @@
  * for it, and one commit and one WAL sync per 100 KiB upload cost more CPU than relaying the upload). It is
  * committed with the next commit, and at the latest GATEWAY_AUDIT_WITHIN_MS (sqlite-gateway.ts) after it was
  * written; a process crash in that window loses it, as a crash before any commit loses what is not yet committed.
+ * Under FULL its WAL sync, too, may wait for company: at the latest PATIENT_SYNC_MS after its commit, sooner when a
+ * write someone waits for is synced (its promise still resolves only once synced).
  *
  * Durability (`synchronous`). `NORMAL`: a commit survives a process crash, not a power loss. `FULL`: every
  * acknowledged audit record and revocation survives a power loss. FULL is not bought with a blocking fsync per
@@ -55,6 +57,12 @@ export const MAX_BATCH = 512;
 export const PRUNE_CHUNK = 500;
 /** Commits before checkpoints move to their own thread (a short CLI command never starts it). */
 const CHECKPOINTER_AFTER_COMMITS = 200;
+/**
+ * The longest a committed write that nobody waits for (`withinMs`) stays unsynced, unless a write someone waits for
+ * brings the sync sooner. Each WAL sync costs about 0.4 ms of CPU here; one per few uploads was most of the audit's
+ * cost. A process crash loses nothing committed; a power loss may lose these writes of the last PATIENT_SYNC_MS.
+ */
+export const PATIENT_SYNC_MS = 100;
 /** At most one checkpoint per this many ms. */
 const CHECKPOINT_INTERVAL_MS = 200;
 
@@ -65,6 +73,8 @@ interface PendingWrite {
   run(): unknown;
   /** Answer only once the commit is synced to disk (under FULL). */
   durable: boolean;
+  /** Nobody waits for it (`withinMs`): its sync may wait PATIENT_SYNC_MS for company. */
+  patient: boolean;
   resolve(value: unknown): void;
   reject(error: unknown): void;
 }
@@ -226,6 +236,10 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () =
   /** Committed writes waiting for the next sync, with their outcomes. */
   let unsynced: { write: PendingWrite; outcome: Settled }[] = [];
   let syncing = false;
+  /** An unsynced write someone waits for: sync now rather than within PATIENT_SYNC_MS. */
+  let urgent = false;
+  let draining = false;
+  let syncTimer: NodeJS.Timeout | undefined;
   let failure: Error | undefined;
   let idle: (() => void)[] = [];
 
@@ -237,9 +251,24 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () =
     }
   };
 
+  /** Sync now when a caller waits (or the writer drains), else at the latest PATIENT_SYNC_MS from now. */
+  const requestSync = () => {
+    if (unsynced.length === 0 || walFd === undefined) return;
+    if (urgent || draining) sync();
+    else syncTimer ??= setTimeout(() => {
+      syncTimer = undefined;
+      sync();
+    }, PATIENT_SYNC_MS);
+  };
+
   const sync = () => {
     if (syncing || unsynced.length === 0 || walFd === undefined) return;
+    if (syncTimer !== undefined) {
+      clearTimeout(syncTimer);
+      syncTimer = undefined;
+    }
     syncing = true;
+    urgent = false;
     const covered = unsynced;
     unsynced = [];
     fdatasync(walFd, (error) => {
@@ -250,7 +279,7 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () =
       } else {
         for (const { write, outcome } of covered) settle(write, outcome);
       }
-      sync();
+      requestSync();
       wakeIdle();
     });
   };
@@ -307,10 +336,12 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () =
     }
     batch.forEach((write, i) => {
       const outcome = outcomes[i]!;
-      if (write.durable && walFd !== undefined && outcome.ok) unsynced.push({ write, outcome });
-      else settle(write, outcome);
+      if (write.durable && walFd !== undefined && outcome.ok) {
+        unsynced.push({ write, outcome });
+        if (!write.patient) urgent = true;
+      } else settle(write, outcome);
     });
-    sync();
+    requestSync();
     onCommit();
   };
 
@@ -318,7 +349,7 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () =
     submit<T>(run: () => T, durable: boolean, withinMs = 0): Promise<T> {
       return new Promise<T>((resolve, reject) => {
         if (failure) return reject(failure);
-        queue.push({ run, durable, resolve: resolve as (value: unknown) => void, reject });
+        queue.push({ run, durable, patient: withinMs > 0, resolve: resolve as (value: unknown) => void, reject });
         if (queue.length >= MAX_BATCH) flush();
         else if (withinMs <= 0) {
           scheduled ??= setImmediate(() => {
@@ -340,7 +371,10 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () =
       });
     },
     drain() {
+      // Closing: nothing waits for company any more.
+      draining = true;
       flush();
+      requestSync();
       return new Promise<void>((resolve) => {
         idle.push(resolve);
         wakeIdle();
