@@ -365,6 +365,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     });
     // Once the deadline passes the upstream request is destroyed: its answer (or the answer's stream) fails.
     deadline.onExpire = () => upstream.destroy(new Error('deadline'));
+    if (deadline.expired) deadline.onExpire(); // it passed while the body was read
     const answered = new Promise<IncomingMessage>((resolve, reject) => {
       upstream.once('response', resolve);
       upstream.on('error', reject); // kept: a late error (after the answer) must not go unhandled
