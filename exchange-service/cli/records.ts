@@ -1,4 +1,4 @@
-/** `deploy-sts tokens list|revoke`, `deploy-sts audit` and `deploy-sts keys rotate`: the service's storage, from the command line. */
+/** `deploy-sts tokens list|revoke`, `deploy-sts audit` and `deploy-sts keys rotate|seal`: the service's storage, from the command line. */
 import type { Command } from 'commander';
 import { loadStorageConfig, type StorageOptions } from '../config.js';
 import type { OpenedStorage } from '../storage/open.js';
@@ -146,6 +146,51 @@ export function recordsCommands(program: Command, ctx: CliContext): void {
               `${before} stays in the JWKS for ${RETIRED_KEY_GRACE_SECONDS} s more so tokens it signed keep verifying. Running services (every replica) pick the change up within 30 s. ` +
               'For a compromised key use keys rotate --now.',
           );
+          return 0;
+        }),
+      ),
+    );
+
+  keys
+    .command('seal')
+    .description(
+      'seal, once, the signing keys in the PostgreSQL database that are not sealed with the key-encryption key (written before DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE was set, or sealed by deploy-sts 0.1); serve refuses such keys until then. Lists every key it seals: check they are yours',
+    )
+    .addOption(dataDirOption())
+    .addHelpText(
+      'after',
+      `${examples('DEPLOY_STS_DATABASE_URL=postgres://deploy_sts:PASSWORD@db.internal:5432/deploy_sts DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE=/etc/deploy-sts/kek deploy-sts keys seal')}\nWith SQLite the signing keys are files in the data directory (mode 0600) and are not sealed.\n`,
+    )
+    .action((flags: { dataDir?: string }) =>
+      ctx.run(() =>
+        withStorage(flags.dataDir, ctx.env, async (opened, config) => {
+          if (opened.backend.kind !== 'postgres') {
+            throw new UsageError(
+              'keys seal is for signing keys kept in PostgreSQL (DEPLOY_STS_DATABASE_URL); with SQLite they are files in the data directory, mode 0600, and are not sealed',
+            );
+          }
+          if (!config.keyEncryptionKeyFile) {
+            throw new UsageError('keys seal needs the key-encryption key: set DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE to the file of 32 random bytes every replica uses');
+          }
+          const { readKeyEncryptionKey } = await import('../keys/key-encryption.js');
+          const { sealStoredKeys } = await import('../keys/db-key-store.js');
+          const { sealed, alreadySealed } = await sealStoredKeys(opened.backend.pool, await readKeyEncryptionKey(config.keyEncryptionKeyFile));
+          if (sealed.length === 0) {
+            print(`nothing to seal: all ${alreadySealed} signing key(s) in ${opened.backend.shownUrl} are sealed`);
+            return 0;
+          }
+          print(
+            table(
+              ['KID', 'ALG', 'CREATED', 'RETIRED', 'WAS'],
+              sealed.map((k) => [k.kid, k.alg, iso(k.createdAt), k.retiredAt === null ? '-' : iso(k.retiredAt), k.was === 'plaintext' ? 'unencrypted' : 'sealed by 0.1']),
+            ),
+          );
+          print(`sealed ${sealed.length} signing key(s) in ${opened.backend.shownUrl}; restart the service (every replica) or send it SIGHUP to load them.`);
+          if (alreadySealed > 0) {
+            print(
+              `warning: ${alreadySealed} key(s) were sealed already, so this service wrote none of the keys above since the key-encryption key was set. If you did not just upgrade from 0.1 or set the key-encryption key, someone who can write the database may have added them: rotate with keys rotate --now and find out who could write the database.`,
+            );
+          }
           return 0;
         }),
       ),

@@ -8,7 +8,7 @@
  */
 import type { Pool } from 'pg';
 import { LOCKS, advisoryXactLock, allowLongWait, inTransaction, type Db } from '../storage/pg-transaction.js';
-import { KEK_VARIABLE, KeyEncryptionError, openLegacyPrivateJwk, openPrivateJwk, sealPrivateJwk, type SealedKeyFields } from './key-encryption.js';
+import { KEK_VARIABLE, KeyEncryptionError, isLegacySeal, openLegacyPrivateJwk, openPrivateJwk, sealPrivateJwk, type SealedKeyFields } from './key-encryption.js';
 import { KeyRing } from './key-ring.js';
 import type { KeyStore, StoredKey } from './key-store.js';
 
@@ -36,16 +36,23 @@ const fieldsOf = (row: KeyRow, retiredAt: number | null = row.retired_at === nul
 });
 
 /**
- * The private JWK of a row. With a KEK only sealed rows are trusted: a plaintext row (`encryption = 'none'`) was not
- * written by this service once the KEK was configured — the one-time sealing at start-up seals every existing row —
- * so it is refused, not loaded: otherwise whoever can write the database could plant a signing key.
+ * The private JWK of a row. With a KEK only rows sealed as v2 are trusted: the service never writes a plaintext row
+ * once a KEK is configured, and never seals or reseals one by itself — only the operator does, once, with
+ * `deploy-sts keys seal` (sealStoredKeys). A plaintext or v1 row is refused, not loaded: otherwise whoever can write
+ * the database could plant a signing key (or bring a retired one back) and have the next start seal it.
  */
 function unseal(row: KeyRow, kek: Buffer | undefined): string {
   if (kek) {
     if (row.encryption !== 'aes-256-gcm') {
       throw new KeyEncryptionError(
         'key_unsealed',
-        `signing key ${row.kid} is stored unencrypted although ${KEK_VARIABLE} is set: every key this service writes is sealed, so this row was written by someone else and is refused. Delete it (DELETE FROM signing_keys WHERE kid = '${row.kid}') and find out who could write the database`,
+        `signing key ${row.kid} is stored unencrypted although ${KEK_VARIABLE} is set, and is refused. If the database's keys were written before you set ${KEK_VARIABLE}, seal them once: deploy-sts keys seal (it lists every key it seals; check they are yours). Otherwise someone who can write the database added it: delete it (DELETE FROM signing_keys WHERE kid = '${row.kid}') and find out who could write the database`,
+      );
+    }
+    if (isLegacySeal(row.private_jwk)) {
+      throw new KeyEncryptionError(
+        'key_legacy_seal',
+        `signing key ${row.kid} is sealed in the format of deploy-sts 0.1 (only its kid bound, not its dates), and is refused. If you are upgrading, reseal the database's keys once: deploy-sts keys seal (it lists every key it reseals; check they are yours). Otherwise the row was put back from an old backup: delete it (DELETE FROM signing_keys WHERE kid = '${row.kid}') and find out who could write the database`,
       );
     }
     return openPrivateJwk(kek, fieldsOf(row), row.private_jwk);
@@ -121,37 +128,51 @@ export function dbKeyStore(db: Db, options: DbKeyStoreOptions = {}): KeyStore {
 }
 
 /**
- * Open the key ring kept in the database. Under an advisory lock, in one transaction whose connection runs every
- * statement: seal any plaintext key when a KEK is given, and create the first signing key when there is none — so
- * replicas starting together agree on one key. Then the ring reads and writes through the pool.
+ * Open the key ring kept in the database. Under an advisory lock, in one transaction, create the first signing key
+ * when there is none — so replicas starting together agree on one key. Then the ring reads and writes through the
+ * pool. It never seals an existing row: with a KEK, plaintext and v1 rows are refused (see unseal) until the operator
+ * runs `deploy-sts keys seal`.
  */
 export async function openDbKeyRing(pool: Pool, kek: Buffer | undefined, now?: () => number): Promise<KeyRing> {
   await inTransaction(pool, async (client) => {
     await allowLongWait(client);
     await advisoryXactLock(client, LOCKS.initialKey);
-    if (kek) {
-      // The one-time sealing, on this transaction's own connection under the lock: plaintext rows (written before a
-      // KEK was configured) are sealed, and rows sealed before their fields were bound (v1) are resealed as v2. This
-      // is the only place a plaintext or v1 row is ever read while a KEK is set.
-      // Plaintext rows are sealed only while nothing is sealed yet (the first start with a KEK): once the database
-      // holds sealed keys, a plaintext row was planted, and list() refuses it.
-      // Likewise v1 rows are resealed only while no row is sealed as v2 yet (the first start of this version): v1 does
-      // not bind created_at or retired_at, so a v1 row put back later (from an old backup, re-dated, a retired or
-      // compromised key un-retired) would otherwise be resealed with whatever dates the database gives it.
-      const sealedAlready = (await client.query(`SELECT 1 FROM signing_keys WHERE encryption = 'aes-256-gcm' LIMIT 1`)).rows.length > 0;
-      const v2Already = (await client.query(`SELECT 1 FROM signing_keys WHERE encryption = 'aes-256-gcm' AND private_jwk LIKE 'v2.%' LIMIT 1`)).rows.length > 0;
-      const migrate = [...(sealedAlready ? [] : ["encryption = 'none'"]), ...(v2Already ? [] : ["(encryption = 'aes-256-gcm' AND private_jwk LIKE 'v1.%')"])];
-      const { rows } = migrate.length === 0 ? { rows: [] as KeyRow[] } : await client.query<KeyRow>(`${SELECT} WHERE ${migrate.join(' OR ')} FOR UPDATE`);
-      for (const row of rows) {
-        const privateJwk = row.encryption === 'none' ? row.private_jwk : openLegacyPrivateJwk(kek, row.kid, row.private_jwk);
-        await client.query("UPDATE signing_keys SET private_jwk = $1, encryption = 'aes-256-gcm' WHERE kid = $2", [
-          sealPrivateJwk(kek, fieldsOf(row), privateJwk),
-          row.kid,
-        ]);
-      }
-    }
     // Opening a ring creates the first key when there is none; the lock makes that happen once.
     await KeyRing.open(dbKeyStore(client, { kek }), now);
   });
   return KeyRing.open(dbKeyStore(pool, { kek }), now);
+}
+
+/** A key `sealStoredKeys` sealed: what it was, so the operator can check it is theirs. */
+export interface SealedKeyReport {
+  kid: string;
+  alg: string;
+  createdAt: number;
+  retiredAt: number | null;
+  /** `plaintext`: written without a KEK; `v1`: sealed by deploy-sts 0.1 (the kid alone bound). */
+  was: 'plaintext' | 'v1';
+}
+
+/**
+ * `deploy-sts keys seal`: the operator's one explicit step after setting a KEK on a database whose keys were written
+ * without one (or sealed by deploy-sts 0.1). In one transaction, under the same lock as the first key's creation,
+ * every plaintext and v1 row is sealed as v2 with its current fields; returns what was sealed and how many rows were
+ * sealed already (a plaintext row beside sealed ones deserves a second look: this service did not write it).
+ */
+export async function sealStoredKeys(pool: Pool, kek: Buffer): Promise<{ sealed: SealedKeyReport[]; alreadySealed: number }> {
+  return inTransaction(pool, async (client) => {
+    await allowLongWait(client);
+    await advisoryXactLock(client, LOCKS.initialKey);
+    const { rows } = await client.query<KeyRow>(`${SELECT} WHERE encryption = 'none' OR (encryption = 'aes-256-gcm' AND private_jwk LIKE 'v1.%') ORDER BY created_at, kid FOR UPDATE`);
+    const sealed: SealedKeyReport[] = [];
+    for (const row of rows) {
+      const was = row.encryption === 'none' ? 'plaintext' : 'v1';
+      const privateJwk = was === 'plaintext' ? row.private_jwk : openLegacyPrivateJwk(kek, row.kid, row.private_jwk);
+      const fields = fieldsOf(row);
+      await client.query("UPDATE signing_keys SET private_jwk = $1, encryption = 'aes-256-gcm' WHERE kid = $2", [sealPrivateJwk(kek, fields, privateJwk), row.kid]);
+      sealed.push({ kid: row.kid, alg: row.alg, createdAt: fields.createdAt, retiredAt: fields.retiredAt, was });
+    }
+    const { rows: count } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM signing_keys WHERE encryption = 'aes-256-gcm'`);
+    return { sealed, alreadySealed: Number(count[0]!.n) - sealed.length };
+  });
 }

@@ -6,9 +6,9 @@
  * key signs (un-retire it, back- or post-date it) without the KEK. Sealed form: `v2.<nonce>.<tag>.<ciphertext>`, each
  * part base64url.
  *
- * Migration: keys sealed before (`v1.…`, whose additional data was the kid alone) are opened only by the one-time
- * resealing at start-up (openLegacy), which rewrites them as v2 in the locked transaction; afterwards a v1 row is
- * refused like any row that does not open.
+ * Migration: keys sealed by deploy-sts 0.1 (`v1.…`, whose additional data was the kid alone) are opened only by
+ * `deploy-sts keys seal` (openLegacyPrivateJwk), the operator's explicit step that rewrites them as v2; the service
+ * itself refuses a v1 row.
  *
  * `seal` / `unseal` are the same AEAD for other stored secrets (deploy platform credentials): `v1.…`, the context
  * (what the value belongs to) as additional data.
@@ -16,7 +16,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 
-export type KeyEncryptionErrorCode = 'kek_unreadable' | 'kek_invalid' | 'kek_missing' | 'key_undecryptable' | 'key_unsealed';
+export type KeyEncryptionErrorCode = 'kek_unreadable' | 'kek_invalid' | 'kek_missing' | 'key_undecryptable' | 'key_unsealed' | 'key_legacy_seal';
 
 export class KeyEncryptionError extends Error {
   constructor(
@@ -126,7 +126,7 @@ export function isLegacySeal(sealed: string): boolean {
   return sealed.startsWith('v1.');
 }
 
-/** Open a v1 sealed key: only for the one-time resealing as v2 at start-up. */
+/** Open a v1 sealed key: only for resealing it as v2, by `deploy-sts keys seal`. */
 export function openLegacyPrivateJwk(kek: Buffer, kid: string, sealed: string): string {
   const opened = unsealVersion(kek, 'v1', legacyAad(kid), sealed);
   if (opened === undefined) throw undecryptable(kid);

@@ -48,8 +48,10 @@ describe('the packed tarball', () => {
     expect(files).toContain('build/exchange-service/cli.js');
     expect(files).toContain('schema/policy.schema.json');
     expect(files).toContain('examples/policies/docs.yml');
+    // The README links into docs/: the npm page and an installed copy must not have broken links.
+    expect(files).toContain('docs/operating.md');
     expect(files).toContain('LICENSE');
-    const allowed = /^(bin\/|build\/exchange-service\/|build\/shared\/|schema\/|examples\/policies\/|README\.md$|SECURITY\.md$|LICENSE$|package\.json$)/;
+    const allowed = /^(bin\/|build\/exchange-service\/|build\/shared\/|schema\/|examples\/policies\/|docs\/[\w-]+\.md$|README\.md$|SECURITY\.md$|LICENSE$|package\.json$)/;
     expect(files.filter((f) => !allowed.test(f))).toEqual([]);
     expect(files.some((f) => f.startsWith('build/action/') || f.startsWith('test/') || f.startsWith('dist/'))).toBe(false);
   });

@@ -145,23 +145,80 @@ describe.skipIf(SKIP_POSTGRES)('signing keys in PostgreSQL', () => {
       await expect(store.list()).rejects.toMatchObject({ code: 'key_undecryptable', message: expect.stringContaining('signing key b') });
     });
 
-    it('warns at start-up when the keys are not encrypted, and seals them once a key-encryption key is given', async () => {
+    it('warns at start-up when the keys are not encrypted', async () => {
       const url = await server.createDatabase();
       const warnings: string[] = [];
       const plain = await open({ databaseUrl: url }, warnings);
       expect(warnings.join('\n')).toMatch(/stored unencrypted: set DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE/);
       expect(warnings.join('\n')).not.toContain(server.password);
       expect(plain.description).toMatch(/NOT encrypted/);
-      const [first] = await plain.keyStore.list();
+    });
+  });
 
-      const sealedWarnings: string[] = [];
-      const sealed = await open({ databaseUrl: url, keyEncryptionKeyFile: kekFile('later') }, sealedWarnings);
-      expect(sealedWarnings).toEqual([]);
+  describe('setting a key-encryption key on a database whose keys are not sealed', () => {
+    const cli = (args: string[], env: Record<string, string>) =>
+      execFileP(process.execPath, [join(ROOT, 'build/exchange-service/cli.js'), ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, timeout: 20_000 }).then(
+        (run) => ({ status: 0, ...run }),
+        (failed: { code: number; stdout: string; stderr: string }) => ({ status: failed.code, stdout: failed.stdout, stderr: failed.stderr }),
+      );
+
+    it('is refused at start-up, naming the one command that seals them', async () => {
+      const url = await server.createDatabase();
+      await open({ databaseUrl: url }, []);
+      const failure = open({ databaseUrl: url, keyEncryptionKeyFile: kekFile('refused') });
+      await expect(failure).rejects.toMatchObject({ code: 'key_unsealed', message: expect.stringContaining('seal them once: deploy-sts keys seal') });
+    });
+
+    it('`deploy-sts keys seal` seals them once, listing each, and the service then starts with the same key', async () => {
+      const url = await server.createDatabase();
+      const plain = await open({ databaseUrl: url }, []);
+      const [first] = await plain.keyStore.list();
+      const kek = kekFile('explicit');
+
+      const run = await cli(['keys', 'seal'], { DEPLOY_STS_DATABASE_URL: url, DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE: kek });
+      expect(run.status).toBe(0);
+      expect(run.stdout).toContain(first!.kid);
+      expect(run.stdout).toMatch(/unencrypted/);
+      expect(run.stdout).toMatch(/sealed 1 signing key\(s\)/);
+      expect(run.stdout).not.toMatch(/warning/);
+      expect(`${run.stdout}${run.stderr}`).not.toContain(server.password);
+
+      const sealed = await open({ databaseUrl: url, keyEncryptionKeyFile: kek }, []);
       expect(sealed.description).toMatch(/sealed with AES-256-GCM/);
       expect(await sealed.keyStore.list()).toEqual([first]);
       const pool = await migratedPool(url);
-      const { rows } = await pool.query('SELECT encryption FROM signing_keys');
-      expect(rows.map((r) => r.encryption)).toEqual(['aes-256-gcm']);
+      expect((await pool.query('SELECT encryption FROM signing_keys')).rows.map((r) => r.encryption)).toEqual(['aes-256-gcm']);
+
+      const again = await cli(['keys', 'seal'], { DEPLOY_STS_DATABASE_URL: url, DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE: kek });
+      expect(again).toMatchObject({ status: 0, stdout: expect.stringMatching(/^nothing to seal: all 1 signing key\(s\) in postgres:\/\/.*are sealed\n$/) });
+    });
+
+    it('`keys seal` warns when sealed keys were there already: this service did not write the row it seals', async () => {
+      const url = await server.createDatabase();
+      const kek = kekFile('beside');
+      await open({ databaseUrl: url, keyEncryptionKeyFile: kek }, []);
+      const pool = await migratedPool(url);
+      const planted = key('beside', Math.floor(Date.now() / 1000) - 10);
+      await pool.query("INSERT INTO signing_keys (kid, alg, private_jwk, encryption, created_at, retired_at) VALUES ($1, $2, $3, 'none', $4, $4)", [
+        planted.kid,
+        planted.alg,
+        planted.privateJwk,
+        planted.createdAt,
+      ]);
+      const run = await cli(['keys', 'seal'], { DEPLOY_STS_DATABASE_URL: url, DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE: kek });
+      expect(run.status).toBe(0);
+      expect(run.stdout).toContain('beside');
+      expect(run.stdout).toMatch(/warning: 1 key\(s\) were sealed already.*keys rotate --now/s);
+    });
+
+    it('`keys seal` without a key-encryption key, or with SQLite, is a usage error that says what it needs', async () => {
+      const url = await server.createDatabase();
+      const noKek = await cli(['keys', 'seal'], { DEPLOY_STS_DATABASE_URL: url });
+      expect(noKek.status).toBe(2);
+      expect(noKek.stderr).toMatch(/keys seal needs the key-encryption key: set DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE/);
+      const sqlite = await cli(['keys', 'seal'], { DEPLOY_STS_DATA_DIR: tempDir('deploy-sts-seal-sqlite-'), DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE: kekFile('sqlite') });
+      expect(sqlite.status).toBe(2);
+      expect(sqlite.stderr).toMatch(/keys seal is for signing keys kept in PostgreSQL/);
     });
   });
 

@@ -1,8 +1,8 @@
 /**
  * With a key-encryption key, only sealed keys are trusted. Whoever can write the database but does not hold the KEK
  * must not be able to add a signing key (a plaintext row), bring a retired key back, or re-date one — the seal binds
- * kid, alg, created_at and retired_at — and keys sealed by earlier versions (the kid alone bound) are resealed once,
- * at start-up, in the locked transaction.
+ * kid, alg, created_at and retired_at — and keys sealed by earlier versions (the kid alone bound) are refused until the
+ * operator reseals them once with `deploy-sts keys seal` (sealStoredKeys).
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Pool } from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mintAccessToken } from '../../exchange-service/access-token/mint.js';
-import { dbKeyStore } from '../../exchange-service/keys/db-key-store.js';
+import { dbKeyStore, sealStoredKeys } from '../../exchange-service/keys/db-key-store.js';
 import { readKeyEncryptionKey, sealLegacyPrivateJwk } from '../../exchange-service/keys/key-encryption.js';
 import { openSigningKeys } from '../../exchange-service/keys/open.js';
 import { openStorage } from '../../exchange-service/storage/open.js';
@@ -118,7 +118,7 @@ describe.skipIf(SKIP_POSTGRES)('with a key-encryption key, only sealed keys are 
     }
   });
 
-  it('reseals keys sealed by earlier versions (kid alone bound) once, at start-up; a v1 row appearing later is refused', async () => {
+  it('refuses keys sealed by earlier versions (kid alone bound) until keys seal reseals them; a v1 row appearing later is refused', async () => {
     const url = await server.createDatabase();
     const kekPath = kekFile('legacy');
     const kek = await readKeyEncryptionKey(kekPath);
@@ -130,6 +130,11 @@ describe.skipIf(SKIP_POSTGRES)('with a key-encryption key, only sealed keys are 
     ]);
     const opened = await openStorage({ dataDir: dir, synchronous: 'FULL', databaseUrl: url });
     toClose.push(() => opened.storage.close());
+    await expect(openSigningKeys(opened, { keyEncryptionKeyFile: kekPath })).rejects.toMatchObject({
+      code: 'key_legacy_seal',
+      message: expect.stringContaining('reseal the database\'s keys once: deploy-sts keys seal'),
+    });
+    expect(await sealStoredKeys(db, kek)).toEqual({ sealed: [{ kid: 'old', alg: 'EdDSA', createdAt: expect.any(Number), retiredAt: null, was: 'v1' }], alreadySealed: 0 });
     const { keys } = await openSigningKeys(opened, { keyEncryptionKeyFile: kekPath });
     expect(keys.active().kid).toBe('old');
     expect((await db.query("SELECT private_jwk FROM signing_keys WHERE kid = 'old'")).rows[0].private_jwk).toMatch(/^v2\./);
@@ -139,6 +144,6 @@ describe.skipIf(SKIP_POSTGRES)('with a key-encryption key, only sealed keys are 
       sealLegacyPrivateJwk(kek, 'later', later.privateJwk),
       now() - 50,
     ]);
-    await expect(keys.reload()).rejects.toMatchObject({ code: 'key_undecryptable' });
+    await expect(keys.reload()).rejects.toMatchObject({ code: 'key_legacy_seal' });
   });
 });
