@@ -30,6 +30,7 @@ export const OPTION_NAMES = [
   'GATEWAY_MAX_BODY_BYTES',
   'GATEWAY_MAX_JSON_BYTES',
   'GATEWAY_TIMEOUT_SECONDS',
+  'GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN',
 ] as const;
 
 export type OptionName = (typeof OPTION_NAMES)[number];
