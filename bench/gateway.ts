@@ -5,7 +5,9 @@
  *    gateway of a real service process, alternating, in one run. A deploy is what `netlify deploy` does: create,
  *    send the digests, upload every file (UPLOAD_CONCURRENCY at a time, keep-alive), poll it ready.
  *    The same again with 10 ms each way between the deploying side and the stand-in (a TCP relay), as Netlify is
- *    reached over a network, not loopback.
+ *    reached over a network, not loopback. On loopback, also through the plainest Node HTTP relay
+ *    (bench/plain-relay.ts): the floor for any Node gateway on this machine. One unmeasured deploy each way first,
+ *    so that no round pays for JIT compilation.
  * 2. Memory: the service's RSS (from /proc) sampled while one 200 MB file streams through the gateway.
  * Every file's content is unique per deploy, so the stand-in never skips an upload it has already seen.
  * BENCH_GATEWAY_SMOKE=1 (with BENCH_GATEWAY_SMOKE_FILES=N) runs a small version to check the section works;
@@ -21,7 +23,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { startNetlifyStandin, type NetlifyStandin } from '../testing/netlify-standin.js';
 import { BENCH_AUDIENCE, githubShapedClaims, newIssuerKey, privateKeyOf, signRs256, startIssuer, type RunningIssuer } from './issuer.js';
-import { ROOT, startService, type Server } from './processes.js';
+import { ROOT, startPlainRelay, startService, type Server } from './processes.js';
 import { median, round } from './stats.js';
 
 /** BENCH_GATEWAY_SMOKE=1: a small run that only checks the section works (20 files, an 8 MB file). */
@@ -48,6 +50,10 @@ export interface GatewayBenchResult {
   ratio: number;
   /** CPU seconds the service spent on each gateway deploy (steadier than throughput on a busy machine). */
   serviceCpuSecondsPerDeploy: number[];
+  /** The same deploys through the plain Node relay (loopback): MB/s, CPU seconds of the relay per deploy. */
+  relayMBps: number[];
+  relayCpuSecondsPerDeploy: number[];
+  relayRatio: number;
   /** The same comparison with WAN-like latency between the deploying side and the stand-in. */
   wan: { oneWayMs: number; directMBps: number[]; gatewayMBps: number[]; ratio: number };
   bigFileMB: number;
@@ -240,22 +246,37 @@ export async function benchGateway(log: (line: string) => void = () => undefined
     };
     const base = randomBytes(FILE_BYTES);
     /** ROUNDS deploys each way, alternating; the service's CPU per gateway deploy. */
-    const compare = async (label: string, direct: Target, gateway: { server: Server; target: Target }) => {
+    const compare = async (label: string, direct: Target, gateway: { server: Server; target: Target }, relay?: { server: Server; target: Target }) => {
       const directMBps: number[] = [];
       const gatewayMBps: number[] = [];
       const serviceCpu: number[] = [];
+      const relayMBps: number[] = [];
+      const relayCpu: number[] = [];
+      await deploy(direct, site.id, base, `${label}-direct-warm-up`);
+      await deploy(gateway.target, site.id, base, `${label}-gateway-warm-up`);
+      if (relay) await deploy(relay.target, site.id, base, `${label}-relay-warm-up`);
       for (let r = 0; r < ROUNDS; r++) {
         directMBps.push(await deploy(direct, site.id, base, `${label}-direct-${r}`));
+        if (relay) {
+          const before = relay.server.cpuSeconds();
+          relayMBps.push(await deploy(relay.target, site.id, base, `${label}-relay-${r}`));
+          relayCpu.push(relay.server.cpuSeconds() - before);
+        }
         const cpuBefore = gateway.server.cpuSeconds();
         gatewayMBps.push(await deploy(gateway.target, site.id, base, `${label}-gateway-${r}`));
         serviceCpu.push(gateway.server.cpuSeconds() - cpuBefore);
         log(`gateway (${label}): round ${r + 1}: direct ${round(directMBps.at(-1)!, 1)} MB/s, through the gateway ${round(gatewayMBps.at(-1)!, 1)} MB/s`);
       }
-      return { directMBps, gatewayMBps, serviceCpu, ratio: median(gatewayMBps) / median(directMBps) };
+      return { directMBps, gatewayMBps, serviceCpu, relayMBps, relayCpu, ratio: median(gatewayMBps) / median(directMBps) };
     };
 
     const onLoopback = await startGateway('data-loopback', standin.apiUrl);
-    const loopback = await compare('loopback', { base: standin.apiUrl, authorization: `Bearer ${standin.token}` }, onLoopback);
+    const plainRelay = await startPlainRelay(new URL(standin.apiUrl).origin);
+    servers.push(plainRelay);
+    const loopback = await compare('loopback', { base: standin.apiUrl, authorization: `Bearer ${standin.token}` }, onLoopback, {
+      server: plainRelay,
+      target: { base: `${plainRelay.url}${new URL(standin.apiUrl).pathname}`, authorization: `Bearer ${standin.token}` },
+    });
     relay = await latencyRelay(new URL(standin.apiUrl), WAN_ONE_WAY_MS);
     const wan = await compare(`${WAN_ONE_WAY_MS} ms`, { base: relay.url, authorization: `Bearer ${standin.token}` }, await startGateway('data-wan', relay.url));
     const service = onLoopback.server;
@@ -301,6 +322,9 @@ export async function benchGateway(log: (line: string) => void = () => undefined
       medianGatewayMBps: round(medianGateway, 1),
       ratio: round(ratio, 3),
       serviceCpuSecondsPerDeploy: serviceCpu.map((v) => round(v, 2)),
+      relayMBps: loopback.relayMBps.map((v) => round(v, 1)),
+      relayCpuSecondsPerDeploy: loopback.relayCpu.map((v) => round(v, 2)),
+      relayRatio: round(median(loopback.relayMBps) / medianDirect, 3),
       wan: {
         oneWayMs: WAN_ONE_WAY_MS,
         directMBps: wan.directMBps.map((v) => round(v, 1)),
@@ -334,6 +358,7 @@ export function gatewayReport(r: GatewayBenchResult): string {
     `   straight to the stand-in: ${r.directMBps.join(', ')} MB/s (median ${r.medianDirectMBps})`,
     `   through the gateway:      ${r.gatewayMBps.join(', ')} MB/s (median ${r.medianGatewayMBps}) = ${round(r.ratio * 100, 1)}% of direct`,
     `   service CPU per gateway deploy: ${r.serviceCpuSecondsPerDeploy.join(', ')} s (${round((median(r.serviceCpuSecondsPerDeploy) * 1e6) / r.files, 0)} µs per file request)`,
+    `   through a plain Node relay (the floor): ${r.relayMBps.join(', ')} MB/s = ${round(r.relayRatio * 100, 1)}% of direct; relay CPU per deploy ${r.relayCpuSecondsPerDeploy.join(', ')} s (${round((median(r.relayCpuSecondsPerDeploy) * 1e6) / r.files, 0)} µs per file request)`,
     `   with ${r.wan.oneWayMs} ms each way to the stand-in: direct ${r.wan.directMBps.join(', ')} MB/s, through the gateway ${r.wan.gatewayMBps.join(', ')} MB/s = ${round(r.wan.ratio * 100, 1)}% of direct`,
     `   one ${r.bigFileMB} MB file through the gateway in ${r.bigFileSeconds} s: service RSS ${r.rssBeforeMB} -> peak ${r.rssPeakMB} MB (growth ${r.rssGrowthMB} MB)`,
   ].join('\n');

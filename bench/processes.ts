@@ -160,6 +160,12 @@ export function startService(options: ServiceOptions): Promise<Server> {
   return startServer([...profile, ...(options.nodeFlags ?? []), options.cli ?? join(ROOT, 'build', 'exchange-service', 'cli.js'), 'serve'], env, /deploy-sts listening on (\S+)/, bindUrl, options.logFile);
 }
 
+/** bench/plain-relay.ts in its own process, relaying to `upstreamOrigin` (the gateway's floor in section 8). */
+export function startPlainRelay(upstreamOrigin: string, cpuProfileDir?: string): Promise<Server> {
+  const profile = cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfileDir] : [];
+  return startServer([...profile, join(BENCH_BUILD, 'plain-relay.js'), upstreamOrigin], { PATH: process.env.PATH }, /relay listening on (\S+)/);
+}
+
 export interface BoundOptions {
   /** The issuer's public JWK (RS256 verification key). */
   publicJwk: Record<string, unknown>;

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { isLoopbackHost } from '../shared/wire.js';
 import { GITHUB_ISSUER, issuerProblem, normaliseIssuer } from './oidc/issuers.js';
+import { OPTION_NAMES, flagName, type OptionName } from './option-names.js';
 import { EXAMPLE_POLICIES_DIR } from './package-root.js';
 import { didYouMean } from './suggest.js';
 import { isPostgresUrl, redactDatabaseUrl } from './storage/database-url.js';
@@ -83,8 +84,11 @@ export interface GatewayConfig {
   maxJsonBytes: number;
   /** Longest one gateway request may take, upload and answer included. */
   timeoutMs: number;
+  /** Deploys one preview token may create (a leaked one makes no more); 0 = unlimited. */
+  previewDeploysPerToken: number;
 }
 
+// Exactly one entry per name of option-names.ts (`satisfies`: a missing or extra key does not compile).
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().trim().min(1).default('127.0.0.1'),
@@ -139,15 +143,15 @@ const schema = z.object({
   GATEWAY_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
   GATEWAY_MAX_JSON_BYTES: z.coerce.number().int().min(1024).max(256 * 1024 * 1024).default(16 * 1024 * 1024),
   GATEWAY_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(24 * 3600).default(600),
-});
+  GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN: z.coerce.number().int().min(0).max(1000).default(5),
+} satisfies Record<OptionName, z.ZodType>);
 
 export type RawConfig = z.input<typeof schema>;
 
 
 
-/** Every option's name as the suffix of its variable (`DATA_DIR` ↔ DEPLOY_STS_DATA_DIR ↔ --data-dir). */
-export const OPTION_NAMES = Object.keys(schema.shape) as (keyof typeof schema.shape)[];
-export const flagName = (option: string) => option.toLowerCase().replaceAll('_', '-');
+/** Every option's name as the suffix of its variable (`DATA_DIR` ↔ DEPLOY_STS_DATA_DIR ↔ --data-dir): option-names.ts. */
+export { OPTION_NAMES, flagName };
 
 export interface Config {
   port: number;
@@ -204,6 +208,7 @@ const WHOLE_NUMBERS: Partial<Record<string, string>> = {
   GATEWAY_MAX_BODY_BYTES: 'of bytes, at least 1024',
   GATEWAY_MAX_JSON_BYTES: 'of bytes from 1024 to 268435456 (256 MiB)',
   GATEWAY_TIMEOUT_SECONDS: 'of seconds from 1 to 86400',
+  GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN: 'from 0 to 1000 (0 = unlimited)',
 };
 
 /** A validation issue as a sentence about the option (`is required: …`, `must be …`), never the validator's words. */
@@ -227,7 +232,6 @@ function sentence(key: string, issue: z.core.$ZodIssue, value: string | undefine
 
 type Env = Record<string, string | undefined>;
 type Flags = Record<string, string | undefined>;
-type OptionName = keyof typeof schema.shape;
 type Options<K extends OptionName> = { [P in K]: z.output<typeof schema>[P] };
 
 /**
@@ -330,7 +334,9 @@ export function loadConfig(env: Env, flags: Flags = {}, devDefaults = false): Co
     logLevel: c.LOG_LEVEL,
     pidFile: c.PID_FILE ?? (devDefaults ? join(c.DATA_DIR, 'deploy-sts.pid') : undefined),
     metricsListen: c.METRICS_LISTEN,
-    gateway: { netlifyApiUrl: c.NETLIFY_API_URL, maxBodyBytes: c.GATEWAY_MAX_BODY_BYTES, maxJsonBytes: c.GATEWAY_MAX_JSON_BYTES, timeoutMs: c.GATEWAY_TIMEOUT_SECONDS * 1000 },
+    gateway: { netlifyApiUrl: c.NETLIFY_API_URL, maxBodyBytes: c.GATEWAY_MAX_BODY_BYTES, maxJsonBytes: c.GATEWAY_MAX_JSON_BYTES, timeoutMs: c.GATEWAY_TIMEOUT_SECONDS * 1000,
+      previewDeploysPerToken: c.GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN,
+    },
   };
 }
 
@@ -353,6 +359,6 @@ export function describeConfig(c: Config, publicUrl: string, audience: string): 
     pid_file: c.pidFile ?? '(none)',
     metrics_listen: c.metricsListen ? `${c.metricsListen.host.includes(':') ? `[${c.metricsListen.host}]` : c.metricsListen.host}:${c.metricsListen.port} (/metrics)` : 'off',
     netlify_api_url: c.gateway.netlifyApiUrl,
-    gateway_limits: `${c.gateway.maxBodyBytes} bytes per request body, ${c.gateway.maxJsonBytes} bytes per JSON body, ${c.gateway.timeoutMs / 1000} s per request`,
+    gateway_limits: `${c.gateway.maxBodyBytes} bytes per request body, ${c.gateway.maxJsonBytes} bytes per JSON body, ${c.gateway.timeoutMs / 1000} s per request, ${c.gateway.previewDeploysPerToken || 'unlimited'} deploys per preview token`,
   };
 }

@@ -18,9 +18,10 @@ const SERVICE = join(ROOT, 'exchange-service');
 const LAYERS: readonly (readonly string[])[] = [
   // Foundations: the closed sets of reasons and errors, clocks, counters, "did you mean", where the package is, PID files. (shared/ — the wire contract — is below all.)
   ['denial', 'errors', 'time', 'rate-limit', 'suggest', 'package-root', 'pid-file', 'json-names'],
-  // GitHub's tokens, the policy engine, what is kept, our token and its keys, and what reads the environment.
+  // GitHub's tokens, the policy engine, what is kept, our token and its keys, and what reads the environment (the
+  // options' names apart from their validation: `option-names`).
   // `credentials`: the platform credentials the deploy gateway holds; `verify`: our token for relying parties.
-  ['oidc', 'policy', 'storage', 'access-token', 'keys', 'metrics', 'dev-issuer', 'config', 'credentials', 'verify'],
+  ['oidc', 'policy', 'storage', 'access-token', 'keys', 'metrics', 'dev-issuer', 'option-names', 'config', 'credentials', 'verify'],
   // The RFC 8693 protocol: request, response, audit record.
   ['token-exchange'],
   // One exchange, start to end.

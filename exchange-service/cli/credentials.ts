@@ -1,7 +1,5 @@
 /** `deploy-sts credentials set NAME | list | remove NAME`: the deploy gateway's stored platform credentials. */
 import type { Command } from 'commander';
-import { loadStorageConfig } from '../config.js';
-import { CredentialsUsageError, credentialsCommand } from '../credentials/command.js';
 import { UsageError, type CliContext } from './context.js';
 import { dataDirOption, examples, option } from './options.js';
 import { print } from './output.js';
@@ -21,6 +19,8 @@ export function refuseSecretArguments(argv: readonly string[]): void {
 
 async function run(verb: 'set' | 'list' | 'remove', positionals: string[], flags: { json?: boolean; dataDir?: string }, env: NodeJS.ProcessEnv): Promise<number> {
   // The storage and key-encryption key `serve` uses; opened only once the secret has been read.
+  const { loadStorageConfig } = await import('../config.js');
+  const { CredentialsUsageError, credentialsCommand } = await import('../credentials/command.js');
   const config = loadStorageConfig(env, { DATA_DIR: flags.dataDir });
   try {
     return await credentialsCommand(verb, positionals, Boolean(flags.json), {

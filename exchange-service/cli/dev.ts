@@ -1,8 +1,5 @@
 /** `deploy-sts dev token`: a GitHub-shaped OIDC token from the local dev issuer, for demos and the walk-through. */
-import { createHash } from 'node:crypto';
 import type { Command } from 'commander';
-import { loadDevTokenConfig } from '../config.js';
-import { GITHUB_CLAIM_NAMES, isGitHubClaimName } from '../oidc/claims.js';
 import { GITHUB_EVENTS } from '../policy/never-match.js';
 import { didYouMean } from '../suggest.js';
 import { UsageError, type CliContext } from './context.js';
@@ -16,6 +13,8 @@ const KNOWN_IDS: Record<string, string> = { 'acme/docs': '892043217', 'acme/mono
 export function devId(name: string): string {
   const known = KNOWN_IDS[name.toLowerCase()];
   if (known) return known;
+  // node:crypto is loaded here, not at the top: every verb registers this one, and only `dev token` hashes.
+  const { createHash } = process.getBuiltinModule('node:crypto');
   return String(100_000_000 + (createHash('sha256').update(name.toLowerCase()).digest().readUInt32BE(0) % 900_000_000));
 }
 
@@ -62,7 +61,9 @@ export function shortcutClaims(flags: Pick<DevFlags, 'repository' | 'event' | 'r
 }
 
 /** `--claim name=value` pairs; a name GitHub never sends is refused (a typo would silently change nothing) unless `--claim-any`. */
-export function claimOverrides(pairs: readonly string[], any: boolean): Record<string, string> {
+export async function claimOverrides(pairs: readonly string[], any: boolean): Promise<Record<string, string>> {
+  // Loaded here, not at the top (as every verb's modules): the claims schema brings zod.
+  const { GITHUB_CLAIM_NAMES, isGitHubClaimName } = await import('../oidc/claims.js');
   const overrides: Record<string, string> = {};
   for (const pair of pairs) {
     const eq = pair.indexOf('=');
@@ -101,7 +102,8 @@ export function devCommands(program: Command, ctx: CliContext): void {
     )
     .action((flags: DevFlags) =>
       ctx.run(async () => {
-        const claims = { ...shortcutClaims(flags), ...claimOverrides(flags.claim ?? [], Boolean(flags.claimAny)) };
+        const claims = { ...shortcutClaims(flags), ...(await claimOverrides(flags.claim ?? [], Boolean(flags.claimAny))) };
+        const { loadDevTokenConfig } = await import('../config.js');
         const { audience, dataDir } = loadDevTokenConfig(ctx.env, { AUDIENCE: flags.audience, DATA_DIR: flags.dataDir });
         const { devToken } = await import('../dev-issuer.js');
         print(await devToken(dataDir, audience, claims));

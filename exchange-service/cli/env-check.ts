@@ -2,7 +2,7 @@
  * A DEPLOY_STS_* variable that nothing reads is almost always a typo that silently leaves the default in force
  * (DEPLOY_STS_POLICY for DEPLOY_STS_POLICIES): every verb warns about it, naming the closest real variable.
  */
-import { OPTION_NAMES } from '../config.js';
+import { OPTION_NAMES } from '../option-names.js';
 import { closest } from '../suggest.js';
 
 /** Variables of the test and benchmark harness: not the service's configuration, but not typos either. */

@@ -1,7 +1,5 @@
 /** `deploy-sts policy check` and `deploy-sts policy explain`. */
 import type { Command } from 'commander';
-import { loadPoliciesDir, loadPolicyIssuers, loadVerifierConfig } from '../config.js';
-import { DEV_ISSUER } from '../dev-issuer.js';
 import type { PolicyLoadOptions } from '../policy/load.js';
 import { PolicyLoadError, formatPolicyProblem } from '../policy/types.js';
 import type { StoredAudit } from '../storage/types.js';
@@ -14,15 +12,19 @@ import { withStorage } from './records.js';
 const policiesOption = () => option('--policies <dir>', 'the directory of policy files (or one file)', { env: 'DEPLOY_STS_POLICIES', default: 'policies' });
 
 /** The issuers policies are loaded for: DEPLOY_STS_ISSUER and DEPLOY_STS_DEV_ISSUER, as `serve` loads them. */
-function policyLoadOptions(env: NodeJS.ProcessEnv): PolicyLoadOptions {
+async function policyLoadOptions(env: NodeJS.ProcessEnv): Promise<PolicyLoadOptions> {
+  const { loadPolicyIssuers } = await import('../config.js');
+  const { DEV_ISSUER } = await import('../dev-issuer.js');
   const { issuers, devIssuer } = loadPolicyIssuers(env);
   return { issuers, ...(devIssuer ? { devIssuer: DEV_ISSUER } : {}) };
 }
 
 async function check(target: string | undefined, env: NodeJS.ProcessEnv): Promise<number> {
+  // Loaded here, not at the top (as every verb's modules): the other verbs start without zod and jose.
+  const { loadPoliciesDir } = await import('../config.js');
   const dir = target ?? loadPoliciesDir(env);
   const { checkPolicyPath } = await import('../policy/load.js');
-  const result = await checkPolicyPath(dir, policyLoadOptions(env));
+  const result = await checkPolicyPath(dir, await policyLoadOptions(env));
   for (const warning of result.warnings) process.stderr.write(`warning: ${formatPolicyProblem(warning)}\n`);
   if (!result.ok) {
     process.stderr.write(`${new PolicyLoadError(result.problems).message}\n${result.problems.length} problem(s) in ${dir}\n`);
@@ -65,6 +67,7 @@ async function explain(flags: ExplainFlags, env: NodeJS.ProcessEnv): Promise<num
     }
   }
   const { explainCommand } = await import('../explain.js');
+  const { loadPoliciesDir, loadPolicyIssuers, loadVerifierConfig } = await import('../config.js');
   const verifier = loadVerifierConfig(env, { AUDIENCE: flags.audience, DATA_DIR: flags.dataDir });
   return explainCommand(
     {

@@ -3,11 +3,13 @@
  * npm's own tooling, vite, eslint): parsing, `--help` on every verb, `--version`, "did you mean" for unknown verbs
  * and flags, and errors with exit statuses come built in and behave as users expect. Exit status: 0 ok, 1 failure
  * (or a denial), 2 usage (an unknown verb or flag, a missing argument).
+ *
+ * Start-up: every verb is registered (its flags and help) from light modules; the modules that do a verb's work —
+ * zod's schemas, jose, storage, the service, the workflow checker — are imported inside its action, so a verb loads
+ * only what it runs (`deploy-sts workflows check` starts without zod and jose; `--help` without any of them).
  */
 import { Command, CommanderError } from 'commander';
-import { ConfigError } from '../config.js';
 import { VERSION } from '../package-root.js';
-import { PolicyLoadError } from '../policy/types.js';
 import { UsageError, type CliContext } from './context.js';
 import { credentialsCommands, refuseSecretArguments } from './credentials.js';
 import { devCommands } from './dev.js';
@@ -133,10 +135,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       process.stderr.write(`deploy-sts: ${error.message}\n${usageLine(command)}`);
       return 2;
     }
-    if (error instanceof ConfigError || error instanceof PolicyLoadError) {
-      process.stderr.write(`deploy-sts: ${error.message}\n`);
-      return 1;
-    }
+    // Anything else — a bad configuration (ConfigError), policies that do not load (PolicyLoadError), a failure — is
+    // printed as its message, which names what is wrong and the fix: exit 1.
     process.stderr.write(`deploy-sts: ${(error as Error).message}\n`);
     return 1;
   }

@@ -1,6 +1,6 @@
 /** `deploy-sts tokens list|revoke`, `deploy-sts audit` and `deploy-sts keys rotate|seal`: the service's storage, from the command line. */
 import type { Command } from 'commander';
-import { loadStorageConfig, type StorageOptions } from '../config.js';
+import type { StorageOptions } from '../config.js';
 import type { OpenedStorage } from '../storage/open.js';
 import { parseTime } from '../time.js';
 import { UsageError, type CliContext } from './context.js';
@@ -15,8 +15,9 @@ const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
  * PostgreSQL), and close it after.
  */
 export async function withStorage<T>(dataDir: string | undefined, env: NodeJS.ProcessEnv, work: (opened: OpenedStorage, config: StorageOptions) => Promise<T>): Promise<T> {
+  // Loaded here, not at the top: the verbs that do not touch storage start without zod, SQLite and PostgreSQL.
+  const { loadStorageConfig } = await import('../config.js');
   const config = loadStorageConfig(env, { DATA_DIR: dataDir });
-  // Loaded here, not at the top: the verbs that do not touch storage start without SQLite and PostgreSQL.
   const { openStorage } = await import('../storage/open.js');
   const opened = await openStorage(config);
   try {

@@ -1,11 +1,9 @@
 /** `deploy-sts serve`: run the exchange service until SIGTERM/SIGINT; SIGHUP reloads policies and signing keys. */
 import type { Command } from 'commander';
-import { OPTION_NAMES, flagName, loadConfig } from '../config.js';
+import { OPTION_NAMES, flagName, type OptionName } from '../option-names.js';
 import { removePidFile, writePidFile } from '../pid-file.js';
 import type { CliContext } from './context.js';
 import { examples, option } from './options.js';
-
-type OptionName = (typeof OPTION_NAMES)[number];
 
 /** `--help` for every configuration option: its value's placeholder, what it does and its default (docs/operating.md, Configuration). */
 export const SERVE_OPTION_HELP: Record<OptionName, { value: string; description: string; default?: string }> = {
@@ -32,6 +30,7 @@ export const SERVE_OPTION_HELP: Record<OptionName, { value: string; description:
   GATEWAY_MAX_BODY_BYTES: { value: 'n', description: 'largest request body the gateway streams through (one uploaded file); larger: 413', default: '1073741824 (1 GiB)' },
   GATEWAY_MAX_JSON_BYTES: { value: 'n', description: 'largest JSON body the gateway parses and rewrites, and JSON answer it inspects', default: '16777216 (16 MiB)' },
   GATEWAY_TIMEOUT_SECONDS: { value: 'n', description: 'longest one gateway request may take, upload and answer included; then 504', default: '600' },
+  GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN: { value: 'n', description: 'deploys one preview token may create through the gateway (replicas share the count); then 403; 0 = unlimited', default: '5' },
   METRICS_LISTEN: { value: 'host:port|off', description: 'where /metrics is served, apart from the public port (which answers 404 for it)', default: '127.0.0.1:9464' },
   PID_FILE: { value: 'file', description: 'write the PID here once listening (atomically), remove it on exit', default: 'none; DATA_DIR/deploy-sts.pid with --dev-defaults' },
 };
@@ -46,8 +45,9 @@ async function serve(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
     if (o === 'DEV_ISSUER') values[o] = v ? '1' : undefined;
     else values[o] = typeof v === 'string' ? v : undefined;
   }
+  // Loaded here, not at the top (as every verb's modules): the others start without zod, the HTTP server, storage and metrics.
+  const { loadConfig } = await import('../config.js');
   const config = loadConfig(env, values, Boolean(flags.devDefaults));
-  // Loaded here, not at the top: every other verb starts without the HTTP server, storage and metrics modules.
   const { startService } = await import('../service.js');
   const service = await startService(config);
   if (config.pidFile) {

@@ -5,7 +5,7 @@
  * row does not open. A secret leaves this module only through `reveal`, for the gateway's upstream request.
  */
 import { KEK_VARIABLE, seal, unseal } from '../keys/key-encryption.js';
-import type { CredentialInfo, GatewayStorage } from '../storage/gateway-types.js';
+import type { CredentialInfo, GatewayStorage, StoredCredential } from '../storage/gateway-types.js';
 import { credentialNameProblem } from './name.js';
 
 export type CredentialErrorCode = 'bad_name' | 'empty_secret' | 'bad_secret' | 'missing' | 'sealed_without_key' | 'undecryptable';
@@ -54,12 +54,29 @@ export interface CredentialStore {
   exists(name: string): Promise<boolean>;
   /** The secret, for one upstream request. Throws CredentialError (`missing`, `sealed_without_key`, `undecryptable`). */
   reveal(name: string): Promise<string>;
+  /** The same for a row already read (GatewayStorage.readCall): `stored` undefined when there is none. */
+  open(name: string, stored: StoredCredential | undefined): string;
 }
 
 export function credentialStore(storage: GatewayStorage, kek: Buffer | undefined, now = () => Math.floor(Date.now() / 1000)): CredentialStore {
   // The row is read on every use (a removal or replacement takes effect at once); opening the same sealed value
   // again gives the same secret, so the last opening per name is kept rather than decrypted per request.
   const opened = new Map<string, { sealed: string; secret: string }>();
+  const open = (name: string, stored: StoredCredential | undefined): string => {
+    if (!stored) throw new CredentialError('missing', `credential ${JSON.stringify(name)} is not in the credential store; run: ${setCommand(name)}`);
+    if (stored.encryption === 'none') return stored.secret;
+    if (!kek) {
+      throw new CredentialError('sealed_without_key', `credential ${JSON.stringify(name)} is sealed but ${KEK_VARIABLE} is not set on this replica`);
+    }
+    const last = opened.get(name);
+    if (last?.sealed === stored.secret) return last.secret;
+    const secret = unseal(kek, context(name), stored.secret);
+    if (secret === undefined) {
+      throw new CredentialError('undecryptable', `credential ${JSON.stringify(name)} cannot be decrypted with ${KEK_VARIABLE}: it was sealed with another key (or the row was altered); store it again with ${setCommand(name)}`);
+    }
+    opened.set(name, { sealed: stored.secret, secret });
+    return secret;
+  };
   return {
     sealed: kek !== undefined,
     async set(name, secret) {
@@ -81,20 +98,8 @@ export function credentialStore(storage: GatewayStorage, kek: Buffer | undefined
       return (await storage.getCredential(name)) !== undefined;
     },
     async reveal(name) {
-      const stored = await storage.getCredential(name);
-      if (!stored) throw new CredentialError('missing', `credential ${JSON.stringify(name)} is not in the credential store; run: ${setCommand(name)}`);
-      if (stored.encryption === 'none') return stored.secret;
-      if (!kek) {
-        throw new CredentialError('sealed_without_key', `credential ${JSON.stringify(name)} is sealed but ${KEK_VARIABLE} is not set on this replica`);
-      }
-      const last = opened.get(name);
-      if (last?.sealed === stored.secret) return last.secret;
-      const secret = unseal(kek, context(name), stored.secret);
-      if (secret === undefined) {
-        throw new CredentialError('undecryptable', `credential ${JSON.stringify(name)} cannot be decrypted with ${KEK_VARIABLE}: it was sealed with another key (or the row was altered); store it again with ${setCommand(name)}`);
-      }
-      opened.set(name, { sealed: stored.secret, secret });
-      return secret;
+      return open(name, await storage.getCredential(name));
     },
+    open,
   };
 }

@@ -3,10 +3,11 @@
  *
  * Every request, in order: the path is checked; the bearer token is verified with the service's own key ring (our
  * signature, typ, alg, iss, the platform's audience, exp) and looked up in the revocation list (so a revocation
- * takes effect on the next request); the token's site must be bound to this platform in the live policies; the
- * platform module plans the request (forward, answer, or refuse); the token's scope must allow it; a deploy the
- * path names must have been recorded for this site (and, for preview tokens, be a preview deploy); the stored
- * credential is read. Only then is anything sent upstream: to the configured base URL, with an allowlist of
+ * takes effect on the next request; the same storage read fetches the site's stored credential row); the token's
+ * site must be bound to this platform in the live policies; the platform module plans the request (forward, answer,
+ * or refuse); the token's scope must allow it; a deploy the path names must have been recorded for this site (and,
+ * for preview tokens, be a preview deploy); the stored credential is opened. Only then is anything sent upstream:
+ * to the configured base URL, with an allowlist of
  * headers and the stored credential as Authorization, the body streamed with backpressure (or, for the JSON bodies
  * the platform rewrites, parsed within a small cap). Nothing is buffered but those JSON bodies; no redirect is
  * followed; every request has a size and a time limit. Every call, forwarded or refused, is audited and logged —
@@ -15,11 +16,10 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import { pipeline } from 'node:stream/promises';
 import type { CredentialStore } from '../credentials/store.js';
 import { CredentialError, setCommand } from '../credentials/store.js';
 import type { PolicySet } from '../policy/types.js';
-import type { GatewayAuditRecord, GatewayDeploy, GatewayStorage } from '../storage/gateway-types.js';
+import type { GatewayAuditRecord, GatewayDeploy, GatewayStorage, StoredCredential } from '../storage/gateway-types.js';
 import { checkScope, type DeployTokenClaims } from '../verify/claims.js';
 import { DeployTokenError } from '../access-token/errors.js';
 import { bearerToken } from '../verify/index.js';
@@ -36,8 +36,8 @@ export const GATEWAY_PREFIX = '/gateway/';
 export interface GatewayDeps {
   platforms: readonly GatewayPlatform[];
   policies(): PolicySet;
-  /** The gateway's tables, and the revocation list of our tokens. */
-  storage: GatewayStorage & { isRevoked(jti: string): Promise<boolean> };
+  /** The gateway's tables, and (readCall) the revocation list of our tokens. */
+  storage: GatewayStorage;
   credentials: CredentialStore;
   /** Our public URL: the tokens' `iss`, and the base of each platform's audience. */
   issuer: string;
@@ -64,6 +64,12 @@ interface CallRecord {
   bytesIn: number;
   bytesOut: number;
   detail: string;
+}
+
+/** The request's time limit: `onExpire` (set once there is an upstream request) stops what is in flight. */
+interface Deadline {
+  expired: boolean;
+  onExpire: (() => void) | undefined;
 }
 
 /** A refusal or failure, answered in the platform's error shape. */
@@ -115,6 +121,15 @@ function sendJson(res: ServerResponse, status: number, body: unknown, extra: Rec
 
 export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const platforms = new Map(deps.platforms.map((p) => [p.name, p]));
+  // Each platform's base URL, parsed once (config validated it: https, or http on loopback; no query or fragment).
+  const upstreamBases = new Map(
+    deps.platforms.map((p) => {
+      const url = new URL(p.upstreamBase);
+      const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+      const path = url.pathname === '/' ? '' : url.pathname;
+      return [p.name, { secure: url.protocol === 'https:', protocol: url.protocol, hostname, port: url.port === '' ? undefined : Number(url.port), host: url.host, path }];
+    }),
+  );
   const touched = new Map<string, number>();
   // A deploy's upload is hundreds of requests with one token and one deploy id. The signature of a token already
   // verified here is not checked again until it expires (its revocation still is, every request), and a recorded
@@ -122,8 +137,11 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   const verified = new Bounded<string, { claims: DeployTokenClaims; kid: string }>(1000);
   const deploys = new Bounded<string, GatewayDeploy>(10_000);
 
-  /** Resolves once the row is written (or its failure logged); never rejects. */
-  const audit = (req: IncomingMessage, call: CallRecord, status: number, started: number): Promise<void> => {
+  /**
+   * Resolves once the row is written (or its failure logged); never rejects. `after-answer`: the client has its
+   * answer already, so the row may share a commit with the next ones (see appendGatewayAudit).
+   */
+  const audit = (req: IncomingMessage, call: CallRecord, status: number, started: number, timing: 'before-answer' | 'after-answer'): Promise<void> => {
     const record: GatewayAuditRecord = {
       time: deps.now(), platform: call.platform, site: call.site, tokenJti: call.tokenJti, context: call.context,
       method: req.method ?? 'GET', route: call.route, deployId: call.deployId, result: call.result, reason: call.reason,
@@ -134,7 +152,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     const written = (async () => {
       for (let attempt = 1; ; attempt++) {
         try {
-          await deps.storage.appendGatewayAudit(record);
+          await deps.storage.appendGatewayAudit(record, timing);
           return;
         } catch (error) {
           if (attempt === AUDIT_ATTEMPTS) {
@@ -193,14 +211,19 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     return claims;
   }
 
-  async function checkRevoked(claims: DeployTokenClaims): Promise<void> {
-    let revoked: boolean;
+  /**
+   * The one storage read of every call: the token's revocation (so a revocation takes effect on the next request)
+   * and the site's credential row (so a removed or replaced credential does too), in one statement.
+   */
+  async function readCall(claims: DeployTokenClaims, binding: GatewayBinding | undefined): Promise<StoredCredential | undefined> {
+    let state: Awaited<ReturnType<GatewayStorage['readCall']>>;
     try {
-      revoked = await deps.storage.isRevoked(claims.jti);
+      state = await deps.storage.readCall(claims.jti, binding?.credential);
     } catch {
-      throw new Stop(503, 'storage_unavailable', 'deploy-sts cannot read its revocation list right now; retry in a moment');
+      throw new Stop(503, 'storage_unavailable', 'deploy-sts cannot read its revocation list and credentials right now; retry in a moment');
     }
-    if (revoked) throw new Stop(401, 'revoked', `deploy-sts refused the token: it was revoked (jti ${claims.jti}); run the deploy-sts Action again for a fresh one`);
+    if (state.revoked) throw new Stop(401, 'revoked', `deploy-sts refused the token: it was revoked (jti ${claims.jti}); run the deploy-sts Action again for a fresh one`);
+    return state.credential;
   }
 
   async function checkDeploy(plan: Forward, claims: DeployTokenClaims, binding: GatewayBinding, platform: GatewayPlatform): Promise<void> {
@@ -244,9 +267,9 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     }
   }
 
-  async function reveal(binding: GatewayBinding): Promise<string> {
+  function reveal(binding: GatewayBinding, stored: StoredCredential | undefined): string {
     try {
-      const secret = await deps.credentials.reveal(binding.credential);
+      const secret = deps.credentials.open(binding.credential, stored);
       touch(binding.credential);
       return secret;
     } catch (error) {
@@ -255,6 +278,29 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
         throw new Stop(503, `credential_${error.code}`, `deploy-sts has no usable credential ${JSON.stringify(binding.credential)} for site ${binding.site}: ${error.code === 'missing' ? 'it is not in the credential store' : error.code === 'sealed_without_key' ? 'it is sealed and this replica has no key-encryption key' : 'it cannot be decrypted'}. To fix: ${fix}`);
       }
       throw new Stop(503, 'storage_unavailable', 'deploy-sts cannot read its credential store right now; retry in a moment');
+    }
+  }
+
+  /**
+   * A preview token creates at most DEPLOY_STS_GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN deploys: a leaked one cannot fill the
+   * site with drafts during its few minutes. Counted in the storage (replicas share it) before the creation goes
+   * upstream, atomically, so concurrent creations with one token never pass the limit together.
+   */
+  async function takeDeploySlot(plan: Forward, claims: DeployTokenClaims): Promise<void> {
+    const limit = deps.config.previewDeploysPerToken;
+    if (limit === 0) return;
+    let taken: number | undefined;
+    try {
+      taken = await deps.storage.takeDeploySlot(claims.jti, limit, claims.exp);
+    } catch {
+      throw new Stop(503, 'storage_unavailable', `deploy-sts cannot count this token's deploys right now; retry ${plan.route} in a moment`);
+    }
+    if (taken === undefined) {
+      throw new Stop(
+        403,
+        'preview_deploy_limit',
+        `deploy-sts refused ${plan.route} for site ${claims.site}: this preview token (jti ${claims.jti}) has created ${limit} deploy${limit === 1 ? '' : 's'}, the most one preview token may (DEPLOY_STS_GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN); run the deploy-sts Action again for a fresh token, or ask the operator to raise the limit`,
+      );
     }
   }
 
@@ -268,14 +314,14 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     binding: GatewayBinding,
     platform: GatewayPlatform,
     call: CallRecord,
-    signal: AbortSignal,
+    deadline: Deadline,
   ): Promise<number> {
-    const target = new URL(platform.upstreamBase + plan.upstreamPath);
-    target.search = plan.upstreamQuery.toString();
+    const base = upstreamBases.get(platform.name)!;
+    const query = plan.upstreamQuery.toString();
     const headers = upstreamRequestHeaders(req.headers);
     headers.authorization = platform.authorization(secret);
     headers['accept-encoding'] = 'identity';
-    headers.host = target.host;
+    headers.host = base.host;
 
     let body: Buffer | undefined;
     if (plan.body === 'json') {
@@ -303,32 +349,50 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     } else {
       headers['content-length'] = 0;
     }
+    // Last before Netlify: a refused body takes no slot.
+    if (plan.createsDeploy === true && claims.context === 'preview') await takeDeploySlot(plan, claims);
 
-    const transport = target.protocol === 'https:' ? https : http;
-    const upstream = transport.request(target, {
+    // The platform module builds upstreamPath from validated ids and encoded segments; it is sent below the base's
+    // path exactly as planned (no URL resolution in between).
+    const upstream = (base.secure ? https : http).request({
+      protocol: base.protocol,
+      hostname: base.hostname,
+      port: base.port,
+      path: `${base.path}${plan.upstreamPath}${query === '' ? '' : `?${query}`}`,
       method: req.method,
       headers,
-      agent: target.protocol === 'https:' ? agents.https : agents.http,
-      signal,
+      agent: base.secure ? agents.https : agents.http,
     });
+    // Once the deadline passes the upstream request is destroyed: its answer (or the answer's stream) fails.
+    deadline.onExpire = () => upstream.destroy(new Error('deadline'));
+    if (deadline.expired) deadline.onExpire(); // it passed while the body was read
     const answered = new Promise<IncomingMessage>((resolve, reject) => {
       upstream.once('response', resolve);
-      upstream.once('error', reject);
+      upstream.on('error', reject); // kept: a late error (after the answer) must not go unhandled
     });
-    const sent = (async () => {
-      if (plan.body === 'stream') {
-        // Counted as it passes (no extra stream in the path); past the limit the request is stopped.
-        const limit = deps.config.maxBodyBytes;
-        req.on('data', (chunk: Buffer) => {
-          call.bytesIn += chunk.length;
-          if (call.bytesIn > limit) req.destroy(new TooLarge(limit));
-        });
-        await pipeline(req, upstream);
-      } else {
+    // Plain pipe() with its own error handling rather than stream.pipeline: pipeline's clean-up (an AbortController
+    // aborted per call, with a DOMException) cost more CPU than the rest of a 100 KiB relay.
+    const sent = new Promise<void>((resolve, reject) => {
+      if (plan.body !== 'stream') {
         call.bytesIn = body?.length ?? 0;
         upstream.end(body);
+        resolve();
+        return;
       }
-    })();
+      // Counted as it passes; past the limit the request is stopped (the chunk that crosses it never completes
+      // the upstream request: it is destroyed before its end).
+      const limit = deps.config.maxBodyBytes;
+      req.on('data', (chunk: Buffer) => {
+        call.bytesIn += chunk.length;
+        if (call.bytesIn > limit) req.destroy(new TooLarge(limit));
+      });
+      req.once('end', resolve);
+      req.on('error', reject);
+      req.once('close', () => {
+        if (!req.complete) reject(new Error('the client stopped sending'));
+      });
+      req.pipe(upstream);
+    });
     // The upstream may answer before the upload ends (an early error): the answer wins, the rest is dropped.
     let response: IncomingMessage;
     try {
@@ -336,7 +400,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     } catch (error) {
       upstream.destroy();
       if (error instanceof TooLarge) throw new Stop(413, 'too_large', `deploy-sts refused ${plan.route}: the body is larger than ${deps.config.maxBodyBytes} bytes (DEPLOY_STS_GATEWAY_MAX_BODY_BYTES)`);
-      if (signal.aborted) throw new Stop(504, 'timeout', `deploy-sts stopped ${plan.route} after ${deps.config.timeoutMs / 1000} s (DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS)`);
+      if (deadline.expired) throw new Stop(504, 'timeout', `deploy-sts stopped ${plan.route} after ${deps.config.timeoutMs / 1000} s (DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS)`);
       if (req.destroyed || req.readableAborted) throw new Stop(400, 'client_aborted', `the client stopped sending ${plan.route}`);
       throw new Stop(502, 'upstream_unreachable', `deploy-sts could not reach ${platform.name} for ${plan.route}; retry in a moment`);
     }
@@ -348,6 +412,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     const outHeaders = clientResponseHeaders(response.headers);
     outHeaders['cache-control'] ??= 'no-store';
     outHeaders['x-content-type-options'] = 'nosniff';
+    // Answered before the whole upload arrived: the rest is not read, so the connection ends with this answer.
+    if (plan.body === 'stream' && !req.complete) outHeaders.connection = 'close';
 
     const records = plan.createsDeploy === true && status >= 200 && status < 300;
     const isJson = (response.headers['content-type'] ?? '').toLowerCase().includes('json');
@@ -398,14 +464,30 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     }
 
     res.writeHead(status, outHeaders);
-    response.on('data', (chunk: Buffer) => {
-      call.bytesOut += chunk.length;
+    await new Promise<void>((resolve, reject) => {
+      response.on('data', (chunk: Buffer) => {
+        call.bytesOut += chunk.length;
+      });
+      response.on('error', reject);
+      response.once('close', () => {
+        if (!response.complete) reject(new Error('the answer stopped before its end'));
+      });
+      res.once('close', () => {
+        if (res.writableFinished) return resolve();
+        response.destroy();
+        reject(new Error('the client went away before the whole answer'));
+      });
+      response.pipe(res);
+    }).catch(() => {
+      // The answer was cut off (Netlify's side broke, the deadline passed, or the client left): the client sees a
+      // cut connection, the audit the reason.
+      res.destroy();
+      throw new Stop(status, deadline.expired ? 'timeout' : 'answer_cut_off', `the answer to ${plan.route} was cut off after ${call.bytesOut} bytes`);
     });
-    await pipeline(response, res);
     return status;
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse, call: CallRecord, signal: AbortSignal): Promise<number> {
+  async function handle(req: IncomingMessage, res: ServerResponse, call: CallRecord, deadline: Deadline): Promise<number> {
     const rest = (req.url ?? '').slice(GATEWAY_PREFIX.length);
     const slash = rest.indexOf('/');
     const name = slash === -1 ? rest.split('?')[0]! : rest.slice(0, slash);
@@ -423,9 +505,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     call.site = claims.site;
     call.tokenJti = claims.jti;
     call.context = claims.context;
-    await checkRevoked(claims);
-
     const binding = platform.binding(deps.policies(), claims.site);
+    const stored = await readCall(claims, binding);
     if (!binding) {
       throw new Stop(403, 'site_not_bound', `deploy-sts refused the request: site ${claims.site} is not deployed through the ${platform.name} gateway; its policy needs upstream.${platform.name} (site_id, credential)`);
     }
@@ -448,8 +529,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     }
     if (plan.deployId !== undefined) call.deployId = plan.deployId;
     await checkDeploy(plan, claims, binding, platform);
-    const secret = await reveal(binding);
-    return forward(req, res, plan, secret, claims, binding, platform, call, signal);
+    const secret = reveal(binding, stored);
+    return forward(req, res, plan, secret, claims, binding, platform, call, deadline);
   }
 
   return (req, res) => {
@@ -458,10 +539,13 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       platform: '-', site: null, tokenJti: null, context: null, route: '-', deployId: null, result: 'refused', reason: 'error',
       upstreamStatus: null, bytesIn: 0, bytesOut: 0, detail: '',
     };
-    const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), deps.config.timeoutMs);
+    const deadline: Deadline = { expired: false, onExpire: undefined };
+    const timer = setTimeout(() => {
+      deadline.expired = true;
+      deadline.onExpire?.();
+    }, deps.config.timeoutMs);
     timer.unref();
-    handle(req, res, call, abort.signal)
+    handle(req, res, call, deadline)
       .then(
         (status) => status,
         (error: unknown) => {
@@ -484,7 +568,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
           if (call.result === 'refused') {
             // A refusal is in the audit log before its answer leaves (what was forwarded is audited once it is done).
             call.bytesOut = Buffer.byteLength(JSON.stringify(body));
-            return audit(req, call, stop.status, started).then(() => {
+            return audit(req, call, stop.status, started, 'before-answer').then(() => {
               sendJson(res, stop.status, body, unread ? { connection: 'close' } : {});
               if (unread) req.resume();
               return -1;
@@ -497,7 +581,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       )
       .then((status) => {
         clearTimeout(timer);
-        if (status !== -1) void audit(req, call, status, started);
+        if (status !== -1) void audit(req, call, status, started, 'after-answer');
       });
   };
 }

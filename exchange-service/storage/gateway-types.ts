@@ -74,6 +74,11 @@ export interface GatewayStorage {
   /** Create or replace; resolves whether it existed before. */
   putCredential(credential: { name: string; secret: string; encryption: CredentialEncryption; now: number }): Promise<'created' | 'replaced'>;
   getCredential(name: string): Promise<StoredCredential | undefined>;
+  /**
+   * What every gateway call reads, in one statement (one read transaction in SQLite, one round trip to PostgreSQL):
+   * whether the token `jti` is revoked, and the stored credential `credential` (undefined when absent or not asked).
+   */
+  readCall(jti: string, credential: string | undefined): Promise<{ revoked: boolean; credential: StoredCredential | undefined }>;
   listCredentials(): Promise<CredentialInfo[]>;
   /** Resolves false when there was no such credential. */
   removeCredential(name: string): Promise<boolean>;
@@ -82,7 +87,18 @@ export interface GatewayStorage {
   /** Record a deploy the gateway saw created; durable before it resolves. Idempotent for the same deploy. */
   recordDeploy(deploy: GatewayDeploy): Promise<void>;
   findDeploy(platform: string, deployId: string): Promise<GatewayDeploy | undefined>;
-  appendGatewayAudit(record: GatewayAuditRecord): Promise<void>;
+  /**
+   * Count one more deploy creation for token `jti` unless it has made `limit` already: resolves the new count, or
+   * undefined when the limit is reached (nothing counted). Atomic across replicas (concurrent creations with one
+   * token never pass the limit together); durable before it resolves; the count is pruned once `expiresAt` passes.
+   */
+  takeDeploySlot(jti: string, limit: number, expiresAt: number): Promise<number | undefined>;
+  /**
+   * Durable before it resolves. `before-answer` (default): the caller waits for it before answering (a refusal).
+   * `after-answer`: the call was already answered and nobody waits; the storage may commit it with later rows
+   * (SQLite: within GATEWAY_AUDIT_WITHIN_MS; PostgreSQL: at once).
+   */
+  appendGatewayAudit(record: GatewayAuditRecord, timing?: 'before-answer' | 'after-answer'): Promise<void>;
   listGatewayAudit(filter: { site?: string; since?: number; limit?: number }): Promise<StoredGatewayAudit[]>;
 }
 
@@ -125,6 +141,21 @@ export function gatewayAuditFromRow(row: Row): StoredGatewayAudit {
     detail: String(row.detail),
   };
 }
+
+/** The answer of READ_CALL_SQL (`?` or `$n` placeholders: jti, then the credential name). */
+export function readCallFromRow(row: Row): { revoked: boolean; credential: StoredCredential | undefined } {
+  return { revoked: Number(row.revoked) === 1, credential: row.name === null || row.name === undefined ? undefined : credentialFromRow(row) };
+}
+
+/** The revocation flag and the credential row of one gateway call, in one statement; `$1`: jti, `$2`: credential name. */
+export const READ_CALL_SQL = `SELECT CASE WHEN EXISTS (SELECT 1 FROM revoked WHERE jti = $1) THEN 1 ELSE 0 END AS revoked,
+  c.name, c.secret, c.encryption, c.created_at, c.updated_at, c.last_used_at
+  FROM (SELECT 1 AS one) AS call LEFT JOIN credentials c ON c.name = $2`;
+
+/** takeDeploySlot's statement (`$1` jti, `$2` expires at, `$3` limit): RETURNING no row once the limit is reached. */
+export const TAKE_DEPLOY_SLOT_SQL = `INSERT INTO gateway_token_deploys (token_jti, created, expires_at) VALUES ($1, 1, $2)
+  ON CONFLICT (token_jti) DO UPDATE SET created = gateway_token_deploys.created + 1 WHERE gateway_token_deploys.created < $3
+  RETURNING created`;
 
 export function credentialFromRow(row: Row): StoredCredential {
   return {

@@ -1,7 +1,8 @@
 /** The gateway's tables in PostgreSQL (migration and statements), shared by every replica; see gateway-types.ts. */
 import type pg from 'pg';
 import {
-  GATEWAY_AUDIT_COLUMNS, credentialFromRow, deployFromRow, gatewayAuditFromRow, gatewayAuditParams, type GatewayStorage,
+  GATEWAY_AUDIT_COLUMNS, READ_CALL_SQL, TAKE_DEPLOY_SLOT_SQL, credentialFromRow, deployFromRow, gatewayAuditFromRow, gatewayAuditParams, readCallFromRow,
+  type GatewayStorage,
 } from './gateway-types.js';
 
 export const PG_GATEWAY_MIGRATION = `
@@ -24,6 +25,11 @@ export const PG_GATEWAY_MIGRATION = `
   CREATE TRIGGER gateway_audit_no_change BEFORE UPDATE OR DELETE ON gateway_audit FOR EACH ROW EXECUTE FUNCTION audit_append_only();
   CREATE TRIGGER gateway_audit_no_truncate BEFORE TRUNCATE ON gateway_audit FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();`;
 
+/** Migration 3: how many deploys each gateway token has created (the preview tokens' cap). */
+export const PG_GATEWAY_TOKEN_DEPLOYS_MIGRATION = `
+  CREATE TABLE gateway_token_deploys (token_jti TEXT PRIMARY KEY, created INTEGER NOT NULL, expires_at BIGINT NOT NULL);
+  CREATE INDEX gateway_token_deploys_expiry ON gateway_token_deploys (expires_at);`;
+
 type Query = (sql: string, params?: unknown[], name?: string) => Promise<pg.QueryResult<Record<string, string | number | null>>>;
 
 const INSERT_AUDIT = `INSERT INTO gateway_audit (${GATEWAY_AUDIT_COLUMNS.join(', ')}) VALUES (${GATEWAY_AUDIT_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})`;
@@ -43,6 +49,10 @@ export function pgGatewayStorage(query: Query): GatewayStorage {
     async getCredential(name) {
       const result = await query('SELECT * FROM credentials WHERE name = $1', [name], 'deploy_sts_get_credential');
       return result.rows[0] ? credentialFromRow(result.rows[0]) : undefined;
+    },
+    async readCall(jti, credential) {
+      const result = await query(READ_CALL_SQL, [jti, credential ?? null], 'deploy_sts_gateway_read_call');
+      return readCallFromRow(result.rows[0]!);
     },
     async listCredentials() {
       const result = await query('SELECT name, encryption, created_at, updated_at, last_used_at FROM credentials ORDER BY name');
@@ -65,11 +75,17 @@ export function pgGatewayStorage(query: Query): GatewayStorage {
         [d.platform, d.deployId, d.site, d.upstreamSiteId, d.context, d.tokenJti, d.createdAt],
       );
     },
+    async takeDeploySlot(jti, limit, expiresAt) {
+      // One statement: the row lock of ON CONFLICT serialises concurrent creations with one token, on any replica.
+      const result = await query(TAKE_DEPLOY_SLOT_SQL, [jti, expiresAt, limit], 'deploy_sts_take_deploy_slot');
+      return result.rows[0] === undefined ? undefined : Number(result.rows[0].created);
+    },
     async findDeploy(platform, deployId) {
       const result = await query('SELECT * FROM gateway_deploys WHERE platform = $1 AND deploy_id = $2', [platform, deployId], 'deploy_sts_find_deploy');
       return result.rows[0] ? deployFromRow(result.rows[0]) : undefined;
     },
     async appendGatewayAudit(record) {
+      // Every row at once, whatever its timing: each replica's pool commits rows concurrently.
       await query(INSERT_AUDIT, gatewayAuditParams(record), 'deploy_sts_append_gateway_audit');
     },
     async listGatewayAudit({ site, since = 0, limit = 100 }) {

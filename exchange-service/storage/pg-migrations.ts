@@ -5,7 +5,7 @@
  */
 import type { Pool } from 'pg';
 import { LOCKS, advisoryXactLock, allowLongWait, inTransaction } from './pg-transaction.js';
-import { PG_GATEWAY_MIGRATION } from './pg-gateway.js';
+import { PG_GATEWAY_MIGRATION, PG_GATEWAY_TOKEN_DEPLOYS_MIGRATION } from './pg-gateway.js';
 
 export const MIGRATIONS: string[] = [
   // 1: initial schema
@@ -36,6 +36,8 @@ export const MIGRATIONS: string[] = [
    CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys ((retired_at IS NULL)) WHERE retired_at IS NULL;`,
   // 2: the deploy gateway's credentials, deploys and audit log (pg-gateway.ts)
   PG_GATEWAY_MIGRATION,
+  // 3: deploys created per gateway token (the preview tokens' cap)
+  PG_GATEWAY_TOKEN_DEPLOYS_MIGRATION,
 ];
 
 /** Bring the schema up to date; resolves the schema version. Safe to run from many processes at once. */

@@ -112,7 +112,8 @@ export function postgresStorage(pool: pg.Pool): Storage {
     async prune(now) {
       const a = await query('DELETE FROM replay WHERE expires_at < $1', [now]);
       const b = await query('DELETE FROM revoked WHERE expires_at < $1', [now]);
-      return (a.rowCount ?? 0) + (b.rowCount ?? 0);
+      const c = await query('DELETE FROM gateway_token_deploys WHERE expires_at < $1', [now]);
+      return (a.rowCount ?? 0) + (b.rowCount ?? 0) + (c.rowCount ?? 0);
     },
     async ping() {
       await query('SELECT 1');

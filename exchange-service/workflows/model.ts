@@ -90,11 +90,11 @@ function entries(source: Source, node: unknown): Entry[] {
   if (!isMap(map)) return [];
   const memo = source.memo.get(map) as Entry[] | undefined;
   if (memo) return memo;
-  const list = (map as YAMLMap).items.flatMap((pair: Pair) => {
+  const list: Entry[] = [];
+  for (const pair of (map as YAMLMap).items as Pair[]) {
     const key = resolveNode(source, pair.key);
-    if (!isScalar(key)) return [];
-    return [{ key: String(key.value), keyNode: pair.key as Node, value: pair.value }];
-  });
+    if (isScalar(key)) list.push({ key: String(key.value), keyNode: pair.key as Node, value: pair.value });
+  }
   source.memo.set(map, list);
   return list;
 }

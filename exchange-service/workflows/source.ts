@@ -12,7 +12,7 @@ export interface Source {
   text: string;
   doc: Document;
   lines: LineCounter;
-  /** Per-mapping memo of its entries (the model looks keys up many times). */
+  /** Per-mapping memo of its entries, per-alias memo of its target (the model looks keys up many times). */
   memo: WeakMap<object, unknown>;
 }
 
@@ -43,10 +43,17 @@ export function nodePosition(source: Source, node: unknown): Position {
   return range ? offsetPosition(source, range[0]) : { line: 1, column: 1 };
 }
 
-/** The node an alias stands for (other nodes as they are). */
+/**
+ * The node an alias stands for (other nodes as they are). Remembered per alias: the yaml package finds an anchor by
+ * walking the whole document, and the model reaches the same alias many times.
+ */
 export function resolveNode(source: Source, node: unknown): unknown {
-  let current = node;
+  if (!isAlias(node)) return node;
+  const known = source.memo.get(node);
+  if (known !== undefined) return known;
+  let current: unknown = node;
   for (let i = 0; i < 100 && isAlias(current); i++) current = current.resolve(source.doc);
+  if (current !== undefined) source.memo.set(node, current);
   return current;
 }
 

@@ -49,6 +49,7 @@ describe.skipIf(SKIP_POSTGRES)('the deploy gateway on replicas sharing PostgreSQ
             DEPLOY_STS_DATABASE_URL: databaseUrl,
             DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE: kek,
             DEPLOY_STS_NETLIFY_API_URL: standin.apiUrl,
+            DEPLOY_STS_GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN: '1',
           },
         }),
       );
@@ -108,6 +109,31 @@ describe.skipIf(SKIP_POSTGRES)('the deploy gateway on replicas sharing PostgreSQ
     const credentials = await replicas[1]!.service.storage.gateway.listCredentials();
     expect(credentials).toMatchObject([{ name: 'netlify-acme', encryption: 'aes-256-gcm' }]);
     expect(credentials[0]!.lastUsedAt).not.toBeNull();
+  });
+
+  it("shares a preview token's deploy count (DEPLOY_STS_GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN=1): the other replica refuses its next creation", async () => {
+    const creations = () => standin.requests.filter((r) => r.method === 'POST' && r.path === `/api/v1/sites/${site.id}/deploys`).length;
+    const preview = async () => {
+      const exchanged = await exchangeToken(address(0), await issuer.token({ event_name: 'pull_request_target', environment: undefined }));
+      expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
+      return { authorization: `Bearer ${String(exchanged.body.access_token)}`, 'content-type': 'application/json' };
+    };
+    const create = (i: number, headers: Record<string, string>) =>
+      fetch(`${api(i)}/sites/${site.id}/deploys`, { method: 'POST', headers, body: JSON.stringify({ draft: true }) });
+
+    const one = await preview();
+    expect((await create(0, one)).status).toBe(200);
+    const before = creations();
+    const refused = await create(1, one);
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as { message: string }).message).toMatch(/has created 1 deploy, the most one preview token may/);
+    expect(creations()).toBe(before);
+
+    // Concurrent creations with one token, spread over both replicas: one reaches Netlify.
+    const two = await preview();
+    const statuses = (await Promise.all(Array.from({ length: 6 }, (_, i) => create(i % 2, two)))).map((r) => r.status);
+    expect(statuses.sort()).toEqual([200, 403, 403, 403, 403, 403]);
+    expect(creations()).toBe(before + 1);
   });
 
   it('refuses, on either replica, a deploy id it never saw created', async () => {

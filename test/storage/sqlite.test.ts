@@ -469,6 +469,51 @@ describe('the SQLite storage', () => {
     });
   });
 
+  describe("the gateway's audit rows and deploy counts", () => {
+    const row = (route: string) => ({
+      time: nowSeconds(), platform: 'netlify', site: 'docs', tokenJti: 'jti-1', context: 'preview' as const, method: 'PUT', route,
+      deployId: null, result: 'forwarded' as const, reason: 'ok', status: 200, upstreamStatus: 200, bytesIn: 1, bytesOut: 1,
+      clientIp: '127.0.0.1', detail: '',
+    });
+
+    it('commits a row written after its answer with the next commit, within GATEWAY_AUDIT_WITHIN_MS, and resolves it once synced', async () => {
+      const dir = dataDir();
+      const storage = openStorage(dir, 'FULL');
+      const other = connect(dir);
+      const written = storage.gateway.appendGatewayAudit(row('deploy.upload-file'), 'after-answer');
+      await new Promise((resolve) => setImmediate(resolve));
+      // Not committed at the end of the turn, as other writes are…
+      expect(count(other, 'SELECT count(*) AS n FROM gateway_audit')).toBe(0);
+      // …but with the next write that is, and synced with it.
+      await storage.gateway.appendGatewayAudit(row('deploy.create'));
+      expect(count(other, 'SELECT count(*) AS n FROM gateway_audit')).toBe(2);
+      await written;
+      // Alone, within GATEWAY_AUDIT_WITHIN_MS (+ its patient sync) on its own.
+      await storage.gateway.appendGatewayAudit(row('deploy.get-by-id'), 'after-answer');
+      expect(count(other, "SELECT count(*) AS n FROM gateway_audit WHERE route = 'deploy.get-by-id'")).toBe(1);
+    });
+
+    it('close() commits and syncs a row still waiting for company', async () => {
+      const dir = dataDir();
+      const storage = openSqlite(dir, { synchronous: 'FULL' });
+      const written = storage.gateway.appendGatewayAudit(row('deploy.upload-file'), 'after-answer');
+      await storage.close();
+      await written;
+      const reopened = openStorage(dir, 'FULL');
+      expect((await reopened.gateway.listGatewayAudit({})).map((r) => r.route)).toEqual(['deploy.upload-file']);
+    });
+
+    it("counts a token's deploys up to the limit, atomically, and prunes the count once the token expired", async () => {
+      const storage = openStorage(dataDir(), 'FULL');
+      const exp = nowSeconds() + 300;
+      const taken = await Promise.all(Array.from({ length: 5 }, () => storage.gateway.takeDeploySlot('jti-a', 3, exp)));
+      expect(taken.sort()).toEqual([1, 2, 3, undefined, undefined]);
+      expect(await storage.gateway.takeDeploySlot('jti-b', 3, exp)).toBe(1);
+      await storage.prune(exp + 1);
+      expect(await storage.gateway.takeDeploySlot('jti-a', 3, exp)).toBe(1);
+    });
+  });
+
   describe('migrations', () => {
     function schemaVersions(dir: string): number[] {
       const db = new DatabaseSync(join(dir, DATABASE_FILE));

@@ -60,13 +60,15 @@ describe('deploy-sts workflows check', () => {
     expect(json.files).toBe(readWorkflowFiles(CORPUS).length);
     for (const f of json.findings) expect(Object.keys(f)).toEqual(['file', 'line', 'column', 'rule', 'severity', 'message']);
     expect(json.findings[0]).toMatchObject({ file: 'test/workflows/corpus/anchors.yml', line: 18, column: 11, rule: 'DSTS103', severity: 'error' });
+    // Indented by two spaces, exactly as JSON.stringify indents (the report is written field by field).
+    expect(r.stdout).toBe(`${JSON.stringify(json, null, 2)}\n`);
   });
 
   it('recognises the deploy-sts Action used as uses: ./ by the name in the repository\'s action.yml', async () => {
     const mine = await cli(['check', '--json'], repo('local-mine', ['local-action.yml'], 'deploy-sts'));
     expect((JSON.parse(mine.stdout) as { findings: { rule: string }[] }).findings.map((f) => f.rule)).toEqual(['DSTS103']);
     const other = await cli(['check', '--json'], repo('local-other', ['local-action.yml'], 'another-action'));
-    expect(JSON.parse(other.stdout)).toEqual({ findings: [], files: 1 });
+    expect(other.stdout).toBe(`${JSON.stringify({ findings: [], files: 1 }, null, 2)}\n`);
   });
 
   it('writes SARIF 2.1.0 with --sarif, next to the usual report', async () => {
