@@ -30,8 +30,20 @@
  * the threshold, which would stall the event loop for as long as the disk takes (tens of ms on a busy disk). Once
  * the service is writing, checkpoints move to a thread of their own with its own connection (PASSIVE: it never
  * blocks a writer); if that thread fails, SQLite's automatic checkpoints come back.
+ *
+ * Bounding the WAL. SQLite rewinds the WAL to its start only when a write begins after a checkpoint has copied every
+ * frame, and a PASSIVE checkpoint running beside a writer that commits at every turn always ends behind: under
+ * sustained load the WAL would grow without end. So once a checkpoint reports a WAL of WAL_RESTART_BYTES or more,
+ * the writer holds its commits (asynchronously: the event loop runs on, queued writes and their callers just wait,
+ * in order) while a second, short checkpoint copies what the first left; when that one has copied every frame the
+ * next commit rewinds the WAL, and `journal_size_limit` truncates the file to WAL_RESTART_BYTES. A hold lasts at
+ * most HOLD_MAX_MS (a reader elsewhere may keep a checkpoint from finishing; then the next try waits
+ * RESTART_RETRY_MS). Nothing about durability changes: a held write is committed, synced and answered as any other;
+ * the checkpoint syncs the database before it reports every frame copied, so the rewound WAL's old frames are no
+ * longer needed, and the rewound WAL's new frames are synced by the writer before anyone waiting for them is
+ * answered, as before (SQLite's salts and checksums make recovery ignore stale frames past the new ones).
  */
-import { chmodSync, closeSync, fdatasync, fsyncSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, fdatasync, fstatSync, fsyncSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
@@ -49,6 +61,8 @@ export interface SqliteOptions {
    * own `PRAGMA synchronous` (a blocking fsync per commit under FULL): the benchmark's point of comparison.
    */
   groupCommit?: boolean;
+  /** The WAL size that makes the writer wait for a checkpoint to catch up (default WAL_RESTART_BYTES; tests). */
+  walRestartBytes?: number;
 }
 
 /** Most writes in one transaction; a full batch is committed at once instead of at the end of the loop turn. */
@@ -65,6 +79,15 @@ const CHECKPOINTER_AFTER_COMMITS = 200;
 export const PATIENT_SYNC_MS = 100;
 /** At most one checkpoint per this many ms. */
 const CHECKPOINT_INTERVAL_MS = 200;
+/**
+ * A WAL this large gets rewound (see the top of this file), and a rewound WAL file is truncated to this size
+ * (`journal_size_limit`). Under sustained load it peaks at about this plus one checkpoint interval's writes.
+ */
+export const WAL_RESTART_BYTES = 16 * 1024 * 1024;
+/** The longest the writer holds its commits for a checkpoint to catch up. */
+export const HOLD_MAX_MS = 300;
+/** After a hold whose checkpoint could not copy every frame, the next hold waits this long. */
+const RESTART_RETRY_MS = 1_000;
 
 type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
 
@@ -90,6 +113,8 @@ interface Writer {
   drain(): Promise<void>;
   /** Rejects every later call once a sync has failed. */
   check(): void;
+  /** Commit what was held (see `held` in groupWriter). */
+  resume(): void;
 }
 
 function settle(write: PendingWrite, outcome: Settled): void {
@@ -109,10 +134,14 @@ function directWriter(): Writer {
     },
     async drain() {},
     check() {},
+    resume() {},
   };
 }
 
-/** The checkpoint thread: its own connection, one PASSIVE checkpoint per request. Plain JS, run with `eval`. */
+/**
+ * The checkpoint thread: its own connection, one PASSIVE checkpoint per request, answering with SQLite's result row
+ * (`log`: frames in the WAL, `checkpointed`: frames copied to the database). Plain JS, run with `eval`.
+ */
 const CHECKPOINT_THREAD = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { DatabaseSync } = require('node:sqlite');
@@ -127,8 +156,8 @@ parentPort.on('message', (message) => {
     return;
   }
   try {
-    checkpoint.get();
-    parentPort.postMessage({ done: true, ok: true });
+    const row = checkpoint.get();
+    parentPort.postMessage({ done: true, ok: true, busy: row.busy, log: row.log, checkpointed: row.checkpointed });
   } catch (error) {
     parentPort.postMessage({ done: true, ok: false, error: String(error && error.message) });
   }
@@ -138,21 +167,85 @@ parentPort.postMessage({ ready: true });
 
 interface Checkpointer {
   afterCommit(): void;
+  /** True while commits wait for a checkpoint to catch up, so that the next commit rewinds the WAL. */
+  held(): boolean;
   /** Start the thread now (before a burst of large commits, such as pruning). */
   start(): void;
   close(): Promise<void>;
 }
 
-/** Moves WAL checkpoints off the event loop (see the top of this file). */
-function checkpointer(db: DatabaseSync, file: string): Checkpointer {
+interface CheckpointDone {
+  done: true;
+  ok: boolean;
+  busy?: number;
+  log?: number;
+  checkpointed?: number;
+}
+
+/** When the WAL is too large (bounding the WAL, at the top of this file). */
+interface WalBound {
+  /** In frames, as a checkpoint reports it. */
+  frames: number;
+  bytes: number;
+  /** The WAL file's size now. */
+  size(): number;
+}
+
+/**
+ * Moves WAL checkpoints off the event loop and bounds the WAL (see the top of this file). `release`: called when a
+ * hold ends.
+ */
+function checkpointer(db: DatabaseSync, file: string, wal: WalBound, release: () => void): Checkpointer {
   let worker: Worker | undefined;
   let ready = false;
   let inFlight = false;
   let failed = false;
   let commits = 0;
   let lastAt = 0;
+  let holding = false;
+  let holdTimer: NodeJS.Timeout | undefined;
+  let retryAt = 0;
+  /** The WAL passed its bound while a checkpoint was running: hold when it ends. */
+  let wantHold = false;
+
+  const endHold = () => {
+    if (!holding) return;
+    holding = false;
+    clearTimeout(holdTimer);
+    holdTimer = undefined;
+    release();
+  };
+  const checkpoint = () => {
+    inFlight = true;
+    lastAt = performance.now();
+    worker!.postMessage('checkpoint');
+  };
+  const checkpointDone = (message: CheckpointDone) => {
+    inFlight = false;
+    if (!message.ok) return fallBack();
+    const log = message.log ?? -1;
+    const complete = message.busy === 0 && log >= 0 && message.checkpointed === log;
+    if (holding) {
+      // No commit ran since this checkpoint began: if it copied every frame, the next commit rewinds the WAL.
+      if (!complete) retryAt = performance.now() + RESTART_RETRY_MS;
+      endHold();
+    } else if (ready && (wantHold || log >= wal.frames) && performance.now() >= retryAt) {
+      // Hold the next commits while a short checkpoint copies what this one left behind.
+      hold();
+    }
+  };
+  const hold = () => {
+    wantHold = false;
+    holding = true;
+    holdTimer = setTimeout(() => {
+      retryAt = performance.now() + RESTART_RETRY_MS;
+      endHold();
+    }, HOLD_MAX_MS);
+    checkpoint();
+  };
 
   const fallBack = () => {
+    endHold();
     if (failed) return;
     failed = true;
     ready = false;
@@ -174,8 +267,8 @@ function checkpointer(db: DatabaseSync, file: string): Checkpointer {
     }
     worker = thread;
     thread.unref();
-    thread.on('message', (message: { ready?: true; done?: true; ok?: boolean }) => {
-      if (message.ready) {
+    thread.on('message', (message: { ready: true } | CheckpointDone) => {
+      if ('ready' in message) {
         if (failed) return;
         try {
           db.exec('PRAGMA wal_autocheckpoint = 0');
@@ -183,9 +276,8 @@ function checkpointer(db: DatabaseSync, file: string): Checkpointer {
         } catch {
           fallBack();
         }
-      } else if (message.done) {
-        inFlight = false;
-        if (!message.ok) fallBack();
+      } else {
+        checkpointDone(message);
       }
     });
     thread.on('error', fallBack);
@@ -202,14 +294,20 @@ function checkpointer(db: DatabaseSync, file: string): Checkpointer {
         if (commits >= CHECKPOINTER_AFTER_COMMITS) start();
         return;
       }
-      const now = performance.now();
-      if (!ready || inFlight || now - lastAt < CHECKPOINT_INTERVAL_MS) return;
-      inFlight = true;
-      lastAt = now;
-      worker.postMessage('checkpoint');
+      if (!ready || holding) return;
+      // After a rewind the file is truncated to exactly wal.bytes: it grows past that only when the WAL does.
+      if (performance.now() >= retryAt && wal.size() > wal.bytes) {
+        if (inFlight) wantHold = true;
+        else hold();
+        return;
+      }
+      if (inFlight || performance.now() - lastAt < CHECKPOINT_INTERVAL_MS) return;
+      checkpoint();
     },
+    held: () => holding,
     start,
     async close() {
+      endHold();
       const thread = worker;
       if (!thread) return;
       ready = false;
@@ -226,8 +324,11 @@ function checkpointer(db: DatabaseSync, file: string): Checkpointer {
   };
 }
 
-/** The group-commit writer described at the top of this file. `walFd`: the WAL file, when FULL. */
-function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () => void): Writer {
+/**
+ * The group-commit writer described at the top of this file. `walFd`: the WAL file, when FULL. `held`: while true,
+ * commits wait (queued, in order) until `resume` (bounding the WAL, at the top of this file).
+ */
+function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () => void, held: () => boolean): Writer {
   let queue: PendingWrite[] = [];
   let scheduled: NodeJS.Immediate | undefined;
   /** The commit of writes that may wait (`withinMs`), when no commit is scheduled sooner. */
@@ -284,6 +385,16 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () =
     });
   };
 
+  /** Flush at the end of this turn of the event loop. */
+  const schedule = () => {
+    scheduled ??= setImmediate(() => {
+      scheduled = undefined;
+      flush();
+      wakeIdle();
+    });
+  };
+
+  /** Commit up to MAX_BATCH queued writes, unless commits are held (then `resume` schedules them). */
   const flush = () => {
     if (scheduled !== undefined) {
       clearImmediate(scheduled);
@@ -293,9 +404,11 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () =
       clearTimeout(deferred);
       deferred = undefined;
     }
-    const batch = queue;
-    queue = [];
-    if (batch.length === 0) return;
+    if (queue.length === 0 || (held() && !draining)) return;
+    // More than MAX_BATCH are queued only after a hold: the rest go in the next turn's batches.
+    const batch = queue.length > MAX_BATCH ? queue.splice(0, MAX_BATCH) : queue;
+    if (batch === queue) queue = [];
+    else schedule();
     if (failure) {
       for (const write of batch) write.reject(failure);
       return;
@@ -351,13 +464,8 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () =
         if (failure) return reject(failure);
         queue.push({ run, durable, patient: withinMs > 0, resolve: resolve as (value: unknown) => void, reject });
         if (queue.length >= MAX_BATCH) flush();
-        else if (withinMs <= 0) {
-          scheduled ??= setImmediate(() => {
-            scheduled = undefined;
-            flush();
-            wakeIdle();
-          });
-        } else if (scheduled === undefined) {
+        else if (withinMs <= 0) schedule();
+        else if (scheduled === undefined) {
           const due = performance.now() + withinMs;
           if (deferred !== undefined && deferredDue <= due) return;
           clearTimeout(deferred);
@@ -371,9 +479,9 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () =
       });
     },
     drain() {
-      // Closing: nothing waits for company any more.
+      // Closing: nothing waits for company any more, nor for a checkpoint.
       draining = true;
-      flush();
+      while (queue.length > 0) flush();
       requestSync();
       return new Promise<void>((resolve) => {
         idle.push(resolve);
@@ -382,6 +490,9 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () =
     },
     check() {
       if (failure) throw failure;
+    },
+    resume() {
+      if (queue.length > 0) schedule();
     },
   };
 }
@@ -457,6 +568,9 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
   db.exec(`PRAGMA synchronous = ${grouped ? 'NORMAL' : synchronous}`);
   db.exec('PRAGMA busy_timeout = 5000');
   db.exec('PRAGMA foreign_keys = ON');
+  const walRestartBytes = options.walRestartBytes ?? WAL_RESTART_BYTES;
+  // A rewound WAL file is truncated to this size: disk use falls back after a burst.
+  db.exec(`PRAGMA journal_size_limit = ${Math.floor(walRestartBytes)}`);
   let walFd: number | undefined;
   try {
     migrate(db);
@@ -477,8 +591,17 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     db.close();
     throw error;
   }
-  const checkpoints = grouped ? checkpointer(db, file) : undefined;
-  const writer = grouped ? groupWriter(db, walFd, () => checkpoints!.afterCommit()) : directWriter();
+  // A WAL frame is a page and its 24-byte header.
+  const pageSize = Number((db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size);
+  const walBound: WalBound = {
+    frames: Math.max(1, Math.ceil(walRestartBytes / (pageSize + 24))),
+    bytes: walRestartBytes,
+    size: () => (walFd !== undefined ? fstatSync(walFd).size : (statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0)),
+  };
+  const checkpoints = grouped ? checkpointer(db, file, walBound, () => writer.resume()) : undefined;
+  const writer: Writer = grouped
+    ? groupWriter(db, walFd, () => checkpoints!.afterCommit(), () => checkpoints!.held())
+    : directWriter();
 
   const statements = new Map<string, StatementSync>();
   const stmt = (sql: string): StatementSync => {

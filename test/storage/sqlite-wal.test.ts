@@ -1,0 +1,107 @@
+/**
+ * The SQLite storage's WAL under sustained writes, on real files in temp dirs: the exchange writes of many
+ * concurrent requests, committed at every turn, keep the WAL file bounded (the writer holds its commits while the
+ * checkpoint thread catches up, the next commit rewinds the WAL, `journal_size_limit` truncates the file), and holding
+ * commits loses, reorders and hastens no answer.
+ */
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openSqlite, type Synchronous } from '../../exchange-service/storage/sqlite.js';
+import type { Storage } from '../../exchange-service/storage/types.js';
+import { grantRecord } from '../postgres/support/records.js';
+
+const ISSUER = 'https://token.actions.githubusercontent.com';
+const DATABASE_FILE = 'deploy-sts.sqlite';
+const MiB = 1024 * 1024;
+/** Small, so that a few seconds of writes cross it many times (the default is 16 MiB). */
+const RESTART_BYTES = 2 * MiB;
+/** The stated bound: the threshold plus a few checkpoint intervals of writes at full speed on a loaded machine. */
+const WAL_BOUND = 16 * MiB;
+/** Enough writes for an unbounded WAL to pass WAL_BOUND several times over (about 2 KB of WAL per exchange). */
+const EXCHANGES = 20_000;
+const IN_FLIGHT = 50;
+
+const dirs: string[] = [];
+const storages: Storage[] = [];
+const connections: DatabaseSync[] = [];
+
+afterEach(async () => {
+  for (const db of connections.splice(0)) if (db.isOpen) db.close();
+  await Promise.all(storages.splice(0).map((s) => s.close().catch(() => undefined)));
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function dataDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'deploy-sts-sqlite-wal-'));
+  dirs.push(dir);
+  return dir;
+}
+
+function walSize(dir: string): number {
+  try {
+    return statSync(join(dir, `${DATABASE_FILE}-wal`)).size;
+  } catch {
+    return 0;
+  }
+}
+
+function count(db: DatabaseSync, sql: string, ...params: string[]): number {
+  return Number((db.prepare(sql).get(...params) as { n: number }).n);
+}
+
+describe('the SQLite storage under sustained writes', () => {
+  describe.each<Synchronous>(['FULL', 'NORMAL'])('with synchronous=%s', (synchronous) => {
+    it(`keeps the WAL under ${WAL_BOUND / MiB} MiB through ${EXCHANGES.toLocaleString('en')} exchanges, ${IN_FLIGHT} in flight, and loses none`, async () => {
+      const dir = dataDir();
+      const storage = openSqlite(dir, { synchronous, walRestartBytes: RESTART_BYTES });
+      storages.push(storage);
+      // Another connection, as an operator's shell: an answer means the exchange's rows are committed.
+      const other = new DatabaseSync(join(dir, DATABASE_FILE));
+      connections.push(other);
+      const visible = other.prepare('SELECT count(*) AS n FROM replay WHERE jti = ?');
+
+      let peak = 0;
+      let shrank = 0;
+      let last = 0;
+      let answeredBeforeCommit = 0;
+      let next = 0;
+      const answers: string[] = [];
+      await Promise.all(
+        Array.from({ length: IN_FLIGHT }, async () => {
+          while (next < EXCHANGES) {
+            const jti = `jti-${next++}`;
+            const use = await storage.recordExchange({ issuer: ISSUER, jti, expiresAt: 2_000_000_000 }, (u) =>
+              grantRecord({ detail: `${jti} ${u}` }),
+            );
+            answers.push(use);
+            if (answers.length % 97 === 0 && Number((visible.get(jti) as { n: number }).n) !== 1) answeredBeforeCommit++;
+            const size = walSize(dir);
+            if (size < last) shrank++;
+            last = size;
+            peak = Math.max(peak, size);
+          }
+        }),
+      );
+
+      expect(answers).toHaveLength(EXCHANGES);
+      expect(answers.every((use) => use === 'first')).toBe(true);
+      expect(answeredBeforeCommit, 'answers whose rows another connection could not see yet').toBe(0);
+      expect(peak, 'the WAL file at its largest').toBeLessThan(WAL_BOUND);
+      // The WAL was rewound and its file truncated (journal_size_limit) at least once.
+      expect(shrank, 'times the WAL file was truncated').toBeGreaterThan(0);
+
+      // Writes queued while a hold may be in force are committed by close; every row is there after it.
+      const late = Array.from({ length: 2_000 }, (_, i) =>
+        storage.recordExchange({ issuer: ISSUER, jti: `late-${i}`, expiresAt: 2_000_000_000 }, () => grantRecord()),
+      );
+      await storage.close();
+      expect(await Promise.all(late)).toEqual(late.map(() => 'first'));
+      expect(count(other, 'SELECT count(*) AS n FROM replay')).toBe(EXCHANGES + 2_000);
+      expect(count(other, 'SELECT count(*) AS n FROM audit')).toBe(EXCHANGES + 2_000);
+      expect(walSize(dir)).toBeLessThan(WAL_BOUND);
+    }, 30_000);
+  });
+});
