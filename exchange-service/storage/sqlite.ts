@@ -33,12 +33,13 @@
  *
  * Bounding the WAL. SQLite rewinds the WAL to its start only when a write begins after a checkpoint has copied every
  * frame, and a PASSIVE checkpoint running beside a writer that commits at every turn always ends behind: under
- * sustained load the WAL would grow without end. So once a checkpoint reports a WAL of WAL_RESTART_BYTES or more,
- * the writer holds its commits (asynchronously: the event loop runs on, queued writes and their callers just wait,
- * in order) while a second, short checkpoint copies what the first left; when that one has copied every frame the
- * next commit rewinds the WAL, and `journal_size_limit` truncates the file to WAL_RESTART_BYTES. A hold lasts at
- * most HOLD_MAX_MS (a reader elsewhere may keep a checkpoint from finishing; then the next try waits
- * RESTART_RETRY_MS). Nothing about durability changes: a held write is committed, synced and answered as any other;
+ * sustained load the WAL would grow without end. So once the WAL file grows past WAL_RESTART_BYTES (an fstat after
+ * each commit) or a checkpoint reports that many frames, the writer holds its commits (asynchronously: the event loop
+ * runs on, queued writes and their callers just wait, in order) from the end of the checkpoint in flight while a
+ * second, short checkpoint copies what the first left behind. That one runs with no writer, so it copies every frame
+ * and the next commit rewinds the WAL; `journal_size_limit` truncates the file back to WAL_RESTART_BYTES. A hold
+ * lasts one short checkpoint (5–20 ms measured), at most HOLD_MAX_MS: a reader elsewhere may keep a checkpoint from
+ * finishing, and then the next try waits RESTART_RETRY_MS. Writes that may wait (`withinMs`) may wait that much more. Nothing about durability changes: a held write is committed, synced and answered as any other;
  * the checkpoint syncs the database before it reports every frame copied, so the rewound WAL's old frames are no
  * longer needed, and the rewound WAL's new frames are synced by the writer before anyone waiting for them is
  * answered, as before (SQLite's salts and checksums make recovery ignore stale frames past the new ones).
@@ -229,9 +230,11 @@ function checkpointer(db: DatabaseSync, file: string, wal: WalBound, release: ()
       // No commit ran since this checkpoint began: if it copied every frame, the next commit rewinds the WAL.
       if (!complete) retryAt = performance.now() + RESTART_RETRY_MS;
       endHold();
-    } else if (ready && (wantHold || log >= wal.frames) && performance.now() >= retryAt) {
+    } else {
+      const due = wantHold || log >= wal.frames;
+      wantHold = false;
       // Hold the next commits while a short checkpoint copies what this one left behind.
-      hold();
+      if (due && ready && performance.now() >= retryAt) hold();
     }
   };
   const hold = () => {
