@@ -450,8 +450,10 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       let raw: Buffer;
       try {
         raw = await readBounded(response, deps.config.maxJsonBytes);
-      } catch {
-        throw new Stop(502, 'upstream_bad_answer', `${platform.name} answered ${plan.route} with more than ${deps.config.maxJsonBytes} bytes`);
+      } catch (error) {
+        if (deadline.expired) throw new Stop(504, 'timeout', `deploy-sts stopped ${plan.route} after ${deps.config.timeoutMs / 1000} s (DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS): ${platform.name}'s answer was still arriving`);
+        if (error instanceof TooLarge) throw new Stop(502, 'upstream_bad_answer', `${platform.name} answered ${plan.route} with more than ${deps.config.maxJsonBytes} bytes`);
+        throw new Stop(502, 'answer_cut_off', `${platform.name}'s answer to ${plan.route} was cut off; retry in a moment`);
       }
       let parsed: unknown;
       try {

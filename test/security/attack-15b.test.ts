@@ -348,6 +348,23 @@ describe('the time limit (DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS=1)', () => {
     expect(world.standin.requests.slice(before)).toEqual([]);
   });
 
+  it("answers 504 (not a bad answer) when Netlify's JSON answer is still arriving at the deadline", async () => {
+    // Found in this round: a site or deploy answer cut by the deadline was reported as "more than
+    // DEPLOY_STS_GATEWAY_MAX_JSON_BYTES bytes" (502 upstream_bad_answer), in the answer and the audit.
+    const token = await world.token('preview');
+    world.standin.intercept((req, res) => {
+      if (req.method !== 'GET' || req.url !== `/api/v1/sites/${world.docs.id}`) return false;
+      res.writeHead(200, { 'content-type': 'application/json' }).write('{"id":"');
+      return true; // never ends
+    });
+    const res = await request(world.svc.url, 'GET', `${API}/sites/${world.docs.id}`, { authorization: `Bearer ${token}` });
+    world.standin.intercept(undefined);
+    expect(res.status, res.text).toBe(504);
+    expect(res.json().message).toContain('DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS');
+    const rows = await auditRows(world, (r) => r.route === 'site.get' && r.status === 504);
+    expect(rows[0]).toMatchObject({ result: 'forwarded', reason: 'timeout' });
+  });
+
   it('audits an upload Netlify received whole but answered too late as forwarded, not refused', async () => {
     // Found in this round: a call whose request reached Netlify but whose answer missed the deadline was audited as
     // `refused` (neither forwarded nor answered): the audit log hid a file (or a deploy) Netlify may have taken.
