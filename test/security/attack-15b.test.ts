@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentialStore } from '../../exchange-service/credentials/store.js';
 import { readKeyEncryptionKey } from '../../exchange-service/keys/key-encryption.js';
+import { gatewayOutcome } from '../../exchange-service/gateway/audit-view.js';
 import type { StoredGatewayAudit } from '../../exchange-service/storage/gateway-types.js';
 import { SKIP_POSTGRES, startPostgres, type TestPostgres } from '../../testing/postgres.js';
 import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
@@ -378,6 +379,7 @@ describe('the time limit (DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS=1)', () => {
     expect(world.standin.requests.filter((r) => r.path === `/api/v1/deploys/${id}/files/late.bin`)).toHaveLength(1);
     const rows = await auditRows(world, (r) => r.deployId === id && r.route === 'deploy.upload-file');
     expect(rows[0]).toMatchObject({ result: 'forwarded', reason: 'timeout', status: 504, upstreamStatus: null, bytesIn: body.length });
+    expect(gatewayOutcome(rows[0]!)).toMatch(/^→ netlify -, then 504 timeout /);
   });
 });
 
