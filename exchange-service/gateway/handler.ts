@@ -493,6 +493,12 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     }
 
     res.writeHead(status, outHeaders);
+    // The deadline covers the answer too: a client that stops reading it is cut off (otherwise, once Netlify's answer
+    // is all in, the call — and its audit row — would wait for that client for as long as it holds the connection).
+    deadline.onExpire = () => {
+      upstream.destroy(new Error('deadline'));
+      res.destroy();
+    };
     await new Promise<void>((resolve, reject) => {
       response.on('data', (chunk: Buffer) => {
         call.bytesOut += chunk.length;

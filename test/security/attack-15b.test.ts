@@ -366,6 +366,32 @@ describe('the time limit (DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS=1)', () => {
     expect(rows[0]).toMatchObject({ result: 'forwarded', reason: 'timeout' });
   });
 
+  it('writes the audit row of an upload whose client stops reading its answer, at the deadline', async () => {
+    // Held here, but narrowly: the deadline stopped only the upstream side, so an answer all received from Netlify
+    // yet stuck in the gateway's buffers for a client that stopped reading would have kept the call (and its audit
+    // row) waiting as long as the client held on. The deadline now cuts the client's answer too; this test cannot
+    // force that window (kernel buffer sizes), it checks the row is written at the deadline.
+    const token = await world.token('preview');
+    const body = randomBytes(1024);
+    const id = await createDraft(world, token, { 'unread.bin': sha1(body) });
+    world.standin.intercept((req, res) => {
+      if (req.method !== 'PUT' || req.url !== `/api/v1/deploys/${id}/files/unread.bin`) return false;
+      req.resume();
+      req.once('end', () => res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(Buffer.alloc(16 * 1024 * 1024)));
+      return true;
+    });
+    const upload = openRequest(world.svc.url, 'PUT', `${API}/deploys/${id}/files/unread.bin`, { ...auth(token, 'application/octet-stream'), 'content-length': body.length }, body);
+    upload.req.end();
+    upload.req.on('response', (res) => res.pause()); // never reads
+    try {
+      const rows = await auditRows(world, (r) => r.deployId === id && r.route === 'deploy.upload-file');
+      expect(rows[0], 'no audit row 2.5 s into a 1 s time limit').toMatchObject({ result: 'forwarded', upstreamStatus: 200, reason: 'timeout' });
+    } finally {
+      upload.req.destroy();
+      world.standin.intercept(undefined);
+    }
+  });
+
   it('audits an upload Netlify received whole but answered too late as forwarded, not refused', async () => {
     // Found in this round: a call whose request reached Netlify but whose answer missed the deadline was audited as
     // `refused` (neither forwarded nor answered): the audit log hid a file (or a deploy) Netlify may have taken.
