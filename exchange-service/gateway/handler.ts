@@ -166,7 +166,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
         }
       }
     })();
-    deps.log(status >= 500 ? 'error' : call.result === 'refused' ? 'warn' : 'info', 'gateway', {
+    deps.log(status >= 500 ? 'error' : call.result === 'refused' || call.reason !== 'ok' ? 'warn' : 'info', 'gateway', {
       event: 'gateway', platform: call.platform, site: call.site, token_jti: call.tokenJti, context: call.context,
       method: record.method, route: call.route, deploy_id: call.deployId, result: call.result, reason: call.reason,
       status, upstream_status: call.upstreamStatus, bytes_in: call.bytesIn, bytes_out: call.bytesOut,
