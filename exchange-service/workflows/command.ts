@@ -57,7 +57,8 @@ function readWorkflowDir(dir: string): { files: WorkflowFile[]; findings: Findin
   try {
     const info = statSync(dir);
     if (!info.isDirectory()) throw new WorkflowsUsageError(`${dir} is not a directory: pass the workflows directory (default ${DEFAULT_WORKFLOWS_DIR})`);
-    names = readdirSync(dir).filter((n) => !n.startsWith('.') && WORKFLOW_FILE.test(n)).sort();
+    // Dot files included: GitHub runs `.github/workflows/.deploy.yml` like any other workflow file.
+    names = readdirSync(dir).filter((n) => WORKFLOW_FILE.test(n)).sort();
   } catch (error) {
     if (error instanceof WorkflowsUsageError) throw error;
     const code = (error as NodeJS.ErrnoException).code;

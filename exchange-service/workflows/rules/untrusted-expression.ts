@@ -3,7 +3,7 @@
  * `run:` or `actions/github-script`'s `script:`. GitHub substitutes expressions into the script before the shell
  * or Node.js sees it, so the text becomes code: script injection.
  */
-import { carriesUntrusted, expressionsIn, untrustedInput } from '../expressions.js';
+import { expressionsIn, untrustedInput } from '../expressions.js';
 import type { Text } from '../model.js';
 import { viaAlias } from '../model.js';
 import type { Hit } from '../types.js';
@@ -28,12 +28,12 @@ export const untrustedExpression: WorkflowRule = {
       // A step's own env: can carry untrusted text too (and shadows the job's names).
       const taintedEnv = new Set(ctx.taintedEnv);
       for (const [name, value] of step.env) {
-        if (carriesUntrusted(value.value)) taintedEnv.add(name);
+        if (expressionsIn(value.value).some((e) => untrustedInput(e.body, { env: new Set(), matrix: new Set(), inputs: ctx.taintedInputs }) !== undefined)) taintedEnv.add(name);
         else taintedEnv.delete(name);
       }
       for (const { text, where } of scripts) {
         for (const expr of expressionsIn(text.value)) {
-          const input = untrustedInput(expr.body, { env: taintedEnv, matrix: ctx.taintedMatrix });
+          const input = untrustedInput(expr.body, { env: taintedEnv, matrix: ctx.taintedMatrix, inputs: ctx.taintedInputs });
           if (!input) continue;
           hits.push({
             file: ctx.workflow.file,
