@@ -34,6 +34,11 @@ export interface ParsedWorkflows {
 }
 
 export interface CheckOptions {
+  /**
+   * `owner/name` of the repository (from `--repository`): a call to `owner/name/.github/workflows/x.yml@ref` is this
+   * repository's own reusable workflow, checked as `./.github/workflows/x.yml` when x.yml is among the files.
+   */
+  repository?: string;
   /** `name:` of the action.yml of each local action path (`./`, `./actions/deploy`), as read by the caller. */
   localActionNames?: ReadonlyMap<string, string | undefined>;
 }
@@ -85,6 +90,13 @@ export function normaliseLocal(uses: string): string {
 /** The file name a job's `uses: ./.github/workflows/x.yml` calls, if it is a local reusable workflow. */
 export function calledWorkflowName(job: Job): string | undefined {
   return job.uses ? LOCAL_WORKFLOW.exec(job.uses.value.trim())?.[1] : undefined;
+}
+
+/** The file name a job's `uses: owner/name/.github/workflows/x.yml@ref` calls when owner/name is `repository`. */
+export function ownWorkflowName(job: Job, repository: string | undefined): string | undefined {
+  if (!job.uses || !repository) return undefined;
+  const m = /^([^/]+\/[^/]+)\/\.github\/workflows\/([^/@]+\.ya?ml)@\S+$/.exec(job.uses.value.trim());
+  return m && m[1]!.toLowerCase() === repository.toLowerCase() ? m[2] : undefined;
 }
 
 interface Caller {
@@ -171,6 +183,17 @@ function contextsOf(workflow: Workflow, workflows: ReadonlyMap<string, Workflow>
     const called = calledWorkflowName(job);
     if (job.uses && job.uses.value.trim().startsWith('./') && !called) {
       missing.push(findingOf(workflowSyntax, { file: workflow.file, at: job.uses.pos, what: `job "${job.id}" calls ${job.uses.value}: a local reusable workflow must be ./.github/workflows/<file>.yml` }));
+    }
+    const self = called ? undefined : ownWorkflowName(job, options.repository);
+    // This repository's workflow called by its full name: checked when it is here (the ref called may differ).
+    if (self && workflows.has(self)) {
+      const depth = (caller?.depth ?? 0) + 1;
+      if (depth <= MAX_CALL_DEPTH) {
+        const inner = contextsOf(workflows.get(self)!, workflows, options, { ctx, idToken, depth });
+        contexts.push(...inner.contexts);
+        missing.push(...inner.missing);
+      }
+      continue;
     }
     if (!called) continue;
     const target = workflows.get(called);

@@ -8,11 +8,40 @@ import { AT_COMMAND, actionRef, jobLabel, matchPosition, scriptLines, stepLabel,
 
 const DOWNLOAD_ACTIONS = ['actions/download-artifact', 'dawidd6/action-download-artifact'];
 const INTERPRETERS = String.raw`(?:bash|sh|zsh|dash|ksh|source|\.|node|deno\s+run|bun|python3?|ruby|perl|php|pwsh|powershell|java\s+-jar|npx|chmod\s+\+x)`;
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeText = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** The spellings of the runner's temporary directory and home, any of which a script may use for the other. */
+const RUNNER_DIRS: [RegExp, string][] = [
+  [/\$\{\{\s*runner\.temp\s*\}\}|\$\{?RUNNER_TEMP\}?/gi, String.raw`(?:\$\{\{\s*runner\.temp\s*\}\}|\$\{?RUNNER_TEMP\}?)`],
+  [/\$\{?HOME\}?|~(?=\/|$)/g, String.raw`(?:\$\{?HOME\}?|~)`],
+];
+/** A directory as a pattern: escaped, with `${{ runner.temp }}` matching `$RUNNER_TEMP` and the reverse. */
+function escape(dir: string): string {
+  const parts: string[] = [];
+  let rest = dir;
+  for (;;) {
+    let first: { index: number; length: number; pattern: string } | undefined;
+    for (const [re, pattern] of RUNNER_DIRS) {
+      re.lastIndex = 0;
+      const m = re.exec(rest);
+      if (m && (!first || m.index < first.index)) first = { index: m.index, length: m[0].length, pattern };
+    }
+    if (!first) break;
+    parts.push(escapeText(rest.slice(0, first.index)), first.pattern);
+    rest = rest.slice(first.index + first.length);
+  }
+  parts.push(escapeText(rest));
+  return parts.join('');
+}
 
-/** Where an artifact lands, without `./` and trailing `/`; `` for the workspace itself. */
+/** Where an artifact lands, relative to the workspace, without `./` and trailing `/`; `` for the workspace itself. */
 function normalise(path: string): string {
-  return path.trim().replace(/^\.\/+/, '').replace(/\/+$/, '').replace(/^\.$/, '');
+  return path
+    .trim()
+    .replace(/^["']|["']$/g, '')
+    .replace(/^(?:\$\{\{\s*github\.workspace\s*\}\}|\$\{?GITHUB_WORKSPACE\}?)(?=\/|$)/i, '.')
+    .replace(/^\.\/+/, '')
+    .replace(/\/+$/, '')
+    .replace(/^\.$/, '');
 }
 
 function downloadPath(step: Step): string | undefined {
@@ -40,7 +69,7 @@ function executes(dir: string): RegExp {
   const evaluated = String.raw`(?:eval|export|source|\.)\s+["']?(?:\$\(|<\()\s*(?:cat\s+|<\s*)["']?${any}`;
   // `. ./env`, `source ./env`: any file, extension or not.
   const sourced = String.raw`(?:source|\.)\s+["']?${dir === '' ? String.raw`\./\S+` : any}`;
-  return new RegExp(`${AT_COMMAND}(${INTERPRETERS}\\s+${file}|${sourced}|${direct})|(${toEnv}|${evaluated})`);
+  return new RegExp(`${AT_COMMAND}(${INTERPRETERS}\\s+["']?${file}|${sourced}|["']?(?:${direct}))|(${toEnv}|${evaluated})`);
 }
 
 export const artifactExecution: WorkflowRule = {

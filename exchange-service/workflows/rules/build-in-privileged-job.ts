@@ -2,9 +2,9 @@
  * DSTS103: a privileged job installs dependencies or runs a build. Every dependency's install script, every build
  * plugin and every test hook then runs with the right to mint deploy tokens.
  */
-import { viaAlias } from '../model.js';
+import { viaAlias, type Step, type Text } from '../model.js';
 import type { Hit } from '../types.js';
-import { AT_COMMAND, jobLabel, matchPosition, scriptLines, stepLabel, type JobContext, type WorkflowRule } from './rule.js';
+import { AT_COMMAND, actionRef, jobLabel, matchPosition, scriptLines, stepLabel, type JobContext, type WorkflowRule } from './rule.js';
 
 /** npm subcommands that run no package code (everything else — install and its aliases, ci, run, exec, rebuild … — may). */
 const NPM_SAFE = String.raw`(?:-v|--version|-h|--help|help|view|v|info|show|whoami|config|c|get|set|ls|list|la|ll|ping|search|find|s|se|outdated|sbom|query|prefix|root|bin|doctor|fund|login|logout|token|owner|access|dist-tag|deprecate|unpublish|star|stars|team|org|profile|hook|completion|cache|pkg|diff)`;
@@ -44,6 +44,29 @@ const BUILD_COMMANDS = [
 ];
 const BUILD = new RegExp(`${AT_COMMAND}(${BUILD_COMMANDS.join('|')})`);
 
+/** Actions that install dependencies themselves: the input that turns it on or off, and whether it is on by default. */
+const INSTALLING_ACTIONS: Record<string, { input?: string; off: string; byDefault: boolean }> = {
+  'pnpm/action-setup': { input: 'run_install', off: 'false', byDefault: false },
+  'bahmutov/npm-install': { off: '', byDefault: true },
+  'cypress-io/github-action': { input: 'install', off: 'false', byDefault: true },
+  'ramsey/composer-install': { off: '', byDefault: true },
+  'borales/actions-yarn': { off: '', byDefault: true },
+  'ruby/setup-ruby': { input: 'bundler-cache', off: 'false', byDefault: false },
+  'github/codeql-action/autobuild': { off: '', byDefault: true },
+};
+
+/** The input (or the action) through which a step installs or builds, when it does. */
+export function installingAction(step: Step): Text | undefined {
+  if (!step.uses) return undefined;
+  const ref = actionRef(step.uses.value);
+  const known = ref.kind === 'remote' ? INSTALLING_ACTIONS[ref.name] : undefined;
+  if (!known) return undefined;
+  const input = known.input ? step.with.get(known.input) : undefined;
+  if (!input) return known.byDefault ? step.uses : undefined;
+  const value = input.value.trim().toLowerCase();
+  return value === '' ? (known.byDefault ? step.uses : undefined) : value === known.off ? undefined : input;
+}
+
 export const buildInPrivilegedJob: WorkflowRule = {
   id: 'DSTS103',
   name: 'build-in-privileged-job',
@@ -55,6 +78,10 @@ export const buildInPrivilegedJob: WorkflowRule = {
   checkJob(ctx: JobContext): Hit[] {
     const hits: Hit[] = [];
     for (const step of ctx.job.steps) {
+      const action = installingAction(step);
+      if (action) {
+        hits.push({ file: ctx.workflow.file, at: action.pos, what: `${jobLabel(ctx)} ${ctx.privilege}, and ${stepLabel(step)} installs dependencies (${action === step.uses ? step.uses.value : `${[...step.with].find(([, t]) => t === action)?.[0]}: ${action.value}`})` });
+      }
       const run = step.run;
       if (!run) continue;
       for (const line of scriptLines(run.value)) {

@@ -4,6 +4,7 @@
  */
 import { expressionsIn, normaliseExpression } from '../expressions.js';
 import type { Step } from '../model.js';
+import { installingAction } from './build-in-privileged-job.js';
 import type { Hit } from '../types.js';
 import { UNTRUSTED_TRIGGERS, jobLabel, runsOn, stepLabel, usesAction, type JobContext, type WorkflowRule } from './rule.js';
 
@@ -20,7 +21,7 @@ const GIT_COMMAND = /\bgit\s+(?:fetch|checkout|pull|switch|worktree\s+add|remote
 const namesHead = (value: string) => PR_HEAD.test(value.split('${{').map((part, i) => (i === 0 ? part : normaliseExpression(part))).join('${{'));
 
 /** `env:` names (workflow, job, step) whose value names the pull request's head. */
-function headEnv(ctx: JobContext, step: Step): Set<string> {
+function headEnv(ctx: Pick<JobContext, 'workflow' | 'job'>, step: Step): Set<string> {
   const names = new Set<string>();
   for (const env of [ctx.workflow.env, ctx.job.env, step.env]) {
     for (const [name, value] of env) {
@@ -38,7 +39,7 @@ function refNamesHead(value: string, env: ReadonlySet<string>): boolean {
   return expressionsIn(value).some((e) => [...normaliseExpression(e.body).matchAll(/(?<![\w.])env\.([a-z_][\w-]*)/g)].some((m) => lower.has(m[1]!)));
 }
 
-function checksOutPullRequest(ctx: JobContext, step: Step): boolean {
+function checksOutPullRequest(ctx: Pick<JobContext, 'workflow' | 'job'>, step: Step): boolean {
   const env = headEnv(ctx, step);
   if (usesAction(step, 'actions/checkout')) {
     return [step.with.get('ref'), step.with.get('repository')].some((t) => t !== undefined && refNamesHead(t.value, env));
@@ -50,9 +51,15 @@ function checksOutPullRequest(ctx: JobContext, step: Step): boolean {
   return [...run.matchAll(GIT_COMMAND)].some((m) => [...env].some((name) => new RegExp(String.raw`\$\{?${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\b`).test(m[0])));
 }
 
+/** True when a job of the workflow checks out the pull request's head and then runs anything (its outputs are the pull request's to write). */
+export function runsPullRequestCode(workflow: JobContext['workflow'], job: JobContext['job']): boolean {
+  const checkout = job.steps.find((step) => checksOutPullRequest({ workflow, job }, step));
+  return checkout !== undefined && job.steps.slice(checkout.index + 1).some(runsCode);
+}
+
 /** A script, a local action, or github-script loading a file of the checkout (`require('./x')`, `import('./x')`). */
 function runsCode(step: Step): boolean {
-  if (step.run !== undefined || (step.uses !== undefined && step.uses.value.trim().startsWith('./'))) return true;
+  if (step.run !== undefined || (step.uses !== undefined && step.uses.value.trim().startsWith('./')) || installingAction(step)) return true;
   const script = usesAction(step, 'actions/github-script') ? step.with.get('script')?.value : undefined;
   return script !== undefined && /\b(?:require|import)\s*\(/.test(script);
 }
@@ -74,7 +81,7 @@ export const prCodeInPrivilegedJob: WorkflowRule = {
     const runner = steps.slice(checkout.index + 1).find(runsCode);
     if (!runner) return [];
     const at = runner.run?.pos ?? runner.uses!.pos;
-    const what = runner.run ? 'a script' : runner.uses!.value.trim().startsWith('./') ? 'a local action' : "a script that loads the checkout's files";
+    const what = runner.run ? 'a script' : runner.uses!.value.trim().startsWith('./') ? 'a local action' : installingAction(runner) ? "an action that installs the checkout's dependencies" : "a script that loads the checkout's files";
     return [
       {
         file: ctx.workflow.file,
