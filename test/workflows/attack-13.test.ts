@@ -151,6 +151,10 @@ describe('untrusted expressions in other spellings (DSTS104)', () => {
     expectAt(text, 'DSTS104', 21, '${{ needs.build.outputs.title }}');
   });
 
+  it("in a docker:// step's args:", () => {
+    expectAt(job(PRT, ['      - uses: docker://alpine@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef', '        with:', '          args: sh -c "echo ${{ github.head_ref }}"']), 'DSTS104', 12, '${{ github.head_ref }}');
+  });
+
   it("env: indirection, GitHub's recommended fix, stays clean", () => {
     const text = job(PRT, ['      - env:', '          TITLE: ${{ github.event.pull_request.title }}', '        run: echo "$TITLE"', '      - uses: actions/github-script@v7', '        env:', '          TITLE: ${{ github.event.pull_request.title }}', '        with:', '          script: console.log(process.env.TITLE)']);
     expect(errors(text)).toEqual([]);
@@ -255,6 +259,18 @@ describe('reusable workflows', () => {
   // (its pin only). The docs say so; kept here as the open half of the case.
   it.fails('… and without --repository', () => {
     expectAt(files, 'DSTS103', 5, 'npm ci', {}, 'called.yml');
+  });
+});
+
+describe('suppressions', () => {
+  it('a suppression inside a string of the script is not a comment: the finding stays', () => {
+    expectAt(job('push', ['      - run: |', `          echo "# deploy-sts: ignore[DSTS103] looks fine"; npm ci`]), 'DSTS103', 11, 'npm ci');
+    expectAt(job('push', ['      - run: |', `          echo '# deploy-sts: ignore[DSTS103] looks fine' && npm ci`]), 'DSTS103', 11, 'npm ci');
+    expectAt(job('push', ['      - run: |', `          npm ci \\# deploy-sts: ignore[DSTS103] escaped, not a comment`]), 'DSTS103', 11, 'npm ci');
+  });
+
+  it('a real comment still suppresses, quotes in its reason or before it included', () => {
+    expect(errors(job('push', [`      - run: npx --yes tool@1.2.3 deploy "site" # deploy-sts: ignore[DSTS103] the gateway's pinned tool`]))).toEqual([]);
   });
 });
 

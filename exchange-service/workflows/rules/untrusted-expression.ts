@@ -8,7 +8,7 @@ import type { Text } from '../model.js';
 import { viaAlias } from '../model.js';
 import type { Hit } from '../types.js';
 import { runsPullRequestCode } from './pr-code-in-privileged-job.js';
-import { UNTRUSTED_TRIGGERS, jobLabel, matchPosition, runsOn, stepLabel, usesAction, type JobContext, type WorkflowRule } from './rule.js';
+import { UNTRUSTED_TRIGGERS, actionRef, jobLabel, matchPosition, runsOn, stepLabel, usesAction, type JobContext, type WorkflowRule } from './rule.js';
 
 /** `needs.JOB.outputs.NAME` of a job that ran the pull request's code (on an event a fork triggers): its text is the pull request's. */
 function pullRequestOutput(ctx: JobContext, body: string): string | undefined {
@@ -35,6 +35,13 @@ export const untrustedExpression: WorkflowRule = {
       if (step.run) scripts.push({ text: step.run, where: 'run:' });
       const script = step.with.get('script');
       if (script && usesAction(step, 'actions/github-script')) scripts.push({ text: script, where: 'script:' });
+      // A `docker://` step's `args:` (and `entrypoint:`) is its command line: `args: sh -c "… ${{ github.head_ref }}"`.
+      if (step.uses && actionRef(step.uses.value).kind === 'docker') {
+        for (const key of ['args', 'entrypoint']) {
+          const text = step.with.get(key);
+          if (text) scripts.push({ text, where: `${key}:` });
+        }
+      }
       if (scripts.length === 0) continue;
       // A step's own env: can carry untrusted text too (and shadows the job's names).
       const taintedEnv = new Set(ctx.taintedEnv);
