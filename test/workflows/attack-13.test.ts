@@ -82,6 +82,9 @@ describe("the pull request's head checked out through other spellings (DSTS101)"
     ['gh pr checkout', 'gh pr checkout ${{ github.event.number }}'],
     ['git fetch origin pull/N/head', 'git fetch origin pull/${{ github.event.number }}/head:pr && git checkout pr'],
     ['git remote add of the fork', 'git remote add fork ${{ github.event.pull_request.head.repo.clone_url }} && git fetch fork'],
+    ['gh pr diff | git apply', 'gh pr diff ${{ github.event.number }} | git apply'],
+    ['curl of the diff_url | git apply', 'curl -sL ${{ github.event.pull_request.diff_url }} | git apply'],
+    ['gh repo clone of the fork', 'gh repo clone ${{ github.event.pull_request.head.repo.full_name }} pr'],
   ])('in run: %s', (_, command) => {
     expectAt(job(PRT, [`      - run: ${command}`, '      - run: ./build.sh']), 'DSTS101', 11, './build.sh');
   });

@@ -13,10 +13,10 @@ import { UNTRUSTED_TRIGGERS, jobLabel, runsOn, stepLabel, usesAction, type JobCo
  * normalised expression (GitHub reads `GitHub.Event['pull_request'].Head.SHA` as `github.event.pull_request.head.sha`).
  */
 const PR_HEAD = /github\.event\.pull_request\.(?:head\b|merge_commit_sha|number)|refs\/pull\/|github\.event\.workflow_run\.(?:head_|pull_requests)|github\.head_ref|github\.event\.issue\.(?:pull_request|number)|github\.event\.(?:number|after)\b|github\.event\.client_payload/;
-/** Shell commands that fetch or switch to a pull request's code. */
-const PR_CHECKOUT_COMMAND = /\bgh\s+pr\s+checkout\b|\bgit\s+(?:fetch|checkout|pull|switch|worktree\s+add|remote\s+add)\b[^\n]*(?:pull\/|refs\/pull|head_ref|head\.ref|head\.sha|head_sha|head_branch|HEAD_REF|HEAD_SHA)/;
+/** Shell commands that fetch or switch to a pull request's code (or apply its diff: `gh pr diff | git apply`). */
+const PR_CHECKOUT_COMMAND = /\bgh\s+pr\s+(?:checkout|diff)\b|\b(?:diff_url|patch_url)\b|\bgit\s+(?:fetch|checkout|pull|switch|worktree\s+add|remote\s+add)\b[^\n]*(?:pull\/|refs\/pull|head_ref|head\.ref|head\.sha|head_sha|head_branch|HEAD_REF|HEAD_SHA)/;
 /** A `git fetch|checkout …` line, to test for a `$NAME` that carries the head. */
-const GIT_COMMAND = /\bgit\s+(?:fetch|checkout|pull|switch|worktree\s+add|remote\s+add|clone)\b[^\n]*/g;
+const GIT_COMMAND = /\b(?:git\s+(?:fetch|checkout|pull|switch|worktree\s+add|remote\s+add|clone)|gh\s+repo\s+clone)\b[^\n]*/g;
 
 const namesHead = (value: string) => PR_HEAD.test(value.split('${{').map((part, i) => (i === 0 ? part : normaliseExpression(part))).join('${{'));
 
