@@ -11,7 +11,15 @@ import { ROOT, runLoad, startBound, startService, type Server } from './processe
 import { signPool } from './token-pool.js';
 
 const requests = Number(process.env.PAIR_REQUESTS ?? 6000);
+/** PAIR_RATE=<n>: an open loop at n requests/s instead of the closed loop (where the CPU of a lightly loaded service goes). */
+const rate = process.env.PAIR_RATE ? Number(process.env.PAIR_RATE) : undefined;
 const warmup = 1000;
+
+/** Bytes and calls the process wrote (/proc/<pid>/io: wchar, syscw): the commits, checkpoints, log and answers. */
+function io(pid: number): { wchar: number; syscw: number } {
+  const fields = Object.fromEntries(readFileSync(`/proc/${pid}/io`, 'utf8').trim().split('\n').map((l) => l.split(': ')));
+  return { wchar: Number(fields.wchar), syscw: Number(fields.syscw) };
+}
 
 function threads(pid: number): Map<string, number> {
   const byName = new Map<string, number>();
@@ -20,6 +28,8 @@ function threads(pid: number): Map<string, number> {
     const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/[0-9]+$/, '#');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
+    // The kernel's share of each thread (system calls: socket and file writes, fdatasync), as "<name> sys".
+    byName.set(`${name} sys`, (byName.get(`${name} sys`) ?? 0) + Number(fields[12]) / 100);
   }
   return byName;
 }
@@ -43,16 +53,21 @@ try {
             ...(which === 'other' ? { cli: other! } : {}),
           });
     let before = new Map<string, number>();
+    let ioBefore = io(server.pid);
     const result = await runLoad(
-      { urls: [server.url], tokensFile, sites: ['docs'], concurrency: 50, warmup, requests, maxSeconds: 30, check: which === 'bound' ? 'status' : 'decisions' },
-      () => (before = threads(server.pid)),
+      { urls: [server.url], tokensFile, sites: ['docs'], concurrency: 50, warmup, requests, maxSeconds: 30, check: which === 'bound' ? 'status' : 'decisions', ...(rate ? { ratePerSecond: rate } : {}) },
+      () => {
+        before = threads(server.pid);
+        ioBefore = io(server.pid);
+      },
     );
     const after = threads(server.pid);
+    const ioAfter = io(server.pid);
     await server.stop();
     rmSync(dataDir, { recursive: true, force: true });
     const rows = [...after].map(([name, cpu]) => [name, ((cpu - (before.get(name) ?? 0)) * 1e6) / result.requests] as const).filter(([, us]) => us > 0.5);
-    const total = rows.reduce((a, [, us]) => a + us, 0);
-    process.stdout.write(`${which === 'other' ? other : which}: ${Math.round(result.rps)}/s, ${Math.round(total)} µs CPU per exchange: ${rows.sort((a, b) => b[1] - a[1]).map(([n, us]) => `${n} ${Math.round(us)}`).join(', ')}\n`);
+    const total = rows.filter(([n]) => !n.endsWith(' sys')).reduce((a, [, us]) => a + us, 0);
+    process.stdout.write(`${which === 'other' ? other : which}: ${Math.round(result.rps)}/s, p50 ${result.latencyMs.p50.toFixed(1)} p99 ${result.latencyMs.p99.toFixed(1)} ms, ${Math.round(total)} µs CPU per exchange (writes ${((ioAfter.wchar - ioBefore.wchar) / 1024 / result.requests).toFixed(1)} KiB in ${((ioAfter.syscw - ioBefore.syscw) / result.requests).toFixed(2)} calls): ${rows.sort((a, b) => b[1] - a[1]).map(([n, us]) => `${n} ${Math.round(us)}`).join(', ')}\n`);
   }
 } finally {
   await issuer.close();

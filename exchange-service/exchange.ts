@@ -12,7 +12,7 @@ import { OAuthError, rateLimited, unavailable } from './errors.js';
 import type { KeyRing } from './keys/key-ring.js';
 import type { GitHubClaims } from './oidc/claims.js';
 import { isTrustedEvent } from './oidc/claims.js';
-import { evaluate } from './policy/match.js';
+import { evaluate, grantOf } from './policy/match.js';
 import { resolveScope } from './policy/permissions.js';
 import type { PolicySet } from './policy/types.js';
 import { gatewayAudience } from './policy/upstream.js';
@@ -114,7 +114,9 @@ async function decide(body: unknown, deps: ExchangeDeps, draft: AuditDraft, stat
   state.subject = { issuer: claims.iss, jti: claims.jti, expiresAt: claims.exp };
 
 
-  const decision = evaluate(deps.policies(), request.site, claims);
+  // A grant is decided without explanations; a denial is explained by the traced evaluation.
+  const policies = deps.policies();
+  const decision = grantOf(policies, request.site, claims) ?? evaluate(policies, request.site, claims);
   if (!decision.granted) throw new OAuthError('invalid_target', decision.description, decision.reason);
   // Defence in depth: the policy engine already refuses this; the token endpoint refuses it again.
   if (decision.context === 'production' && !isTrustedEvent(claims.event_name)) {

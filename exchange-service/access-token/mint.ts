@@ -1,7 +1,8 @@
 /** Mint the deploy token: an RFC 9068 JWT access token (`typ: at+jwt`) signed with the active key. */
-import { randomUUID, sign, type KeyObject } from 'node:crypto';
+import { sign, type KeyObject } from 'node:crypto';
 import type { Context } from '../policy/types.js';
 import { ACCESS_TOKEN_ALG, ACCESS_TOKEN_TYP, type AccessTokenClaims, type Actor } from './claims.js';
+import { timeOrderedId } from './jti.js';
 
 /** The key that signs: the key ring's active key. */
 export interface SigningKeyRef {
@@ -32,7 +33,8 @@ export interface Minted {
 const base64url = (text: string) => Buffer.from(text).toString('base64url');
 
 export async function mintAccessToken(key: SigningKeyRef, input: MintInput): Promise<Minted> {
-  const jti = randomUUID();
+  // Time-ordered (UUIDv7): the audit log's index on minted jtis grows at its end (jti.ts).
+  const jti = timeOrderedId();
   const expiresAt = input.now + input.ttlSeconds;
   const claims: AccessTokenClaims = {
     iss: input.issuer,

@@ -147,6 +147,61 @@ function upstreamOf(files: readonly PolicyFile[]): Upstream | undefined {
   return files.find((f) => f.kind === 'site' && f.upstream?.netlify)?.upstream;
 }
 
+/** A grant as `evaluate` returns it, without the trace of every rule tried. */
+export type Grant = Omit<Extract<Decision, { granted: true }>, 'trace'>;
+
+/** Whether a file binds the token's issuer and repository: `bindingOf(file, claims).binds`, without the explanations. */
+function binds(file: PolicyFile, claims: unknown): boolean {
+  const iss = readClaim(claims, 'iss');
+  if (typeof iss !== 'string' || !file.issuers.includes(iss)) return false;
+  const repository = readClaim(claims, 'repository');
+  if (typeof repository !== 'string' || foldAscii(repository) !== foldAscii(file.repository)) return false;
+  if (readClaim(claims, 'repository_id') !== file.repositoryId) return false;
+  return file.repositoryOwnerId === undefined || readClaim(claims, 'repository_owner_id') === file.repositoryOwnerId;
+}
+
+/** Whether a rule matches: `evaluateRule(rule, claims).matched`, without the explanations. */
+function matches(rule: Rule, claims: unknown): boolean {
+  if (rule.context === 'production') {
+    const event = readClaim(claims, 'event_name');
+    if (typeof event !== 'string' || !isTrustedEvent(event)) return false;
+  }
+  for (const condition of rule.when) {
+    const raw = readClaim(claims, condition.claim);
+    if (typeof raw !== 'string' || raw === '' || !condition.test(raw)) return false;
+  }
+  return true;
+}
+
+/**
+ * The grant `evaluate` would return, decided without writing a sentence for every condition: the token endpoint's
+ * common path (a grant needs no explanation). Undefined whenever `evaluate` denies — then ask `evaluate`, which
+ * explains the denial. Same files, same order, same checks (a property test holds the two equal); building the
+ * traces of a grant cost more than the decision itself (BENCHMARKS.md, issue 14).
+ */
+export function grantOf(set: PolicySet, site: string, claims: Record<string, unknown>): Grant | undefined {
+  const files = typeof site === 'string' ? set.forSite(site) : [];
+  for (const file of files) {
+    if (!binds(file, claims)) continue;
+    for (const rule of file.rules) {
+      if (!matches(rule, claims)) continue;
+      const upstream = upstreamOf(files);
+      return {
+        granted: true,
+        site,
+        ...(file.org !== undefined ? { org: file.org } : {}),
+        file: file.file,
+        issuer: file.issuer,
+        rule,
+        context: rule.context,
+        ...(file.tokenAudience !== undefined ? { tokenAudience: file.tokenAudience } : {}),
+        ...(upstream ? { upstream } : {}),
+      };
+    }
+  }
+  return undefined;
+}
+
 export function evaluate(set: PolicySet, site: string, claims: Record<string, unknown>): Decision {
   const files = typeof site === 'string' ? set.forSite(site) : [];
   if (files.length === 0) {

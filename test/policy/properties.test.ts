@@ -3,10 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { TRUSTED_EVENTS, isTrustedEvent } from '../../exchange-service/oidc/claims.js';
 import { compileCondition } from '../../exchange-service/policy/condition.js';
 import { checkPolicyTexts } from '../../exchange-service/policy/load.js';
-import { evaluate } from '../../exchange-service/policy/match.js';
+import { evaluate, grantOf } from '../../exchange-service/policy/match.js';
 import { createPolicySet } from '../../exchange-service/policy/set.js';
-import type { PolicyFile, Rule } from '../../exchange-service/policy/types.js';
-import { ACME_OWNER_ID, DOCS_REPOSITORY_ID, GITHUB_ISSUER, docsClaims, docsSite, monorepoOrg, policySet, toYaml } from './fixtures.js';
+import type { PolicyFile, PolicySet, Rule } from '../../exchange-service/policy/types.js';
+import { ACME_OWNER_ID, DOCS_REPOSITORY_ID, GITHUB_ISSUER, MONOREPO_ID, docsClaims, docsSite, monorepoClaims, monorepoOrg, policySet, toYaml } from './fixtures.js';
 
 const ABSENT = Symbol('absent');
 type Pick = string | number | string[] | typeof ABSENT;
@@ -91,6 +91,113 @@ describe('properties of the policy engine', () => {
       }),
       { numRuns: 3000 },
     );
+  });
+
+  describe('the grant decided without explanations (the token endpoint\'s path)', () => {
+    /** grantOf against evaluate: the same grant (evaluate's without its trace), or nothing exactly when evaluate denies. */
+    const decideBoth = (set: PolicySet, site: string, claims: Record<string, unknown>): boolean => {
+      const fast = grantOf(set, site, claims);
+      const traced = evaluate(set, site, claims);
+      if (!traced.granted) {
+        expect(fast).toBeUndefined();
+        return false;
+      }
+      const { trace: _trace, ...grant } = traced;
+      expect(fast).toEqual(grant);
+      expect(fast!.rule).toBe(traced.rule);
+      return true;
+    };
+
+    it('grants exactly what the traced evaluation grants, for tokens near the policies\' own', () => {
+      const set = policySet({ 'docs.yml': docsSite({ token_audience: 'https://deploy.example/docs' }), 'apps.yml': monorepoOrg() });
+      const KEEP = Symbol('keep');
+      /** Mostly the claim as the token's own repository sends it; else one of these values, or absent. */
+      const field = <T,>(...values: T[]) =>
+        fc.oneof({ weight: 4, arbitrary: fc.constant<typeof KEEP>(KEEP) }, { weight: 1, arbitrary: fc.constantFrom<Pick | T>(...values, ABSENT) });
+      const overrides = fc.record({
+        iss: field('https://token.actions.githubusercontent.com/', 'https://evil.example'),
+        repository: field('acme/docs', 'ACME/Docs', 'acme/monorepo', 'Acme/MonoRepo', 'acme/docs-evil', 42),
+        repository_id: field(DOCS_REPOSITORY_ID, MONOREPO_ID, '1', Number(DOCS_REPOSITORY_ID)),
+        repository_owner_id: field('9', Number(ACME_OWNER_ID)),
+        event_name: fc.oneof({ weight: 1, arbitrary: fc.constant<typeof KEEP>(KEEP) }, { weight: 2, arbitrary: fc.oneof(anyEvent, fc.constant<Pick>(ABSENT)) }),
+        ref: field('refs/heads/Main', 'refs/heads/feature', '', ['refs/heads/main']),
+        environment: field('PRODUCTION', 'staging', '', null as unknown as string),
+        job_workflow_ref: field(
+          'ACME/docs/.github/workflows/deploy.yml@refs/heads/main',
+          'acme/docs/.github/workflows/Deploy.yml@refs/heads/main',
+          'acme/docs/.github/workflows/deploy.yml@refs/heads/main',
+          'acme/monorepo/.github/workflows/deploy-apps.yml@refs/heads/main',
+        ),
+      });
+      const request = fc.oneof(
+        { weight: 3, arbitrary: fc.constantFrom([docsClaims, 'docs'] as const, [monorepoClaims, 'app-web'] as const) },
+        { weight: 1, arbitrary: fc.constantFrom([docsClaims, 'app-web'] as const, [monorepoClaims, 'docs'] as const, [docsClaims, 'blog'] as const, [monorepoClaims, 'app-'] as const, [docsClaims, 'DOCS'] as const, [docsClaims, '__proto__'] as const) },
+      );
+      let grants = 0;
+      fc.assert(
+        fc.property(request, overrides, ([claimsOf, s], o) => {
+          const changes: Record<string, unknown> = {};
+          for (const [k, v] of Object.entries(o)) if (v !== KEEP) changes[k] = v === ABSENT ? undefined : v;
+          if (decideBoth(set, s, claimsOf(changes))) grants++;
+        }),
+        { numRuns: 4000 },
+      );
+      expect(grants).toBeGreaterThan(150); // the property saw grants (about 8% of the runs), not only denials
+    });
+
+    it('grants exactly what the traced evaluation grants, whatever the site and the claims (any JSON)', () => {
+      const set = policySet({ 'docs.yml': docsSite(), 'apps.yml': monorepoOrg() });
+      const claimName = fc.constantFrom('iss', 'repository', 'repository_id', 'repository_owner_id', 'event_name', 'ref', 'environment', 'job_workflow_ref', '__proto__', 'constructor');
+      const claims = fc.oneof(
+        fc.jsonValue(),
+        fc.dictionary(claimName, fc.jsonValue()).map((extra) => ({ ...docsClaims(), ...extra })),
+        fc.dictionary(claimName, fc.jsonValue()).map((extra) => ({ ...monorepoClaims(), ...extra })),
+        fc.dictionary(fc.string(), fc.jsonValue()),
+      );
+      const site = fc.oneof(fc.constantFrom('docs', 'app-web', 'app-', '__proto__', 'constructor'), fc.string());
+      fc.assert(
+        fc.property(site, claims, (s, c) => {
+          decideBoth(set, s, c as Record<string, unknown>);
+        }),
+        { numRuns: 3000 },
+      );
+    });
+
+    it('grants exactly what the traced evaluation grants for rules that bypassed the loader (production to untrusted events)', () => {
+      const wide = fc.constantFrom('*', '**', 'pull_request*', 'workflow_run', 'push', '**_**');
+      const rules = fc.array(
+        fc.record({
+          context: fc.constantFrom('production' as const, 'preview' as const),
+          events: fc.option(fc.array(wide, { minLength: 1, maxLength: 3 }), { nil: undefined }),
+        }),
+        { minLength: 0, maxLength: 4 },
+      );
+      fc.assert(
+        fc.property(rules, anyEvent, fc.boolean(), (specs, event, ownerBound) => {
+          const file: PolicyFile = {
+            file: 'hand-made.yml',
+            kind: 'site',
+            site: 'docs',
+            issuer: GITHUB_ISSUER,
+            issuers: [GITHUB_ISSUER],
+            repository: 'acme/docs',
+            repositoryId: DOCS_REPOSITORY_ID,
+            ...(ownerBound ? { repositoryOwnerId: ACME_OWNER_ID } : {}),
+            rules: specs.map(
+              (s, i): Rule => ({
+                name: `r${i}`,
+                context: s.context,
+                permissions: ['deployments:write'],
+                maxTtl: 600,
+                when: s.events ? [compileCondition('event_name', s.events)] : [],
+              }),
+            ),
+          };
+          decideBoth(createPolicySet([file]), 'docs', docsClaims({ event_name: event }));
+        }),
+        { numRuns: 2000 },
+      );
+    });
   });
 
   it('never lets an untrusted event get production, even from a rule that bypassed the loader', () => {
