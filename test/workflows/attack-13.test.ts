@@ -265,6 +265,14 @@ describe('reusable workflows', () => {
   });
 });
 
+describe('gates that do not gate (DSTS205, a warning)', () => {
+  it('an environment named by an expression is no gate', () => {
+    const text = job(PRT, ['      - run: echo hi']).replace('    environment: e', '    environment: preview-${{ github.event.number }}');
+    const f = checkWorkflowTexts([{ file: 'w.yml', name: 'w.yml', text }]).findings.filter((x) => x.rule === 'DSTS205');
+    expect(f.map((x) => [x.line, x.column, x.severity])).toEqual([[4, 3, 'warning']]);
+  });
+});
+
 describe('suppressions', () => {
   it('a suppression inside a string of the script is not a comment: the finding stays', () => {
     expectAt(job('push', ['      - run: |', `          echo "# deploy-sts: ignore[DSTS103] looks fine"; npm ci`]), 'DSTS103', 11, 'npm ci');
