@@ -14,8 +14,12 @@ export function mergeAudit(token: StoredAudit[], gateway: StoredGatewayAudit[], 
   return entries.slice(0, limit);
 }
 
-/** What became of a gateway call: forwarded (and the platform's status), or refused (status, reason), with its sizes. */
+/**
+ * What became of a gateway call: forwarded (and the platform's status; when it then failed — a deadline, an abort, a
+ * cut answer — the status the client got and why), or refused (status, reason), with its sizes.
+ */
 export function gatewayOutcome(r: StoredGatewayAudit): string {
-  const outcome = r.result === 'forwarded' ? `→ ${r.platform} ${r.upstreamStatus ?? '-'}` : `${r.status} ${r.reason}${r.detail ? `: ${r.detail}` : ''}`;
+  const failed = r.reason !== 'ok' ? `, then ${r.status} ${r.reason}` : '';
+  const outcome = r.result === 'forwarded' ? `→ ${r.platform} ${r.upstreamStatus ?? '-'}${failed}` : `${r.status} ${r.reason}${r.detail ? `: ${r.detail}` : ''}`;
   return `${outcome}  in ${r.bytesIn} B, out ${r.bytesOut} B  jti ${r.tokenJti ?? '-'}`;
 }

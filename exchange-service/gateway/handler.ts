@@ -166,7 +166,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
         }
       }
     })();
-    deps.log(status >= 500 ? 'error' : call.result === 'refused' ? 'warn' : 'info', 'gateway', {
+    deps.log(status >= 500 ? 'error' : call.result === 'refused' || call.reason !== 'ok' ? 'warn' : 'info', 'gateway', {
       event: 'gateway', platform: call.platform, site: call.site, token_jti: call.tokenJti, context: call.context,
       method: record.method, route: call.route, deploy_id: call.deployId, result: call.result, reason: call.reason,
       status, upstream_status: call.upstreamStatus, bytes_in: call.bytesIn, bytes_out: call.bytesOut,
@@ -328,12 +328,23 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       const declared = Number(req.headers['content-length'] ?? 0);
       if (declared > deps.config.maxJsonBytes) throw new Stop(413, 'too_large', `deploy-sts refused ${plan.route}: the JSON body is larger than ${deps.config.maxJsonBytes} bytes (DEPLOY_STS_GATEWAY_MAX_JSON_BYTES)`);
       let parsed: unknown;
+      // The deadline holds while the body arrives too: a body trickled in is not waited for past it.
+      const reading = readBounded(req, deps.config.maxJsonBytes);
+      reading.catch(() => undefined);
+      const expired = new Promise<never>((_, reject) => {
+        deadline.onExpire = () => reject(new Stop(504, 'timeout', `deploy-sts stopped ${plan.route} after ${deps.config.timeoutMs / 1000} s (DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS): the JSON body was still arriving`));
+      });
+      expired.catch(() => undefined);
+      if (deadline.expired) deadline.onExpire?.();
       try {
-        const raw = await readBounded(req, deps.config.maxJsonBytes);
+        const raw = await Promise.race([reading, expired]);
         parsed = raw.length === 0 ? {} : JSON.parse(raw.toString('utf8'));
       } catch (error) {
+        if (error instanceof Stop) throw error;
         if (error instanceof TooLarge) throw new Stop(413, 'too_large', `deploy-sts refused ${plan.route}: the JSON body is larger than ${deps.config.maxJsonBytes} bytes (DEPLOY_STS_GATEWAY_MAX_JSON_BYTES)`);
         throw new Stop(400, 'bad_json', `deploy-sts refused ${plan.route}: the body is not valid JSON`);
+      } finally {
+        deadline.onExpire = undefined;
       }
       const rewritten = plan.rewrite ? plan.rewrite(parsed) : { ok: true as const, body: parsed };
       if (!rewritten.ok) throw new Stop(rewritten.status ?? 403, rewritten.reason ?? 'body_refused', rewritten.message);
@@ -362,6 +373,12 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       method: req.method,
       headers,
       agent: base.secure ? agents.https : agents.http,
+    });
+    // From its connection on, the request may reach the platform: whatever happens next (a deadline, an abort, a cut
+    // answer), the audit says forwarded, never refused (refused: nothing reached the platform).
+    upstream.once('socket', (socket) => {
+      if (!socket.connecting) call.result = 'forwarded';
+      else socket.once('connect', () => (call.result = 'forwarded'));
     });
     // Once the deadline passes the upstream request is destroyed: its answer (or the answer's stream) fails.
     deadline.onExpire = () => upstream.destroy(new Error('deadline'));
@@ -404,7 +421,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       if (req.destroyed || req.readableAborted) throw new Stop(400, 'client_aborted', `the client stopped sending ${plan.route}`);
       throw new Stop(502, 'upstream_unreachable', `deploy-sts could not reach ${platform.name} for ${plan.route}; retry in a moment`);
     }
-    sent.catch(() => undefined);
+    // An upload that stops short after all (the client aborts) can never complete upstream: end the request.
+    sent.catch(() => upstream.destroy());
     call.upstreamStatus = response.statusCode ?? 502;
     call.result = 'forwarded';
     call.reason = 'ok';
@@ -412,8 +430,17 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     const outHeaders = clientResponseHeaders(response.headers);
     outHeaders['cache-control'] ??= 'no-store';
     outHeaders['x-content-type-options'] = 'nosniff';
-    // Answered before the whole upload arrived: the rest is not read, so the connection ends with this answer.
-    if (plan.body === 'stream' && !req.complete) outHeaders.connection = 'close';
+    // Answered before the whole upload arrived: the rest is dropped, so the connection ends with this answer, and the
+    // upstream request, which can no longer complete, is ended once its answer is in. (Once answered, the client's
+    // request no longer hears of its connection closing: left piped, a partial upload held its upstream socket.)
+    if (plan.body === 'stream' && !req.complete) {
+      outHeaders.connection = 'close';
+      response.once('end', () => {
+        if (req.complete) return;
+        req.unpipe(upstream);
+        upstream.destroy();
+      });
+    }
 
     const records = plan.createsDeploy === true && status >= 200 && status < 300;
     const isJson = (response.headers['content-type'] ?? '').toLowerCase().includes('json');
@@ -423,8 +450,10 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       let raw: Buffer;
       try {
         raw = await readBounded(response, deps.config.maxJsonBytes);
-      } catch {
-        throw new Stop(502, 'upstream_bad_answer', `${platform.name} answered ${plan.route} with more than ${deps.config.maxJsonBytes} bytes`);
+      } catch (error) {
+        if (deadline.expired) throw new Stop(504, 'timeout', `deploy-sts stopped ${plan.route} after ${deps.config.timeoutMs / 1000} s (DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS): ${platform.name}'s answer was still arriving`);
+        if (error instanceof TooLarge) throw new Stop(502, 'upstream_bad_answer', `${platform.name} answered ${plan.route} with more than ${deps.config.maxJsonBytes} bytes`);
+        throw new Stop(502, 'answer_cut_off', `${platform.name}'s answer to ${plan.route} was cut off; retry in a moment`);
       }
       let parsed: unknown;
       try {
@@ -464,6 +493,12 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     }
 
     res.writeHead(status, outHeaders);
+    // The deadline covers the answer too: a client that stops reading it is cut off (otherwise, once Netlify's answer
+    // is all in, the call — and its audit row — would wait for that client for as long as it holds the connection).
+    deadline.onExpire = () => {
+      upstream.destroy(new Error('deadline'));
+      res.destroy();
+    };
     await new Promise<void>((resolve, reject) => {
       response.on('data', (chunk: Buffer) => {
         call.bytesOut += chunk.length;

@@ -35,7 +35,10 @@ export interface GatewayDeploy {
   createdAt: number;
 }
 
-/** forwarded: sent upstream; answered: answered by the gateway itself (a synthetic answer); refused: neither. */
+/**
+ * forwarded: sent upstream (it may have reached the platform: also when it then failed, e.g. `reason` timeout);
+ * answered: answered by the gateway itself (a synthetic answer); refused: neither, nothing reached the platform.
+ */
 export type GatewayResult = 'forwarded' | 'answered' | 'refused';
 
 /** One gateway call. Never a token or a credential. */
