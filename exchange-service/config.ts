@@ -86,6 +86,8 @@ export interface GatewayConfig {
   timeoutMs: number;
   /** Deploys one preview token may create (a leaked one makes no more); 0 = unlimited. */
   previewDeploysPerToken: number;
+  /** Calls one token may have in flight at once, on one replica (a leaked one cannot hold the upstream sockets). */
+  callsPerToken: number;
 }
 
 // Exactly one entry per name of option-names.ts (`satisfies`: a missing or extra key does not compile).
@@ -144,6 +146,7 @@ const schema = z.object({
   GATEWAY_MAX_JSON_BYTES: z.coerce.number().int().min(1024).max(256 * 1024 * 1024).default(16 * 1024 * 1024),
   GATEWAY_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(24 * 3600).default(600),
   GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN: z.coerce.number().int().min(0).max(1000).default(5),
+  GATEWAY_CALLS_PER_TOKEN: z.coerce.number().int().min(1).max(1000).default(16),
 } satisfies Record<OptionName, z.ZodType>);
 
 export type RawConfig = z.input<typeof schema>;
@@ -209,6 +212,7 @@ const WHOLE_NUMBERS: Partial<Record<string, string>> = {
   GATEWAY_MAX_JSON_BYTES: 'of bytes from 1024 to 268435456 (256 MiB)',
   GATEWAY_TIMEOUT_SECONDS: 'of seconds from 1 to 86400',
   GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN: 'from 0 to 1000 (0 = unlimited)',
+  GATEWAY_CALLS_PER_TOKEN: 'from 1 to 1000',
 };
 
 /** A validation issue as a sentence about the option (`is required: …`, `must be …`), never the validator's words. */
@@ -336,6 +340,7 @@ export function loadConfig(env: Env, flags: Flags = {}, devDefaults = false): Co
     metricsListen: c.METRICS_LISTEN,
     gateway: { netlifyApiUrl: c.NETLIFY_API_URL, maxBodyBytes: c.GATEWAY_MAX_BODY_BYTES, maxJsonBytes: c.GATEWAY_MAX_JSON_BYTES, timeoutMs: c.GATEWAY_TIMEOUT_SECONDS * 1000,
       previewDeploysPerToken: c.GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN,
+      callsPerToken: c.GATEWAY_CALLS_PER_TOKEN,
     },
   };
 }

@@ -31,6 +31,7 @@ export const OPTION_NAMES = [
   'GATEWAY_MAX_JSON_BYTES',
   'GATEWAY_TIMEOUT_SECONDS',
   'GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN',
+  'GATEWAY_CALLS_PER_TOKEN',
 ] as const;
 
 export type OptionName = (typeof OPTION_NAMES)[number];

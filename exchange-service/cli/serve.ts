@@ -31,6 +31,7 @@ export const SERVE_OPTION_HELP: Record<OptionName, { value: string; description:
   GATEWAY_MAX_JSON_BYTES: { value: 'n', description: 'largest JSON body the gateway parses and rewrites, and JSON answer it inspects', default: '16777216 (16 MiB)' },
   GATEWAY_TIMEOUT_SECONDS: { value: 'n', description: 'longest one gateway request may take, upload and answer included; then 504', default: '600' },
   GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN: { value: 'n', description: 'deploys one preview token may create through the gateway (replicas share the count); then 403; 0 = unlimited', default: '5' },
+  GATEWAY_CALLS_PER_TOKEN: { value: 'n', description: 'gateway calls one token may have in flight at once (per replica); then 429 until some finish', default: '16' },
   METRICS_LISTEN: { value: 'host:port|off', description: 'where /metrics is served, apart from the public port (which answers 404 for it)', default: '127.0.0.1:9464' },
   PID_FILE: { value: 'file', description: 'write the PID here once listening (atomically), remove it on exit', default: 'none; DATA_DIR/deploy-sts.pid with --dev-defaults' },
 };

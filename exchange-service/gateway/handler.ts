@@ -30,6 +30,7 @@ import type { GatewayConfig } from '../config.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import type { Forward, GatewayBinding, GatewayPlatform, GatewayRequest, Plan } from './platform.js';
 import { checkRequestPath } from './request-path.js';
+import { addressKey } from '../rate-limit.js';
 
 export const GATEWAY_PREFIX = '/gateway/';
 
@@ -64,6 +65,8 @@ interface CallRecord {
   bytesIn: number;
   bytesOut: number;
   detail: string;
+  /** The token whose in-flight count this call holds (released when it ends), and whether it holds a JSON slot. */
+  holds: { jti: string; json: boolean } | null;
 }
 
 /** The request's time limit: `onExpire` (set once there is an upstream request) stops what is in flight. */
@@ -94,7 +97,16 @@ class Bounded<K, V> extends Map<K, V> {
   }
 }
 
-const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 64 }), https: new https.Agent({ keepAlive: true, maxSockets: 64 }) };
+/** Upstream sockets per bound site: one site's calls (a leaked token's slow uploads) never queue another site's. */
+const SOCKETS_PER_SITE = 64;
+/**
+ * JSON bodies (a deploy's file digests) one token may have in flight at once: each is read whole (up to
+ * DEPLOY_STS_GATEWAY_MAX_JSON_BYTES) and parsed, so parallel ones are memory; `netlify deploy` sends one at a time.
+ */
+const JSON_CALLS_PER_TOKEN = 2;
+/** Calls refused before any valid token (junk, a bad token) audited per address per window; the rest are counted. */
+const TOKENLESS_AUDITED_PER_WINDOW = 10;
+const TOKENLESS_WINDOW_SECONDS = 60;
 const TOUCH_EVERY_SECONDS = 60;
 const AUDIT_ATTEMPTS = 3;
 
@@ -136,6 +148,77 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
   // deploy never changes, so a found record is kept.
   const verified = new Bounded<string, { claims: DeployTokenClaims; kid: string }>(1000);
   const deploys = new Bounded<string, GatewayDeploy>(10_000);
+  // Calls in flight per token (this replica): a leaked token cannot hold every upstream socket of its site.
+  const inFlight = new Map<string, number>();
+  const jsonInFlight = new Map<string, number>();
+  // Upstream connection pools, one per platform and bound site (the set of sites is the operator's policies).
+  const agents = new Map<string, http.Agent>();
+  // Refusals without a valid token per address: the window's end, how many were audited in it, how many folded.
+  const tokenless = new Bounded<string, { until: number; audited: number; folded: number }>(10_000);
+
+  const agentFor = (platform: GatewayPlatform, binding: GatewayBinding, secure: boolean): http.Agent => {
+    const key = `${platform.name} ${binding.upstreamSiteId}`;
+    let agent = agents.get(key);
+    if (!agent) {
+      agent = secure ? new https.Agent({ keepAlive: true, maxSockets: SOCKETS_PER_SITE }) : new http.Agent({ keepAlive: true, maxSockets: SOCKETS_PER_SITE });
+      agents.set(key, agent);
+    }
+    return agent;
+  };
+
+  /** Count this call against its token; refuse it when the token already has its share in flight. */
+  const hold = (call: CallRecord, claims: DeployTokenClaims, json: boolean): void => {
+    const held = inFlight.get(claims.jti) ?? 0;
+    if (held >= deps.config.callsPerToken) {
+      throw new Stop(
+        429,
+        'too_many_calls',
+        `deploy-sts refused the request for site ${claims.site}: this token (jti ${claims.jti}) already has ${held} calls in flight, the most one token may (DEPLOY_STS_GATEWAY_CALLS_PER_TOKEN); netlify deploy makes a few at a time: retry once some have finished`,
+      );
+    }
+    const heldJson = json ? (jsonInFlight.get(claims.jti) ?? 0) : 0;
+    if (json && heldJson >= JSON_CALLS_PER_TOKEN) {
+      throw new Stop(429, 'too_many_calls', `deploy-sts refused the request for site ${claims.site}: this token (jti ${claims.jti}) already has ${heldJson} JSON bodies in flight, the most one token may; send them one after the other`);
+    }
+    inFlight.set(claims.jti, held + 1);
+    if (json) jsonInFlight.set(claims.jti, heldJson + 1);
+    call.holds = { jti: claims.jti, json };
+  };
+  const release = (call: CallRecord): void => {
+    if (!call.holds) return;
+    const { jti, json } = call.holds;
+    call.holds = null;
+    const left = (inFlight.get(jti) ?? 1) - 1;
+    if (left <= 0) inFlight.delete(jti);
+    else inFlight.set(jti, left);
+    if (!json) return;
+    const leftJson = (jsonInFlight.get(jti) ?? 1) - 1;
+    if (leftJson <= 0) jsonInFlight.delete(jti);
+    else jsonInFlight.set(jti, leftJson);
+  };
+
+  /**
+   * Whether a refusal without a valid token is audited: the first 10 a minute from an address are; past that they are
+   * counted, and the address's next audited row says how many were left out — so a flood from anyone on the network
+   * cannot grow the audit log by a durable row per request (as at /token). Every call with a valid token is audited.
+   */
+  const auditTokenless = (req: IncomingMessage, call: CallRecord): boolean => {
+    const key = addressKey(clientIp(req, deps.trustProxy) ?? 'unknown');
+    const now = deps.now();
+    let seen = tokenless.get(key);
+    if (!seen || seen.until <= now) {
+      const folded = seen?.folded ?? 0;
+      if (folded > 0) call.detail = `${call.detail} (and ${folded} more refused without a valid token from this address, not recorded one by one)`;
+      seen = { until: now + TOKENLESS_WINDOW_SECONDS, audited: 0, folded: 0 };
+      tokenless.set(key, seen);
+    }
+    if (seen.audited >= TOKENLESS_AUDITED_PER_WINDOW) {
+      seen.folded++;
+      return false;
+    }
+    seen.audited++;
+    return true;
+  };
 
   /**
    * Resolves once the row is written (or its failure logged); never rejects. `after-answer`: the client has its
@@ -372,7 +455,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       path: `${base.path}${plan.upstreamPath}${query === '' ? '' : `?${query}`}`,
       method: req.method,
       headers,
-      agent: base.secure ? agents.https : agents.http,
+      agent: agentFor(platform, binding, base.secure),
     });
     // From its connection on, the request may reach the platform: whatever happens next (a deadline, an abort, a cut
     // answer), the audit says forwarded, never refused (refused: nothing reached the platform).
@@ -563,6 +646,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       throw new Stop(403, 'insufficient_scope', `deploy-sts refused ${plan.route} for site ${claims.site}: ${(error as Error).message}`);
     }
     if (plan.deployId !== undefined) call.deployId = plan.deployId;
+    hold(call, claims, plan.body === 'json');
     await checkDeploy(plan, claims, binding, platform);
     const secret = reveal(binding, stored);
     return forward(req, res, plan, secret, claims, binding, platform, call, deadline);
@@ -572,7 +656,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     const started = performance.now();
     const call: CallRecord = {
       platform: '-', site: null, tokenJti: null, context: null, route: '-', deployId: null, result: 'refused', reason: 'error',
-      upstreamStatus: null, bytesIn: 0, bytesOut: 0, detail: '',
+      upstreamStatus: null, bytesIn: 0, bytesOut: 0, detail: '', holds: null,
     };
     const deadline: Deadline = { expired: false, onExpire: undefined };
     const timer = setTimeout(() => {
@@ -600,6 +684,12 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
             res.destroy();
             return stop.status;
           }
+          if (call.result === 'refused' && call.tokenJti === null && !auditTokenless(req, call)) {
+            // Folded into the address's next audited refusal (see auditTokenless).
+            call.bytesOut = sendJson(res, stop.status, body, unread ? { connection: 'close' } : {});
+            if (unread) req.resume();
+            return -1;
+          }
           if (call.result === 'refused') {
             // A refusal is in the audit log before its answer leaves (what was forwarded is audited once it is done).
             call.bytesOut = Buffer.byteLength(JSON.stringify(body));
@@ -616,6 +706,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       )
       .then((status) => {
         clearTimeout(timer);
+        release(call);
         if (status !== -1) void audit(req, call, status, started, 'after-answer');
       });
   };

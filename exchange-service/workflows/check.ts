@@ -6,7 +6,7 @@
  * A workflow is checked when any of its jobs, or any job of a workflow it calls, is privileged: the checker is aimed
  * at the workflows that deploy. Pure: the caller reads the files (and the local actions' names).
  */
-import { carriesUntrusted } from './expressions.js';
+import { expressionsIn, untrustedInput } from './expressions.js';
 import { workflowOf, type Job, type Workflow } from './model.js';
 import { WORKFLOW_RULES } from './rules/index.js';
 import { actionRef, type JobContext } from './rules/rule.js';
@@ -34,6 +34,11 @@ export interface ParsedWorkflows {
 }
 
 export interface CheckOptions {
+  /**
+   * `owner/name` of the repository (from `--repository`): a call to `owner/name/.github/workflows/x.yml@ref` is this
+   * repository's own reusable workflow, checked as `./.github/workflows/x.yml` when x.yml is among the files.
+   */
+  repository?: string;
   /** `name:` of the action.yml of each local action path (`./`, `./actions/deploy`), as read by the caller. */
   localActionNames?: ReadonlyMap<string, string | undefined>;
 }
@@ -87,6 +92,13 @@ export function calledWorkflowName(job: Job): string | undefined {
   return job.uses ? LOCAL_WORKFLOW.exec(job.uses.value.trim())?.[1] : undefined;
 }
 
+/** The file name a job's `uses: owner/name/.github/workflows/x.yml@ref` calls when owner/name is `repository`. */
+export function ownWorkflowName(job: Job, repository: string | undefined): string | undefined {
+  if (!job.uses || !repository) return undefined;
+  const m = /^([^/]+\/[^/]+)\/\.github\/workflows\/([^/@]+\.ya?ml)@\S+$/.exec(job.uses.value.trim());
+  return m && m[1]!.toLowerCase() === repository.toLowerCase() ? m[2] : undefined;
+}
+
 interface Caller {
   ctx: JobContext;
   idToken: boolean;
@@ -117,12 +129,22 @@ function ancestorsOf(workflow: Workflow, job: Job): Job[] {
   return out;
 }
 
+const carries = (value: string, tainted: Parameters<typeof untrustedInput>[1]) => expressionsIn(value).some((e) => untrustedInput(e.body, tainted) !== undefined);
+
 /** Every job context of a workflow and of the local workflows it calls, plus calls to files that are not there. */
 function contextsOf(workflow: Workflow, workflows: ReadonlyMap<string, Workflow>, options: CheckOptions, caller?: Caller): { contexts: JobContext[]; missing: Finding[] } {
   const contexts: JobContext[] = [];
   const missing: Finding[] = [];
   const events = caller ? caller.ctx.events : new Set(workflow.triggers.map((t) => t.event));
-  const taintedEnvBase = [...workflow.env].filter(([, v]) => carriesUntrusted(v.value)).map(([k]) => k);
+  // A called workflow's `inputs.NAME` carries what its caller passes in `with:`.
+  const taintedInputs = new Set<string>();
+  if (caller) {
+    const from = caller.ctx;
+    const tainted = { env: from.taintedEnv, matrix: from.taintedMatrix, inputs: from.taintedInputs };
+    for (const [name, value] of from.job.with) if (carries(value.value, tainted)) taintedInputs.add(name);
+  }
+  const inputsOnly = { env: new Set<string>(), matrix: new Set<string>(), inputs: taintedInputs };
+  const taintedEnvBase = [...workflow.env].filter(([, v]) => carries(v.value, inputsOnly)).map(([k]) => k);
   for (const job of workflow.jobs) {
     const own = job.permissions ?? workflow.permissions;
     let idToken: boolean;
@@ -139,10 +161,10 @@ function contextsOf(workflow: Workflow, workflows: ReadonlyMap<string, Workflow>
     const privilege = idToken ? `holds id-token: write (${source})` : action ? 'uses the deploy-sts Action' : undefined;
     const taintedEnv = new Set(taintedEnvBase);
     for (const [k, v] of job.env) {
-      if (carriesUntrusted(v.value)) taintedEnv.add(k);
+      if (carries(v.value, inputsOnly)) taintedEnv.add(k);
       else taintedEnv.delete(k);
     }
-    const taintedMatrix = new Set([...job.matrix].filter(([, values]) => values.some((v) => carriesUntrusted(v.value))).map(([k]) => k));
+    const taintedMatrix = new Set([...job.matrix].filter(([, values]) => values.some((v) => carries(v.value, inputsOnly))).map(([k]) => k));
     const ancestors = ancestorsOf(workflow, job);
     if (caller) ancestors.push(caller.ctx.job, ...caller.ctx.ancestors);
     const ctx: JobContext = {
@@ -151,6 +173,7 @@ function contextsOf(workflow: Workflow, workflows: ReadonlyMap<string, Workflow>
       events,
       taintedEnv,
       taintedMatrix,
+      taintedInputs,
       ancestors,
       via: caller ? ` of ${workflow.file} (called from job "${caller.ctx.job.id}" of ${caller.ctx.workflow.file})` : '',
       ...(privilege ? { privilege } : {}),
@@ -160,6 +183,17 @@ function contextsOf(workflow: Workflow, workflows: ReadonlyMap<string, Workflow>
     const called = calledWorkflowName(job);
     if (job.uses && job.uses.value.trim().startsWith('./') && !called) {
       missing.push(findingOf(workflowSyntax, { file: workflow.file, at: job.uses.pos, what: `job "${job.id}" calls ${job.uses.value}: a local reusable workflow must be ./.github/workflows/<file>.yml` }));
+    }
+    const self = called ? undefined : ownWorkflowName(job, options.repository);
+    // This repository's workflow called by its full name: checked when it is here (the ref called may differ).
+    if (self && workflows.has(self)) {
+      const depth = (caller?.depth ?? 0) + 1;
+      if (depth <= MAX_CALL_DEPTH) {
+        const inner = contextsOf(workflows.get(self)!, workflows, options, { ctx, idToken, depth });
+        contexts.push(...inner.contexts);
+        missing.push(...inner.missing);
+      }
+      continue;
     }
     if (!called) continue;
     const target = workflows.get(called);

@@ -3,7 +3,7 @@
  * around the pure checker — read the workflow files (and the names of the local actions they use), load the
  * policies with the service's own loader, print the report, write SARIF. Returns the exit status.
  */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'yaml';
@@ -57,7 +57,8 @@ function readWorkflowDir(dir: string): { files: WorkflowFile[]; findings: Findin
   try {
     const info = statSync(dir);
     if (!info.isDirectory()) throw new WorkflowsUsageError(`${dir} is not a directory: pass the workflows directory (default ${DEFAULT_WORKFLOWS_DIR})`);
-    names = readdirSync(dir).filter((n) => !n.startsWith('.') && WORKFLOW_FILE.test(n)).sort();
+    // Dot files included: GitHub runs `.github/workflows/.deploy.yml` like any other workflow file.
+    names = readdirSync(dir).filter((n) => WORKFLOW_FILE.test(n)).sort();
   } catch (error) {
     if (error instanceof WorkflowsUsageError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
@@ -72,6 +73,12 @@ function readWorkflowDir(dir: string): { files: WorkflowFile[]; findings: Findin
     const file = path.join(dir, name);
     const problem = (what: string) => findings.push(findingOf(workflowSyntax, { file, at: { line: 1, column: 1 }, what }));
     try {
+      // GitHub reads a symbolic link's own text (its target's path), not the target: the workflow is invalid there,
+      // and the checker does not follow it out of the directory either.
+      if (lstatSync(file).isSymbolicLink()) {
+        problem(`the file is a symbolic link (to ${JSON.stringify(readlinkSync(file))}): GitHub does not follow it and reports an invalid workflow file; copy the workflow here instead`);
+        continue;
+      }
       const info = statSync(file);
       if (!info.isFile()) continue;
       if (info.size > MAX_WORKFLOW_FILE_BYTES) {
@@ -93,7 +100,12 @@ function localActionNames(root: string, paths: readonly string[]): Map<string, s
     let name: string | undefined;
     for (const file of ['action.yml', 'action.yaml']) {
       try {
-        const meta = parse(readFileSync(path.join(root, p, file), 'utf8')) as { name?: unknown } | null;
+        const actionFile = path.join(root, p, file);
+        // Only a regular file of a workflow's size inside the repository (`uses: ./../x` or a link to /dev/zero is not read).
+        if (path.relative(root, actionFile).startsWith('..')) break;
+        const info = statSync(actionFile);
+        if (!info.isFile() || info.size > MAX_WORKFLOW_FILE_BYTES) continue;
+        const meta = parse(readFileSync(actionFile, 'utf8')) as { name?: unknown } | null;
         if (typeof meta?.name === 'string') name = meta.name;
         break;
       } catch {
@@ -132,7 +144,7 @@ export async function workflowsCheck(options: WorkflowsCheckOptions, out: Output
   const parsed = parseWorkflows(read.files);
   parsed.findings.push(...read.findings);
   const names = localActionNames(options.root ?? repoRootOf(dir), localActionPaths(parsed.workflows.values()));
-  const checked = checkParsedWorkflows(parsed, { localActionNames: names });
+  const checked = checkParsedWorkflows(parsed, { localActionNames: names, ...(options.repository !== undefined ? { repository: options.repository } : {}) });
   let findings = checked.findings;
   if (options.policies !== undefined && options.repository !== undefined) {
     findings = sortFindings([...findings, ...(await policyFindings({ policies: options.policies, repository: options.repository }, checked))]);

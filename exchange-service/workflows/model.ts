@@ -113,11 +113,12 @@ function textOf(source: Source, node: unknown): Text | undefined {
   return text;
 }
 
-function textMap(source: Source, node: unknown): Map<string, Text> {
+/** A mapping's scalar values by key; `lowerKeys` for action inputs, which GitHub reads case-insensitively (`Ref:` is `ref`). */
+function textMap(source: Source, node: unknown, lowerKeys = false): Map<string, Text> {
   const out = new Map<string, Text>();
   for (const e of entries(source, node)) {
     const t = textOf(source, e.value);
-    if (t) out.set(e.key, t);
+    if (t) out.set(lowerKeys ? e.key.toLowerCase() : e.key, t);
   }
   return out;
 }
@@ -187,7 +188,7 @@ function stepOf(source: Source, node: unknown, index: number): Step {
   const step: Step = {
     index,
     pos: nodePosition(source, resolveNode(source, node)),
-    with: textMap(source, entry(source, node, 'with')?.value),
+    with: textMap(source, entry(source, node, 'with')?.value, true),
     env: textMap(source, entry(source, node, 'env')?.value),
   };
   const id = get('id');
@@ -209,7 +210,7 @@ function jobOf(source: Source, e: Entry): Job {
     id: e.key,
     pos: nodePosition(source, e.keyNode),
     needs: stringList(source, get('needs')?.value),
-    with: textMap(source, get('with')?.value),
+    with: textMap(source, get('with')?.value, true),
     env: textMap(source, get('env')?.value),
     matrix: new Map(),
     steps: [],
@@ -227,7 +228,17 @@ function jobOf(source: Source, e: Entry): Job {
   const uses = textOf(source, get('uses')?.value);
   if (uses) job.uses = uses;
   const matrix = entry(source, get('strategy')?.value, 'matrix');
-  if (matrix) for (const m of entries(source, matrix.value)) job.matrix.set(m.key, allTexts(source, m.value));
+  if (matrix) {
+    for (const m of entries(source, matrix.value)) {
+      if (m.key === 'include' || m.key === 'exclude') {
+        // `include: [{ key: value }]` defines (or extends) `matrix.key`.
+        const items = resolveNode(source, m.value);
+        for (const item of isSeq(items) ? items.items : []) {
+          for (const e of entries(source, item)) job.matrix.set(e.key, allTexts(source, e.value, job.matrix.get(e.key) ?? []));
+        }
+      } else job.matrix.set(m.key, allTexts(source, m.value, job.matrix.get(m.key) ?? []));
+    }
+  }
   const steps = resolveNode(source, get('steps')?.value);
   if (isSeq(steps)) job.steps = steps.items.map((item, index) => stepOf(source, item, index));
   return job;

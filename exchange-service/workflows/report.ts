@@ -4,9 +4,17 @@ import type { Finding } from './types.js';
 
 const NAMES = new Map(ALL_RULES.map((r) => [r.id, r.name]));
 
+/**
+ * Control characters and bidirectional overrides shown as `\u{…}`: a message quotes the workflow's own text (a line of
+ * `run:`, a file name), which must not move the terminal's cursor, erase a line, or reorder what is shown.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+}
+
 /** `file:line:column: error DSTS103 build-in-privileged-job: message`, one per line, then a summary line. */
 export function textReport(findings: readonly Finding[], files: number): string {
-  const lines = findings.map((f) => `${f.file}:${f.line}:${f.column}: ${f.severity} ${f.rule} ${NAMES.get(f.rule) ?? ''}: ${f.message}`);
+  const lines = findings.map((f) => printable(`${f.file}:${f.line}:${f.column}: ${f.severity} ${f.rule} ${NAMES.get(f.rule) ?? ''}: ${f.message}`));
   const errors = findings.filter((f) => f.severity === 'error').length;
   const warnings = findings.length - errors;
   const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;

@@ -21,6 +21,14 @@ export function artifactUri(file: string): string {
   return file.split(path.sep).join('/').split('/').map(encodeURIComponent).join('/');
 }
 
+/**
+ * A plain-text SARIF message in which `[text](target)` is an embedded link (SARIF 2.1.0 §3.11.6): a message quotes the
+ * workflow's own text, which must not become a link in code scanning, so `](` is written `\](`.
+ */
+export function sarifText(message: string): string {
+  return message.replace(/\]\(/g, '\\](');
+}
+
 export function toSarif(findings: readonly Finding[], options: { version?: string } = {}): object {
   const index = new Map(ALL_RULES.map((r, i) => [r.id, i]));
   return {
@@ -50,7 +58,7 @@ export function toSarif(findings: readonly Finding[], options: { version?: strin
           ruleId: f.rule,
           ...(index.has(f.rule) ? { ruleIndex: index.get(f.rule)! } : {}),
           level: f.severity,
-          message: { text: f.message },
+          message: { text: sarifText(f.message) },
           locations: [
             {
               physicalLocation: {

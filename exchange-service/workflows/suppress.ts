@@ -7,10 +7,31 @@ import type { Finding } from './types.js';
 
 const SUPPRESSION = /deploy-sts:\s*ignore\[\s*(DSTS\d{3}(?:\s*,\s*DSTS\d{3})*)\s*\]\s*\S/g;
 
-/** Rule ids suppressed on a line. */
+/**
+ * Where the line's comment starts: the first `#` at the line's start or after white space, outside single and double
+ * quotes (and not escaped) — as both YAML and the shell read it. A suppression inside a string
+ * (`echo "# deploy-sts: ignore[DSTS103] x"; npm ci`) is text the script prints, not a comment someone reviewed.
+ */
+export function commentStart(line: string): number {
+  let quote: string | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quote) {
+      if (c === quote) quote = undefined;
+      else if (c === '\\' && quote === '"') i++;
+    } else if (c === '\\') i++;
+    else if (c === '"' || c === "'") quote = c;
+    else if (c === '#' && (i === 0 || /\s/.test(line[i - 1]!))) return i;
+  }
+  return -1;
+}
+
+/** Rule ids suppressed on a line (by its comment). */
 export function suppressedOn(line: string): Set<string> {
   const ids = new Set<string>();
-  for (const m of line.matchAll(SUPPRESSION)) for (const id of m[1]!.split(',')) ids.add(id.trim());
+  const start = commentStart(line);
+  if (start < 0) return ids;
+  for (const m of line.slice(start).matchAll(SUPPRESSION)) for (const id of m[1]!.split(',')) ids.add(id.trim());
   return ids;
 }
 

@@ -132,7 +132,11 @@ describe.skipIf(SKIP_POSTGRES)('the deploy gateway on replicas sharing PostgreSQ
     // Concurrent creations with one token, spread over both replicas: one reaches Netlify.
     const two = await preview();
     const statuses = (await Promise.all(Array.from({ length: 6 }, (_, i) => create(i % 2, two)))).map((r) => r.status);
-    expect(statuses.sort()).toEqual([200, 403, 403, 403, 403, 403]);
+    // One succeeds; the others are refused by the shared count (403) or, past the 2 JSON bodies one token may have in
+    // flight on a replica, told to wait (429).
+    expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+    expect(statuses.filter((s) => s !== 200).every((s) => s === 403 || s === 429)).toBe(true);
+    expect(statuses.filter((s) => s === 403).length).toBeGreaterThanOrEqual(3);
     expect(creations()).toBe(before + 1);
   });
 

@@ -7,6 +7,18 @@ import { actionRef, isFalse, jobLabel, stepLabel, type JobContext, type Workflow
 
 /** setup-* actions that restore a cache by default unless told `cache: false`. */
 const CACHE_BY_DEFAULT = new Set(['actions/setup-go']);
+/** actions/cache's drop-in replacements (their `/save` sub-action only saves). */
+const CACHE_ACTIONS = ['actions/cache', 'buildjet/cache', 'runs-on/cache', 'useblacksmith/cache'];
+/** Other actions that restore a cache: the input that turns it on (or off), and whether it is on by default. */
+const CACHING_ACTIONS: Record<string, { input: string; on: 'true' | 'false'; byDefault: boolean }> = {
+  'ruby/setup-ruby': { input: 'bundler-cache', on: 'true', byDefault: false },
+  'astral-sh/setup-uv': { input: 'enable-cache', on: 'true', byDefault: true },
+  'gradle/actions/setup-gradle': { input: 'cache-disabled', on: 'false', byDefault: true },
+  'gradle/gradle-build-action': { input: 'cache-disabled', on: 'false', byDefault: true },
+  'swatinem/rust-cache': { input: 'lookup-only', on: 'false', byDefault: true },
+  'jdx/mise-action': { input: 'cache', on: 'true', byDefault: true },
+  'determinatesystems/magic-nix-cache-action': { input: 'use-gha-cache', on: 'true', byDefault: true },
+};
 
 export const cacheInPrivilegedJob: WorkflowRule = {
   id: 'DSTS105',
@@ -22,17 +34,22 @@ export const cacheInPrivilegedJob: WorkflowRule = {
       if (!step.uses) continue;
       const ref = actionRef(step.uses.value);
       if (ref.kind !== 'remote') continue;
-      const cacheInput = step.with.get('cache');
+      let cacheInput = step.with.get('cache');
       let restores = false;
-      if (ref.name === 'actions/cache' || ref.name.startsWith('actions/cache/')) restores = !ref.name.endsWith('/save');
-      else if (/^[^/]+\/setup-[^/]+$/.test(ref.name)) {
+      const other = CACHING_ACTIONS[ref.name];
+      if (CACHE_ACTIONS.some((a) => ref.name === a || ref.name.startsWith(`${a}/`))) restores = !ref.name.endsWith('/save');
+      else if (other) {
+        cacheInput = step.with.get(other.input);
+        const value = cacheInput?.value.trim().toLowerCase();
+        restores = value === undefined || value === '' || value === 'auto' ? other.byDefault : value === other.on;
+      } else if (/^[^/]+\/setup-[^/]+$/.test(ref.name)) {
         restores = cacheInput ? cacheInput.value.trim() !== '' && !isFalse(cacheInput) : CACHE_BY_DEFAULT.has(ref.name);
       }
       if (!restores) continue;
       hits.push({
         file: ctx.workflow.file,
-        at: cacheInput && !ref.name.startsWith('actions/cache') ? cacheInput.pos : step.uses.pos,
-        what: `${jobLabel(ctx)} ${ctx.privilege}, and ${stepLabel(step)} restores a cache (${cacheInput ? `cache: ${cacheInput.value}` : ref.name})`,
+        at: cacheInput && !CACHE_ACTIONS.some((a) => ref.name.startsWith(a)) ? cacheInput.pos : step.uses.pos,
+        what: `${jobLabel(ctx)} ${ctx.privilege}, and ${stepLabel(step)} restores a cache (${cacheInput ? `${other?.input ?? 'cache'}: ${cacheInput.value}` : ref.name})`,
       });
     }
     return hits;

@@ -17,7 +17,9 @@ export const pullRequestTargetUngated: WorkflowRule = {
   fix: "Give the job (or the job it needs) an environment: whose protection rules require reviewers, e.g. environment: preview, or gate it on a label a maintainer sets: if: contains(github.event.pull_request.labels.*.name, 'safe to preview').",
   checkJob(ctx: JobContext): Hit[] {
     if (!ctx.events.has('pull_request_target')) return [];
-    const gated = [ctx.job, ...ctx.ancestors].some((j) => j.environment !== undefined || (j.if !== undefined && LABEL_CHECK.test(j.if.value)));
+    // An environment named by an expression (`preview-${{ github.head_ref }}`) is no gate: GitHub creates a missing
+    // environment without protection rules, so the pull request picks one that has no reviewers.
+    const gated = [ctx.job, ...ctx.ancestors].some((j) => (j.environment !== undefined && !j.environment.value.includes('${{')) || (j.if !== undefined && LABEL_CHECK.test(j.if.value)));
     if (gated) return [];
     return [{ file: ctx.workflow.file, at: ctx.job.pos, what: `${jobLabel(ctx)} ${ctx.privilege} on pull_request_target with no environment: and no label condition` }];
   },

@@ -16,6 +16,8 @@ export interface JobContext {
   taintedEnv: ReadonlySet<string>;
   /** `matrix.NAME` keys whose values carry untrusted input. */
   taintedMatrix: ReadonlySet<string>;
+  /** `inputs.NAME` of a called workflow whose caller passes untrusted input in `with:` (empty when not called). */
+  taintedInputs: ReadonlySet<string>;
   /** Jobs this one needs, transitively, in the same workflow (their `if:` and environments gate it too). */
   ancestors: readonly Job[];
   /** When reached through a reusable workflow call: ` (called from file job X)`. */
@@ -72,11 +74,18 @@ export function isFalse(text: Text | undefined): boolean {
   return text !== undefined && text.value.trim().toLowerCase() === 'false';
 }
 
-/** The lines of a script with their offsets, full-line comments blanked. */
+/**
+ * A command word at command position: line start, after `;`, `&&`, `||`, `|`, `(`, `{`, `!`, `` ` ``, `then`, `do`,
+ * `sudo`, `env`, `command` …, and after any `NAME=value` assignments that prefix a command.
+ */
+export const AT_COMMAND = String.raw`(?:^|[;&|(\x60{!]|\b(?:then|do|else|sudo|exec|time|xargs|env|command|builtin|nohup|nice)\s)\s*(?:[A-Za-z_]\w*=(?:"[^"]*"|'[^']*'|(?:[^\s;&|"'$()\x60]|\$\{?\w+\}?)*)\s+)*`;
+
+/** The lines of a script with their offsets, full-line comments blanked; a line continued with `\` is joined to the next. */
 export function scriptLines(script: string): { text: string; offset: number }[] {
   const out: { text: string; offset: number }[] = [];
   let offset = 0;
-  for (const line of script.split('\n')) {
+  // Same length, so offsets still point into the script.
+  for (const line of script.replace(/\\\n/g, '  ').split('\n')) {
     out.push({ text: /^\s*#/.test(line) ? '' : line, offset });
     offset += line.length + 1;
   }
@@ -85,6 +94,8 @@ export function scriptLines(script: string): { text: string; offset: number }[] 
 
 /** Where the match at `index` of `needle` inside a text's value is written in the file. */
 export function matchPosition(workflow: Workflow, text: Text, index: number, needle: string): { line: number; column: number } {
+  // A match across a `\` line continuation is not written as matched: locate its first word.
+  if (text.value.slice(index, index + needle.length) !== needle) needle = needle.split(/\s/)[0]!;
   let occurrence = 0;
   for (let i = text.value.indexOf(needle); i >= 0 && i < index; i = text.value.indexOf(needle, i + 1)) occurrence++;
   return positionIn(workflow.source, text, needle, occurrence);
