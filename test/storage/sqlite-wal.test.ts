@@ -18,8 +18,11 @@ const DATABASE_FILE = 'deploy-sts.sqlite';
 const MiB = 1024 * 1024;
 /** Small, so that a few seconds of writes cross it many times (the default is 16 MiB). */
 const RESTART_BYTES = 2 * MiB;
-/** The stated bound: the threshold plus a few checkpoint intervals of writes at full speed on a loaded machine. */
-const WAL_BOUND = 16 * MiB;
+/**
+ * The stated bound: the threshold plus the writes of a hold that timed out and its 1 s retry at full speed on a loaded
+ * machine (CI shares two cores). Without the bound the WAL reaches 127–130 MiB in this test.
+ */
+const WAL_BOUND = 48 * MiB;
 /** Enough writes for an unbounded WAL to pass WAL_BOUND several times over (about 2 KB of WAL per exchange). */
 const EXCHANGES = 20_000;
 const IN_FLIGHT = 50;
