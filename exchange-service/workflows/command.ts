@@ -3,6 +3,7 @@
  * around the pure checker — read the workflow files (and the names of the local actions they use), load the
  * policies with the service's own loader, print the report, write SARIF. Returns the exit status.
  */
+import { execFileSync } from 'node:child_process';
 import { lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -45,6 +46,24 @@ export interface Output {
 function repoRootOf(dir: string): string {
   const normal = path.resolve(dir);
   return normal.endsWith(`${path.sep}.github${path.sep}workflows`) ? path.dirname(path.dirname(normal)) : process.cwd();
+}
+
+/** owner/name at the end of a git remote URL (https, ssh or scp-like), `.git` dropped. */
+const REMOTE_REPOSITORY = /[/:]([A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))\/([A-Za-z0-9._-]{1,100}?)(?:\.git)?\/?$/;
+
+/**
+ * The owner/name of the repository the clone around `root` came from (its `origin` remote), used when --repository is
+ * not given, and only to recognise this repository's own reusable workflows called by their full name. The URL itself
+ * is never printed (a remote URL can carry a token). Undefined without git, a clone or an origin.
+ */
+function originRepository(root: string): string | undefined {
+  try {
+    const url = execFileSync('git', ['-C', root, 'config', '--get', 'remote.origin.url'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).trim();
+    const match = REMOTE_REPOSITORY.exec(url);
+    return match ? `${match[1]}/${match[2]}` : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -143,8 +162,11 @@ export async function workflowsCheck(options: WorkflowsCheckOptions, out: Output
   const read = readWorkflowDir(dir);
   const parsed = parseWorkflows(read.files);
   parsed.findings.push(...read.findings);
-  const names = localActionNames(options.root ?? repoRootOf(dir), localActionPaths(parsed.workflows.values()));
-  const checked = checkParsedWorkflows(parsed, { localActionNames: names, ...(options.repository !== undefined ? { repository: options.repository } : {}) });
+  const root = options.root ?? repoRootOf(dir);
+  const names = localActionNames(root, localActionPaths(parsed.workflows.values()));
+  // Without --repository, the clone's origin tells which full-name calls are this repository's own workflows.
+  const repository = options.repository ?? originRepository(root);
+  const checked = checkParsedWorkflows(parsed, { localActionNames: names, ...(repository !== undefined ? { repository } : {}) });
   let findings = checked.findings;
   if (options.policies !== undefined && options.repository !== undefined) {
     findings = sortFindings([...findings, ...(await policyFindings({ policies: options.policies, repository: options.repository }, checked))]);

@@ -3,9 +3,10 @@
  * GitHub Actions accepts, each of which must still be reported at error level at the offending text. Also the env
  * indirection GitHub recommends (which must stay clean), and hostile files (crash, aliases, links, terminal escapes).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { checkWorkflowTexts, type CheckOptions } from '../../exchange-service/workflows/check.js';
 import { workflowsCheck } from '../../exchange-service/workflows/command.js';
 import { textReport } from '../../exchange-service/workflows/report.js';
@@ -258,10 +259,22 @@ describe('reusable workflows', () => {
     expectAt(files, 'DSTS103', 5, 'npm ci', { repository: 'Acme/Docs' }, 'called.yml');
   });
 
-  // Without --repository the checker cannot tell acme/docs is this repository: the call is checked as a remote one
-  // (its pin only). The docs say so; kept here as the open half of the case.
-  it.fails('… and without --repository', () => {
-    expectAt(files, 'DSTS103', 5, 'npm ci', {}, 'called.yml');
+  // Was open: without --repository the call was checked as a remote one (its pin only). The command now reads which
+  // repository the clone came from (its origin remote), as actions/checkout leaves it in CI.
+  it('… and without --repository, in a clone whose origin is that repository', async () => {
+    const repo = tempDir('deploy-sts-origin-');
+    onTestFinished(() => rmSync(repo, { recursive: true, force: true }));
+    const workflows = join(repo, '.github', 'workflows');
+    mkdirSync(workflows, { recursive: true });
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(workflows, name), text);
+    execFileSync('git', ['init', '-q', repo]);
+    execFileSync('git', ['-C', repo, 'remote', 'add', 'origin', 'https://x-access-token:ghs_secret@github.com/acme/docs.git']);
+    let stdout = '';
+    const status = await workflowsCheck({ dir: workflows, json: true }, { stdout: (t) => (stdout += t), stderr: () => undefined });
+    expect(status).toBe(1);
+    const report = JSON.parse(stdout) as { findings: { file: string; line: number; rule: string; severity: string }[] };
+    expect(report.findings).toContainEqual(expect.objectContaining({ rule: 'DSTS103', severity: 'error', line: 5, file: expect.stringMatching(/called\.yml$/) }));
+    expect(stdout).not.toContain('ghs_secret');
   });
 });
 
