@@ -16,6 +16,7 @@ import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
 import { startNetlifyStandin, type NetlifyStandin, type StandinSite } from '../helpers/netlify/standin.js';
 import { exchangeToken, startService, tempDir, type TestService } from '../helpers/service.js';
 import { NO_RATE_LIMITS } from '../security/support.js';
+import { startPostgres } from '../../testing/postgres.js';
 
 export const CREDENTIAL = 'netlify-acme';
 
@@ -141,4 +142,66 @@ export function rawRequest(url: string, method: string, path: string, headers: R
       req.end();
     } else req.end(body);
   });
+}
+
+/**
+ * Two replicas of the service sharing one PostgreSQL database and one public URL (as behind a load balancer), with
+ * `docs` bound to a stand-in site and the stand-in's token stored, sealed, through replica 0 only.
+ */
+export interface GatewayReplicas {
+  issuer: TestIssuer;
+  standin: NetlifyStandin;
+  site: StandinSite;
+  /** The key-encryption key file every replica uses. */
+  kek: string;
+  replicas: TestService[];
+  /** Where replica `i` really listens (they share the public URL). */
+  address(i: number): string;
+  stop(): Promise<void>;
+}
+
+export async function startGatewayReplicas(env: Record<string, string> = {}): Promise<GatewayReplicas> {
+  const issuer = await startIssuer();
+  const pg = await startPostgres();
+  const standin = await startNetlifyStandin();
+  const site = standin.addSite({ name: 'acme-docs' });
+  const dir = tempDir('deploy-sts-gateway-pg-');
+  mkdirSync(join(dir, 'policies'));
+  writeFileSync(join(dir, 'policies', 'docs.yml'), toYaml(docsSite({ upstream: { netlify: { site_id: site.id, credential: CREDENTIAL } } })));
+  const kek = join(dir, 'kek');
+  writeFileSync(kek, randomBytes(32).toString('base64'), { mode: 0o600 });
+  const databaseUrl = await pg.createDatabase();
+  const replicas: TestService[] = [];
+  for (let i = 0; i < 2; i++) {
+    replicas.push(
+      await startService({
+        issuer: issuer.url,
+        policies: join(dir, 'policies'),
+        env: {
+          ...NO_RATE_LIMITS,
+          DEPLOY_STS_PUBLIC_URL: 'http://127.0.0.1:8443',
+          DEPLOY_STS_DATABASE_URL: databaseUrl,
+          DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE: kek,
+          DEPLOY_STS_NETLIFY_API_URL: standin.apiUrl,
+          ...env,
+        },
+      }),
+    );
+  }
+  await credentialStore(replicas[0]!.service.storage.gateway, await readKeyEncryptionKey(kek)).set(CREDENTIAL, standin.token);
+  return {
+    issuer,
+    standin,
+    site,
+    kek,
+    replicas,
+    address: (i) => `http://127.0.0.1:${replicas[i]!.service.port}`,
+    async stop() {
+      for (const r of replicas) await r.stop();
+      await standin.close();
+      await pg.stop();
+      await issuer.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -3,67 +3,32 @@
  * the credential stored through one is used by the other, a deploy created through one replica is uploaded and
  * polled through the other, and both write the one gateway audit log.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { credentialStore } from '../../exchange-service/credentials/store.js';
-import { readKeyEncryptionKey } from '../../exchange-service/keys/key-encryption.js';
-import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
-import { startNetlifyStandin, type NetlifyStandin, type StandinSite } from '../helpers/netlify/standin.js';
-import { SKIP_POSTGRES, startPostgres, type TestPostgres } from '../../testing/postgres.js';
-import { exchangeToken, startService, tempDir, type TestService } from '../helpers/service.js';
-import { docsSite, toYaml } from '../policy/fixtures.js';
-import { NO_RATE_LIMITS } from '../security/support.js';
+import { type TestIssuer } from '../helpers/issuer.js';
+import { type NetlifyStandin, type StandinSite } from '../helpers/netlify/standin.js';
+import { SKIP_POSTGRES } from '../../testing/postgres.js';
+import { exchangeToken, type TestService } from '../helpers/service.js';
+import { startGatewayReplicas, type GatewayReplicas } from '../gateway/support.js';
 
 describe.skipIf(SKIP_POSTGRES)('the deploy gateway on replicas sharing PostgreSQL', () => {
-  let pg: TestPostgres;
+  let world: GatewayReplicas;
   let issuer: TestIssuer;
   let standin: NetlifyStandin;
   let site: StandinSite;
-  let dir: string;
-  const replicas: TestService[] = [];
+  let replicas: TestService[];
   /** Where each replica really listens (they share the public URL). */
-  const address = (i: number) => `http://127.0.0.1:${replicas[i]!.service.port}`;
+  const address = (i: number) => world.address(i);
   const api = (i: number) => `${address(i)}/gateway/netlify/api/v1`;
 
   beforeAll(async () => {
-    issuer = await startIssuer();
-    pg = await startPostgres();
-    standin = await startNetlifyStandin();
-    site = standin.addSite({ name: 'acme-docs' });
-    dir = tempDir('deploy-sts-gateway-pg-');
-    mkdirSync(join(dir, 'policies'));
-    writeFileSync(join(dir, 'policies', 'docs.yml'), toYaml(docsSite({ upstream: { netlify: { site_id: site.id, credential: 'netlify-acme' } } })));
-    const kek = join(dir, 'kek');
-    writeFileSync(kek, randomBytes(32).toString('base64'), { mode: 0o600 });
-    const databaseUrl = await pg.createDatabase();
-    for (let i = 0; i < 2; i++) {
-      replicas.push(
-        await startService({
-          issuer: issuer.url,
-          policies: join(dir, 'policies'),
-          env: {
-            ...NO_RATE_LIMITS,
-            DEPLOY_STS_PUBLIC_URL: 'http://127.0.0.1:8443',
-            DEPLOY_STS_DATABASE_URL: databaseUrl,
-            DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE: kek,
-            DEPLOY_STS_NETLIFY_API_URL: standin.apiUrl,
-            DEPLOY_STS_GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN: '1',
-          },
-        }),
-      );
-    }
-    // Stored through replica 0 only.
-    await credentialStore(replicas[0]!.service.storage.gateway, await readKeyEncryptionKey(kek)).set('netlify-acme', standin.token);
+    // The credential is stored through replica 0 only.
+    world = await startGatewayReplicas({ DEPLOY_STS_GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN: '1' });
+    ({ issuer, standin, site, replicas } = world);
   }, 120_000);
 
   afterAll(async () => {
-    for (const r of replicas) await r.stop();
-    await standin?.close();
-    await pg?.stop();
-    await issuer?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await world?.stop();
   });
 
   it('creates a deploy through one replica and uploads and polls it through the other', async () => {

@@ -8,20 +8,16 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import net, { type Socket } from 'node:net';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentialStore } from '../../exchange-service/credentials/store.js';
 import { readKeyEncryptionKey } from '../../exchange-service/keys/key-encryption.js';
 import { gatewayOutcome } from '../../exchange-service/gateway/audit-view.js';
 import type { StoredGatewayAudit } from '../../exchange-service/storage/gateway-types.js';
-import { SKIP_POSTGRES, startPostgres, type TestPostgres } from '../../testing/postgres.js';
-import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
-import { startNetlifyStandin, type NetlifyStandin, type StandinSite } from '../helpers/netlify/standin.js';
-import { exchangeToken, postForm, startService, tempDir, type TestService } from '../helpers/service.js';
-import { docsSite, toYaml } from '../policy/fixtures.js';
-import { startGatewayWorld, rawRequest, reached, type Answer, type GatewayWorld } from '../gateway/support.js';
-import { NO_RATE_LIMITS } from './support.js';
+import { SKIP_POSTGRES } from '../../testing/postgres.js';
+import { type TestIssuer } from '../helpers/issuer.js';
+import { type NetlifyStandin, type StandinSite } from '../helpers/netlify/standin.js';
+import { exchangeToken, postForm, type TestService } from '../helpers/service.js';
+import { startGatewayReplicas, startGatewayWorld, rawRequest, reached, type Answer, type GatewayReplicas, type GatewayWorld } from '../gateway/support.js';
 
 const API = '/gateway/netlify/api/v1';
 const sha1 = (data: Buffer) => createHash('sha1').update(data).digest('hex');
@@ -591,51 +587,22 @@ describe('an anonymous flood of the gateway', () => {
 });
 
 describe.skipIf(SKIP_POSTGRES)('replicas sharing PostgreSQL: revocation and credential removal on the very next request', () => {
-  let pg: TestPostgres;
+  let replicated: GatewayReplicas;
   let issuer: TestIssuer;
   let standin: NetlifyStandin;
   let site: StandinSite;
-  let dir: string;
   let kek: string;
-  const replicas: TestService[] = [];
-  const address = (i: number) => `http://127.0.0.1:${replicas[i]!.service.port}`;
+  let replicas: TestService[];
+  const address = (i: number) => replicated.address(i);
 
   beforeAll(async () => {
-    issuer = await startIssuer();
-    pg = await startPostgres();
-    standin = await startNetlifyStandin();
-    credentials.push(standin.token);
-    site = standin.addSite({ name: 'acme-docs' });
-    dir = tempDir('deploy-sts-attack-15b-');
-    mkdirSync(join(dir, 'policies'));
-    writeFileSync(join(dir, 'policies', 'docs.yml'), toYaml(docsSite({ upstream: { netlify: { site_id: site.id, credential: 'netlify-acme' } } })));
-    kek = join(dir, 'kek');
-    writeFileSync(kek, randomBytes(32).toString('base64'), { mode: 0o600 });
-    const databaseUrl = await pg.createDatabase();
-    for (let i = 0; i < 2; i++) {
-      replicas.push(
-        await startService({
-          issuer: issuer.url,
-          policies: join(dir, 'policies'),
-          env: {
-            ...NO_RATE_LIMITS,
-            DEPLOY_STS_PUBLIC_URL: 'http://127.0.0.1:8443',
-            DEPLOY_STS_DATABASE_URL: databaseUrl,
-            DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE: kek,
-            DEPLOY_STS_NETLIFY_API_URL: standin.apiUrl,
-          },
-        }),
-      );
-    }
-    await credentialStore(replicas[0]!.service.storage.gateway, await readKeyEncryptionKey(kek)).set('netlify-acme', standin.token);
+    replicated = await startGatewayReplicas();
+    credentials.push(replicated.standin.token);
+    ({ issuer, standin, site, kek, replicas } = replicated);
   }, 120_000);
 
   afterAll(async () => {
-    for (const r of replicas) await r.stop();
-    await standin?.close();
-    await pg?.stop();
-    await issuer?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await replicated?.stop();
   });
 
   const tokenFor = async (claims: Record<string, unknown> = {}) => {
