@@ -5,6 +5,7 @@
  * Fetches are bounded in time and size. Static: a JWKS file (air-gapped installs, offline debugging).
  * Only the `kid` and `alg` of a token header are read: `jku`, `x5u` and `jwk` are never followed.
  */
+import { readBoundedJson } from '../../shared/bounded-json.js';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { FlattenedJWSInput, JSONWebKeySet, JWTHeaderParameters } from 'jose';
 import { readFile } from 'node:fs/promises';
@@ -64,23 +65,7 @@ function parseJwks(body: unknown, where: string): JSONWebKeySet {
 async function fetchJson(url: string, timeoutMs: number, maxBytes: number): Promise<unknown> {
   const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error', headers: { accept: 'application/json' } });
   if (!response.ok) throw new Error(`${url} answered HTTP ${response.status}`);
-  const declared = Number(response.headers.get('content-length') ?? '0');
-  if (declared > maxBytes) throw new Error(`${url} is larger than ${maxBytes} bytes`);
-  const reader = response.body?.getReader();
-  if (!reader) throw new Error(`${url} sent no body`);
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel();
-      throw new Error(`${url} is larger than ${maxBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  return readBoundedJson(response, url, maxBytes);
 }
 
 function checkFetchUrl(value: string, what: string): string {

@@ -5,6 +5,8 @@
  * are kept. Every fetch is bounded in time and size, and follows no redirects.
  */
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { readBoundedJson } from '../../shared/bounded-json.js';
+import { isLoopbackHost } from '../../shared/wire.js';
 import { DeployTokenError } from '../access-token/errors.js';
 
 export interface IssuerKeysOptions {
@@ -24,19 +26,15 @@ export interface IssuerKeys {
 
 const MAX_DOCUMENT_BYTES = 256 * 1024;
 
-function isLoopback(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
-}
-
 /** https, or http on loopback (tests, local demos). */
-export function secureUrl(value: string): boolean {
+function secureUrl(value: string): boolean {
   if (!URL.canParse(value)) return false;
   const url = new URL(value);
-  return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname));
+  return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname));
 }
 
 /** RFC 8414 §3: the well-known path goes between the host and the issuer's path. */
-export function metadataUrls(issuer: string): string[] {
+function metadataUrls(issuer: string): string[] {
   const url = new URL(issuer);
   const path = url.pathname.replace(/\/$/, '');
   const rfc = `${url.origin}/.well-known/oauth-authorization-server${path}`;
@@ -47,10 +45,11 @@ export function metadataUrls(issuer: string): string[] {
 async function getJson(url: string, options: IssuerKeysOptions): Promise<{ status: number; body?: unknown }> {
   const doFetch = options.fetch ?? fetch;
   const response = await doFetch(url, { redirect: 'error', signal: AbortSignal.timeout(options.timeoutMs ?? 5000), headers: { accept: 'application/json' } });
-  if (!response.ok) return { status: response.status };
-  const text = await response.text();
-  if (text.length > MAX_DOCUMENT_BYTES) throw new Error(`${url} answered more than ${MAX_DOCUMENT_BYTES} bytes`);
-  return { status: response.status, body: JSON.parse(text) as unknown };
+  if (!response.ok) {
+    await response.body?.cancel();
+    return { status: response.status };
+  }
+  return { status: response.status, body: await readBoundedJson(response, url, MAX_DOCUMENT_BYTES) };
 }
 
 async function fetchKeys(issuer: string, options: IssuerKeysOptions): Promise<Map<string, KeyObject>> {

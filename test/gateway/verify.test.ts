@@ -2,6 +2,8 @@
  * `deploy-sts/verify` as a relying party uses it: against a real service's metadata and JWKS, with real tokens
  * from real exchanges. Every refusal is a DeployTokenError with a code from the closed list and its HTTP status.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { SignJWT, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -144,6 +146,33 @@ describe('a relying party verifying deploy tokens', () => {
     const error = await refusal(verifier.verify(await productionToken()));
     expect(error.code).toBe('keys_unavailable');
     expect(error.status).toBe(503);
+  });
+
+  it('fails closed without buffering an issuer whose metadata never ends (read with a byte cap)', async () => {
+    let sent = 0;
+    const endless = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const pump = () => {
+        while (sent < 64 * 1024 * 1024 && res.write(chunk)) sent += chunk.length;
+        if (sent < 64 * 1024 * 1024) res.once('drain', pump);
+        else res.end();
+      };
+      res.write('{"jwks_uri": "');
+      pump();
+    });
+    await new Promise<void>((resolve) => endless.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = endless.address() as AddressInfo;
+      const verifier = createVerifier({ issuer: `http://127.0.0.1:${port}`, audience: AUDIENCE, timeoutMs: 5000 });
+      const error = await refusal(verifier.verify(await productionToken()));
+      expect(error.code).toBe('keys_unavailable');
+      // The read stopped at the cap (256 KiB), not at the end of 64 MiB.
+      expect(sent).toBeLessThan(16 * 1024 * 1024);
+    } finally {
+      endless.closeAllConnections();
+      await new Promise((resolve) => endless.close(resolve));
+    }
   });
 
   it('uses only codes from the closed list', () => {
