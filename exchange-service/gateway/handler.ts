@@ -298,10 +298,10 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
    * The one storage read of every call: the token's revocation (so a revocation takes effect on the next request)
    * and the site's credential row (so a removed or replaced credential does too), in one statement.
    */
-  async function readCall(claims: DeployTokenClaims, binding: GatewayBinding | undefined): Promise<StoredCredential | undefined> {
+  async function readCall(claims: DeployTokenClaims, binding: GatewayBinding): Promise<StoredCredential | undefined> {
     let state: Awaited<ReturnType<GatewayStorage['readCall']>>;
     try {
-      state = await deps.storage.readCall(claims.jti, binding?.credential);
+      state = await deps.storage.readCall(claims.jti, binding.credential);
     } catch {
       throw new Stop(503, 'storage_unavailable', 'deploy-sts cannot read its revocation list and credentials right now; retry in a moment');
     }
@@ -624,10 +624,10 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     call.tokenJti = claims.jti;
     call.context = claims.context;
     const binding = platform.binding(deps.policies(), claims.site);
-    const stored = await readCall(claims, binding);
     if (!binding) {
       throw new Stop(403, 'site_not_bound', `deploy-sts refused the request: site ${claims.site} is not deployed through the ${platform.name} gateway; its policy needs upstream.${platform.name} (site_id, credential)`);
     }
+    const stored = await readCall(claims, binding);
 
     const request: GatewayRequest = { method: (req.method ?? 'GET').toUpperCase(), path: checked.path, query: checked.query, contentType: contentType(req) };
     const plan: Plan = platform.plan(request, claims, binding);

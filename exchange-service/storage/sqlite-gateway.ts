@@ -47,8 +47,10 @@ export interface SqliteAccess {
  */
 export const GATEWAY_AUDIT_WITHIN_MS = 10;
 
-const READ_CALL_SQL_SQLITE = READ_CALL_SQL.replace('$1', '?1').replace('$2', '?2');
-const TAKE_DEPLOY_SLOT_SQL_SQLITE = TAKE_DEPLOY_SLOT_SQL.replace('$1', '?1').replace('$2', '?2').replace('$3', '?3');
+/** The shared statements' PostgreSQL placeholders (`$1`, each wherever it appears) as SQLite's numbered ones (`?1`). */
+const forSqlite = (sql: string) => sql.replace(/\$(\d+)/g, '?$1');
+const READ_CALL_SQL_SQLITE = forSqlite(READ_CALL_SQL);
+const TAKE_DEPLOY_SLOT_SQL_SQLITE = forSqlite(TAKE_DEPLOY_SLOT_SQL);
 
 /** Migration 4: how many deploys each gateway token has created (the preview tokens' cap). */
 export const SQLITE_GATEWAY_TOKEN_DEPLOYS_MIGRATION = `
