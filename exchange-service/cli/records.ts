@@ -163,16 +163,20 @@ export function recordsCommands(program: Command, ctx: CliContext): void {
       `${examples('DEPLOY_STS_DATABASE_URL=postgres://deploy_sts:PASSWORD@db.internal:5432/deploy_sts DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE=/etc/deploy-sts/kek deploy-sts keys seal')}\nWith SQLite the signing keys are files in the data directory (mode 0600) and are not sealed.\n`,
     )
     .action((flags: { dataDir?: string }) =>
-      ctx.run(() =>
-        withStorage(flags.dataDir, ctx.env, async (opened, config) => {
-          if (opened.backend.kind !== 'postgres') {
-            throw new UsageError(
-              'keys seal is for signing keys kept in PostgreSQL (DEPLOY_STS_DATABASE_URL); with SQLite they are files in the data directory, mode 0600, and are not sealed',
-            );
-          }
-          if (!config.keyEncryptionKeyFile) {
-            throw new UsageError('keys seal needs the key-encryption key: set DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE to the file of 32 random bytes every replica uses');
-          }
+      ctx.run(async () => {
+        // What it needs is checked before the storage is opened (which would make a SQLite database as it goes).
+        const { loadStorageConfig } = await import('../config.js');
+        const needs = loadStorageConfig(ctx.env, { DATA_DIR: flags.dataDir });
+        if (needs.databaseUrl === undefined) {
+          throw new UsageError(
+            'keys seal is for signing keys kept in PostgreSQL (DEPLOY_STS_DATABASE_URL); with SQLite they are files in the data directory, mode 0600, and are not sealed',
+          );
+        }
+        if (!needs.keyEncryptionKeyFile) {
+          throw new UsageError('keys seal needs the key-encryption key: set DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE to the file of 32 random bytes every replica uses');
+        }
+        return withStorage(flags.dataDir, ctx.env, async (opened, config) => {
+          if (opened.backend.kind !== 'postgres' || !config.keyEncryptionKeyFile) throw new Error('keys seal: PostgreSQL and a key-encryption key were checked above');
           const { readKeyEncryptionKey } = await import('../keys/key-encryption.js');
           const { sealStoredKeys } = await import('../keys/db-key-store.js');
           const { sealed, alreadySealed } = await sealStoredKeys(opened.backend.pool, await readKeyEncryptionKey(config.keyEncryptionKeyFile));
@@ -193,7 +197,7 @@ export function recordsCommands(program: Command, ctx: CliContext): void {
             );
           }
           return 0;
-        }),
-      ),
+        });
+      }),
     );
 }

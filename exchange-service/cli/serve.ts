@@ -24,7 +24,7 @@ export const SERVE_OPTION_HELP: Record<OptionName, { value: string; description:
   WATCH_POLICIES: { value: '0|1', description: 'reload policies when the directory changes (SIGHUP always reloads)', default: '1' },
   SYNCHRONOUS: { value: 'mode', description: 'SQLite durability: FULL survives power loss, NORMAL a process crash', default: 'FULL' },
   DATABASE_URL: { value: 'url', description: 'postgres://USER:PASSWORD@HOST:5432/DB: keep all state in PostgreSQL, shared by replicas', default: 'SQLite in the data directory' },
-  KEY_ENCRYPTION_KEY_FILE: { value: 'file', description: 'with PostgreSQL: file of 32 random bytes sealing the signing keys' },
+  KEY_ENCRYPTION_KEY_FILE: { value: 'file', description: 'file of 32 random bytes sealing the stored platform credentials and, with PostgreSQL, the signing keys' },
   LOG_LEVEL: { value: 'level', description: 'debug, info, warn, error or silent (JSON lines on stdout)', default: 'info' },
   NETLIFY_API_URL: { value: 'url', description: 'where the Netlify deploy gateway forwards (https:// only, except loopback; no redirect followed)', default: 'https://api.netlify.com/api/v1' },
   GATEWAY_MAX_BODY_BYTES: { value: 'n', description: 'largest request body the gateway streams through (one uploaded file); larger: 413', default: '1073741824 (1 GiB)' },
@@ -53,7 +53,13 @@ async function serve(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
   const service = await startService(config);
   if (config.pidFile) {
     const file = config.pidFile;
-    writePidFile(file);
+    try {
+      writePidFile(file);
+    } catch (error) {
+      // Nothing is served without its PID file: the listening server would otherwise keep the process alive.
+      await service.close();
+      throw error;
+    }
     process.once('exit', () => removePidFile(file));
   }
   process.stderr.write(`  pid                    ${process.pid}${config.pidFile ? ` (in ${config.pidFile})` : ''}; reload policies and keys with: kill -HUP ${config.pidFile ? `"$(cat ${config.pidFile})"` : process.pid}\n`);

@@ -95,6 +95,14 @@ describe('the conventions', () => {
     expect(r.code).toBe(0);
   });
 
+  it('serve stops, exit 1, when it cannot write its --pid-file (it serves nothing without it)', async () => {
+    const dataDir = join(work, 'pid-data');
+    // A path below a regular file: no PID file can be written there.
+    const r = await cli(['serve', '--dev-defaults', '--port', '0', '--data-dir', dataDir, '--pid-file', join(ROOT, 'package.json', 'deploy-sts.pid')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/deploy-sts\.pid/);
+  });
+
   it('a verb with sub-verbs typed alone lists them (exit 2)', async () => {
     const r = await cli(['policy']);
     expect(r.code).toBe(2);

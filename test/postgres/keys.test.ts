@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Pool } from 'pg';
@@ -216,9 +216,12 @@ describe.skipIf(SKIP_POSTGRES)('signing keys in PostgreSQL', () => {
       const noKek = await cli(['keys', 'seal'], { DEPLOY_STS_DATABASE_URL: url });
       expect(noKek.status).toBe(2);
       expect(noKek.stderr).toMatch(/keys seal needs the key-encryption key: set DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE/);
-      const sqlite = await cli(['keys', 'seal'], { DEPLOY_STS_DATA_DIR: tempDir('deploy-sts-seal-sqlite-'), DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE: kekFile('sqlite') });
+      const dataDir = join(tempDir('deploy-sts-seal-sqlite-'), 'data');
+      const sqlite = await cli(['keys', 'seal'], { DEPLOY_STS_DATA_DIR: dataDir, DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE: kekFile('sqlite') });
       expect(sqlite.status).toBe(2);
       expect(sqlite.stderr).toMatch(/keys seal is for signing keys kept in PostgreSQL/);
+      // Refused before anything is opened: no SQLite database made on the way.
+      expect(existsSync(dataDir)).toBe(false);
     });
   });
 
