@@ -8,23 +8,11 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqlite, type Synchronous } from '../exchange-service/storage/sqlite.js';
-import type { AuditRecord } from '../exchange-service/storage/types.js';
+import { auditRecord } from './micro.js';
 
 const total = Number(process.env.BENCH_WAL_EXCHANGES ?? 22_000);
 const synchronous = (process.env.BENCH_WAL_SYNC ?? 'FULL') as Synchronous;
 const IN_FLIGHT = 50;
-
-function auditRecord(i: number): AuditRecord {
-  const now = Math.floor(Date.now() / 1000);
-  return {
-    time: now, result: 'granted', site: 'docs', rule: 'production', context: 'production', reason: 'granted',
-    detail: 'rule "production" (docs.yml) granted production deployments:write', repository: 'acme/docs',
-    repositoryId: '892043217', eventName: 'push', ref: 'refs/heads/main',
-    workflowRef: 'acme/docs/.github/workflows/deploy.yml@refs/heads/main', environment: 'production', runId: '7001234567',
-    subjectJti: `subject-${i}-${Math.random()}`, tokenJti: `token-${i}-${Math.random()}`, scope: 'deployments:write',
-    expiresAt: now + 600, clientIp: '127.0.0.1',
-  };
-}
 
 const size = (file: string) => {
   try {

@@ -21,9 +21,6 @@ export interface SyntaxProblem {
   message: string;
 }
 
-/** Aliases may repeat an anchored node; a bound keeps a "billion laughs" file from expanding without limit. */
-export const MAX_ALIAS_COUNT = 1000;
-
 export function parseSource(file: string, text: string): { source: Source; problems: SyntaxProblem[] } {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, version: '1.2', merge: false, keepSourceTokens: false });
