@@ -12,7 +12,8 @@ import { withStorage } from './records.js';
 const policiesOption = () => option('--policies <dir>', 'the directory of policy files (or one file)', { env: 'DEPLOY_STS_POLICIES', default: 'policies' });
 
 /** The issuers policies are loaded for: DEPLOY_STS_ISSUER and DEPLOY_STS_DEV_ISSUER, as `serve` loads them. */
-async function policyLoadOptions(env: NodeJS.ProcessEnv): Promise<PolicyLoadOptions> {
+/** The trusted issuers policies may bind, from the configuration `serve` reads (DEPLOY_STS_ISSUER, DEPLOY_STS_DEV_ISSUER). */
+export async function policyLoadOptions(env: NodeJS.ProcessEnv): Promise<PolicyLoadOptions> {
   const { loadPolicyIssuers } = await import('../config.js');
   const { DEV_ISSUER } = await import('../dev-issuer.js');
   const { issuers, devIssuer } = loadPolicyIssuers(env);

@@ -41,8 +41,10 @@ export function workflowsCommands(program: Command, ctx: CliContext): void {
         // Loaded here, not at the top (as every verb's modules): the other verbs start without the checker and yaml.
         const { WorkflowsUsageError, workflowsCheck } = await import('../workflows/command.js');
         try {
+          // Policies load as `policy check` and `serve` load them: with the configured trusted issuers.
+          const policyLoad = flags.policies !== undefined ? await (await import('./policy.js')).policyLoadOptions(ctx.env) : undefined;
           return await workflowsCheck(
-            { dir, policies: flags.policies, repository: flags.repository, json: Boolean(flags.json), sarif: flags.sarif, version: VERSION },
+            { dir, policies: flags.policies, repository: flags.repository, json: Boolean(flags.json), sarif: flags.sarif, version: VERSION, ...(policyLoad ? { policyLoad } : {}) },
             { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) },
           );
         } catch (error) {

@@ -8,6 +8,7 @@ import { lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from 'no
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'yaml';
+import type { PolicyLoadOptions } from '../policy/load.js';
 import { PolicyLoadError } from '../policy/types.js';
 import { checkParsedWorkflows, localActionPaths, parseWorkflows, type WorkflowFile } from './check.js';
 import { DEFAULT_WORKFLOWS_DIR } from './defaults.js';
@@ -33,6 +34,8 @@ export interface WorkflowsCheckOptions {
   repository?: string;
   json?: boolean;
   sarif?: string;
+  /** How the policies are loaded (trusted issuers, the dev issuer): as `deploy-sts policy check` loads them. */
+  policyLoad?: PolicyLoadOptions;
   /** Where local actions (`uses: ./…`) are resolved; default: two levels above DIR when DIR ends in .github/workflows, else the working directory. */
   root?: string;
   version?: string;
@@ -136,10 +139,10 @@ function localActionNames(root: string, paths: readonly string[]): Map<string, s
   return names;
 }
 
-async function policyFindings(options: Required<Pick<WorkflowsCheckOptions, 'policies' | 'repository'>>, checked: ReturnType<typeof checkParsedWorkflows>): Promise<Finding[]> {
+async function policyFindings(options: Required<Pick<WorkflowsCheckOptions, 'policies' | 'repository'>> & Pick<WorkflowsCheckOptions, 'policyLoad'>, checked: ReturnType<typeof checkParsedWorkflows>): Promise<Finding[]> {
   const { checkPolicies } = await import('../policy/load.js');
   const { crossCheckPolicies } = await import('./policy-check.js');
-  const loaded = await checkPolicies(options.policies);
+  const loaded = await checkPolicies(options.policies, options.policyLoad);
   if (!loaded.ok) throw new PolicyLoadError(loaded.problems);
   const texts = new Map<string, PolicySourceText>();
   for (const policy of loaded.set.files) {
@@ -169,7 +172,7 @@ export async function workflowsCheck(options: WorkflowsCheckOptions, out: Output
   const checked = checkParsedWorkflows(parsed, { localActionNames: names, ...(repository !== undefined ? { repository } : {}) });
   let findings = checked.findings;
   if (options.policies !== undefined && options.repository !== undefined) {
-    findings = sortFindings([...findings, ...(await policyFindings({ policies: options.policies, repository: options.repository }, checked))]);
+    findings = sortFindings([...findings, ...(await policyFindings({ policies: options.policies, repository: options.repository, policyLoad: options.policyLoad }, checked))]);
   }
   const files = read.files.length + read.findings.length;
   if (options.sarif !== undefined) {

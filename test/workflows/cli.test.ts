@@ -11,9 +11,9 @@ const execFileP = promisify(execFile);
 const work = tempDir('deploy-sts-workflows-');
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-async function cli(args: string[], cwd = ROOT): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cli(args: string[], cwd = ROOT, env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await execFileP(process.execPath, [join(ROOT, 'build/exchange-service/cli.js'), 'workflows', ...args], { cwd, env: { PATH: process.env.PATH ?? '' }, timeout: 20_000 });
+    const { stdout, stderr } = await execFileP(process.execPath, [join(ROOT, 'build/exchange-service/cli.js'), 'workflows', ...args], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, timeout: 20_000 });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
@@ -134,5 +134,22 @@ describe('deploy-sts workflows check', () => {
     const withFindings = new Set(json.findings.map((f) => f.file));
     const bad = sources.filter((s) => !['gated.yml', 'good-deploy.yml', 'unrelated-ci.yml'].includes(s.name)).length;
     expect(withFindings.size).toBe(Math.floor(200 / sources.length) * bad + sources.slice(0, 200 % sources.length).filter((s) => !['gated.yml', 'good-deploy.yml', 'unrelated-ci.yml'].includes(s.name)).length);
+  });
+});
+
+describe('workflows check --policies loads policies as policy check does', () => {
+  it('trusts the configured issuers (DEPLOY_STS_ISSUER): a policy bound to a GitHub Enterprise Server is cross-checked', async () => {
+    const ghes = 'https://ghes.example.test/_services/token';
+    const policies = join(work, 'ghes-policies');
+    mkdirSync(policies, { recursive: true });
+    writeFileSync(join(policies, 'www.yml'), `issuer: ${ghes}\n${readFileSync(join(POLICY_CORPUS, 'policies', 'www.yml'), 'utf8')}`);
+    const args = ['check', join(POLICY_CORPUS, 'workflows'), '--policies', policies, '--repository', 'acme/www', '--json'];
+    const untrusted = await cli(args);
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.stderr).toMatch(/is not trusted by this service/);
+    const trusted = await cli(args, ROOT, { DEPLOY_STS_ISSUER: ghes });
+    expect(trusted.code, trusted.stderr).toBe(1);
+    const rules = (JSON.parse(trusted.stdout) as { findings: { rule: string }[] }).findings.map((f) => f.rule);
+    expect(rules).toContain('DSTS301');
   });
 });
