@@ -12,7 +12,12 @@
  * token or legacy build environment), a deploy without upload URLs or tokens, and an error as `{code, message}`.
  */
 
-export type DeployContext = 'production' | 'preview';
+import type { DeployContext } from '../../verify/claims.js';
+
+export type { DeployContext };
+
+/** Netlify deploy ids are 24 lower-case hex digits. */
+export const DEPLOY_ID = /^[0-9a-f]{24}$/;
 
 export interface BodyRules {
   context: DeployContext;
@@ -40,7 +45,7 @@ export const SHA1_DIGEST = /^[0-9a-f]{40}$/;
 export const SHA256_DIGEST = /^[0-9a-f]{64}$/;
 /** `--alias`: Netlify's subdomain prefix (at most 37 characters). */
 const ALIAS = /^[a-z0-9](?:[a-z0-9-]{0,35}[a-z0-9])?$/i;
-const FUNCTION_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+export const FUNCTION_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const LABEL = /^[\x20-\x7e]{0,200}$/;
 const MAX_PATH = 4096;
 

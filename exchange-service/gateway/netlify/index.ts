@@ -5,6 +5,7 @@
  */
 import type { PolicySet } from '../../policy/types.js';
 import type { GatewayBinding, GatewayPlatform } from '../platform.js';
+import { DEPLOY_ID } from './bodies.js';
 import { planNetlifyRequest } from './routes.js';
 
 export const NETLIFY = 'netlify';
@@ -28,7 +29,7 @@ export function netlifyPlatform(upstreamBase: string): GatewayPlatform {
     errorBody: (status, message) => ({ code: status, message }),
     createdDeployId(body) {
       const id = (body as { id?: unknown } | null)?.id;
-      return typeof id === 'string' && /^[0-9a-f]{24}$/.test(id) ? id : undefined;
+      return typeof id === 'string' && DEPLOY_ID.test(id) ? id : undefined;
     },
   };
 }

@@ -28,6 +28,8 @@
  */
 import type { Answer, Forward, GatewayRequest, Plan, Refusal } from '../platform.js';
 import {
+  DEPLOY_ID,
+  FUNCTION_NAME,
   deployAnswer,
   deployPathProblem,
   internalFileKind,
@@ -42,10 +44,7 @@ import {
 
 /** Netlify site ids are UUIDs (lower-case hex). */
 export const SITE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-/** Netlify deploy ids are 24 lower-case hex digits. */
-export const DEPLOY_ID = /^[0-9a-f]{24}$/;
 const CODE_SHA = /^[0-9a-f]{40,64}$/;
-const FUNCTION_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
 export type NetlifyRoute =
   | 'site.get'
