@@ -51,7 +51,6 @@ export interface CredentialStore {
   set(name: string, secret: string): Promise<'created' | 'replaced'>;
   list(): Promise<CredentialInfo[]>;
   remove(name: string): Promise<boolean>;
-  exists(name: string): Promise<boolean>;
   /** The secret, for one upstream request. Throws CredentialError (`missing`, `sealed_without_key`, `undecryptable`). */
   reveal(name: string): Promise<string>;
   /** The same for a row already read (GatewayStorage.readCall): `stored` undefined when there is none. */
@@ -93,9 +92,6 @@ export function credentialStore(storage: GatewayStorage, kek: Buffer | undefined
     async remove(name) {
       checkName(name);
       return storage.removeCredential(name);
-    },
-    async exists(name) {
-      return (await storage.getCredential(name)) !== undefined;
     },
     async reveal(name) {
       return open(name, await storage.getCredential(name));

@@ -53,7 +53,7 @@ export async function startGateway(deps: GatewayStartDeps): Promise<RunningGatew
     log: ((plain) => (level: 'info' | 'warn' | 'error', message: string, fields: Record<string, unknown>) => plain[level](fields, message))(logger.child({}, { redact: [] })),
   });
   try {
-    for (const warning of await gatewayWarnings(deps.policies(), credentials)) logger.warn({ event: 'gateway_warning' }, warning);
+    for (const warning of await gatewayWarnings(deps.policies(), platforms, credentials)) logger.warn({ event: 'gateway_warning' }, warning);
   } catch (error) {
     logger.warn({ event: 'gateway_warning', error: (error as Error).message }, 'cannot check the credential store at start-up');
   }

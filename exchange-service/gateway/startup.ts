@@ -7,27 +7,31 @@ import type { CredentialStore } from '../credentials/store.js';
 import { setCommand } from '../credentials/store.js';
 import { KEK_VARIABLE } from '../keys/key-encryption.js';
 import type { PolicySet } from '../policy/types.js';
+import type { GatewayPlatform } from './platform.js';
 
-/** Credential names the site files' `upstream:` sections use, with the sites that use each. */
-export function credentialsNamed(policies: PolicySet): Map<string, string[]> {
+/** Credential names the sites bound to a gateway platform use, with the sites that use each (any platform). */
+export function credentialsNamed(policies: PolicySet, platforms: readonly GatewayPlatform[]): Map<string, string[]> {
   const named = new Map<string, string[]>();
   for (const file of policies.files) {
-    const netlify = file.upstream?.netlify;
-    if (!netlify || !file.site) continue;
-    named.set(netlify.credential, [...(named.get(netlify.credential) ?? []), file.site]);
+    if (!file.site) continue;
+    for (const platform of platforms) {
+      const binding = platform.binding(policies, file.site);
+      if (binding) named.set(binding.credential, [...(named.get(binding.credential) ?? []), file.site]);
+    }
   }
   return named;
 }
 
-export async function gatewayWarnings(policies: PolicySet, credentials: CredentialStore): Promise<string[]> {
-  const named = credentialsNamed(policies);
+export async function gatewayWarnings(policies: PolicySet, platforms: readonly GatewayPlatform[], credentials: CredentialStore): Promise<string[]> {
+  const named = credentialsNamed(policies, platforms);
+  const stored = await credentials.list();
+  const storedNames = new Set(stored.map((c) => c.name));
   const warnings: string[] = [];
   for (const [name, sites] of named) {
-    if (!(await credentials.exists(name))) {
+    if (!storedNames.has(name)) {
       warnings.push(`credential ${name} (named by the policy of site ${sites.join(', ')}) is not in the credential store: the gateway answers 503 for ${sites.length === 1 ? 'that site' : 'those sites'} until an operator runs: ${setCommand(name)}`);
     }
   }
-  const stored = await credentials.list();
   if (!credentials.sealed && (named.size > 0 || stored.length > 0)) {
     warnings.push(`${KEK_VARIABLE} is not set: stored platform credentials are kept unencrypted; set it to a file of 32 random bytes (openssl rand -base64 32) and store them again`);
   }
