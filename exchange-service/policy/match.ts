@@ -66,6 +66,22 @@ export interface Binding {
   failure?: string;
 }
 
+/** The grant of `rule` in `file` (one of the site's `files`, which may carry its upstream binding). */
+function grantFrom(site: string, file: PolicyFile, rule: PolicyFile['rules'][number], files: readonly PolicyFile[]): Grant {
+  const upstream = upstreamOf(files);
+  return {
+    granted: true,
+    site,
+    ...(file.org !== undefined ? { org: file.org } : {}),
+    file: file.file,
+    issuer: file.issuer,
+    rule,
+    context: rule.context,
+    ...(file.tokenAudience !== undefined ? { tokenAudience: file.tokenAudience } : {}),
+    ...(upstream ? { upstream } : {}),
+  };
+}
+
 /** Whether a file binds the token's issuer and repository: issuer exactly, id exactly, name case-insensitively, owner id when set. */
 export function bindingOf(file: PolicyFile, claims: unknown): Binding {
   const conditions: ConditionOutcome[] = [];
@@ -185,18 +201,7 @@ export function grantOf(set: PolicySet, site: string, claims: Record<string, unk
     if (!binds(file, claims)) continue;
     for (const rule of file.rules) {
       if (!matches(rule, claims)) continue;
-      const upstream = upstreamOf(files);
-      return {
-        granted: true,
-        site,
-        ...(file.org !== undefined ? { org: file.org } : {}),
-        file: file.file,
-        issuer: file.issuer,
-        rule,
-        context: rule.context,
-        ...(file.tokenAudience !== undefined ? { tokenAudience: file.tokenAudience } : {}),
-        ...(upstream ? { upstream } : {}),
-      };
+      return grantFrom(site, file, rule, files);
     }
   }
   return undefined;
@@ -234,18 +239,7 @@ export function evaluate(set: PolicySet, site: string, claims: Record<string, un
       trace.push(t);
       tried.push(t);
       if (t.matched) {
-        return {
-          granted: true,
-          site,
-          ...(file.org !== undefined ? { org: file.org } : {}),
-          file: file.file,
-          issuer: file.issuer,
-          rule,
-          context: rule.context,
-          ...(file.tokenAudience !== undefined ? { tokenAudience: file.tokenAudience } : {}),
-          ...(upstreamOf(files) ? { upstream: upstreamOf(files)! } : {}),
-          trace,
-        };
+        return { ...grantFrom(site, file, rule, files), trace };
       }
     }
   }
