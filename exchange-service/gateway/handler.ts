@@ -86,6 +86,16 @@ class Stop extends Error {
   }
 }
 
+/** The refusal of a body past its limit: which body, which limit, and the setting that raises it. */
+function tooLarge(route: string, json: boolean, limit: number): Stop {
+  return new Stop(413, 'too_large', `deploy-sts refused ${route}: the ${json ? 'JSON ' : ''}body is larger than ${limit} bytes (DEPLOY_STS_GATEWAY_MAX_${json ? 'JSON' : 'BODY'}_BYTES)`);
+}
+
+/** A call stopped at its deadline (DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS), and what was still under way. */
+function timedOut(route: string, timeoutMs: number, still = ''): Stop {
+  return new Stop(504, 'timeout', `deploy-sts stopped ${route} after ${timeoutMs / 1000} s (DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS)${still === '' ? '' : `: ${still}`}`);
+}
+
 /** A small map that forgets its oldest entries past `max` (insertion order). */
 class Bounded<K, V> extends Map<K, V> {
   constructor(private readonly max: number) {
@@ -409,13 +419,13 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     let body: Buffer | undefined;
     if (plan.body === 'json') {
       const declared = Number(req.headers['content-length'] ?? 0);
-      if (declared > deps.config.maxJsonBytes) throw new Stop(413, 'too_large', `deploy-sts refused ${plan.route}: the JSON body is larger than ${deps.config.maxJsonBytes} bytes (DEPLOY_STS_GATEWAY_MAX_JSON_BYTES)`);
+      if (declared > deps.config.maxJsonBytes) throw tooLarge(plan.route, true, deps.config.maxJsonBytes);
       let parsed: unknown;
       // The deadline holds while the body arrives too: a body trickled in is not waited for past it.
       const reading = readBounded(req, deps.config.maxJsonBytes);
       reading.catch(() => undefined);
       const expired = new Promise<never>((_, reject) => {
-        deadline.onExpire = () => reject(new Stop(504, 'timeout', `deploy-sts stopped ${plan.route} after ${deps.config.timeoutMs / 1000} s (DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS): the JSON body was still arriving`));
+        deadline.onExpire = () => reject(timedOut(plan.route, deps.config.timeoutMs, 'the JSON body was still arriving'));
       });
       expired.catch(() => undefined);
       if (deadline.expired) deadline.onExpire?.();
@@ -424,7 +434,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
         parsed = raw.length === 0 ? {} : JSON.parse(raw.toString('utf8'));
       } catch (error) {
         if (error instanceof Stop) throw error;
-        if (error instanceof TooLarge) throw new Stop(413, 'too_large', `deploy-sts refused ${plan.route}: the JSON body is larger than ${deps.config.maxJsonBytes} bytes (DEPLOY_STS_GATEWAY_MAX_JSON_BYTES)`);
+        if (error instanceof TooLarge) throw tooLarge(plan.route, true, deps.config.maxJsonBytes);
         throw new Stop(400, 'bad_json', `deploy-sts refused ${plan.route}: the body is not valid JSON`);
       } finally {
         deadline.onExpire = undefined;
@@ -437,7 +447,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
     } else if (plan.body === 'stream') {
       const declared = req.headers['content-length'];
       if (declared !== undefined) {
-        if (Number(declared) > deps.config.maxBodyBytes) throw new Stop(413, 'too_large', `deploy-sts refused ${plan.route}: the body is larger than ${deps.config.maxBodyBytes} bytes (DEPLOY_STS_GATEWAY_MAX_BODY_BYTES)`);
+        if (Number(declared) > deps.config.maxBodyBytes) throw tooLarge(plan.route, false, deps.config.maxBodyBytes);
         headers['content-length'] = declared;
       }
     } else {
@@ -499,8 +509,8 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       response = await Promise.race([answered, sent.then(() => answered)]);
     } catch (error) {
       upstream.destroy();
-      if (error instanceof TooLarge) throw new Stop(413, 'too_large', `deploy-sts refused ${plan.route}: the body is larger than ${deps.config.maxBodyBytes} bytes (DEPLOY_STS_GATEWAY_MAX_BODY_BYTES)`);
-      if (deadline.expired) throw new Stop(504, 'timeout', `deploy-sts stopped ${plan.route} after ${deps.config.timeoutMs / 1000} s (DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS)`);
+      if (error instanceof TooLarge) throw tooLarge(plan.route, false, deps.config.maxBodyBytes);
+      if (deadline.expired) throw timedOut(plan.route, deps.config.timeoutMs);
       if (req.destroyed || req.readableAborted) throw new Stop(400, 'client_aborted', `the client stopped sending ${plan.route}`);
       throw new Stop(502, 'upstream_unreachable', `deploy-sts could not reach ${platform.name} for ${plan.route}; retry in a moment`);
     }
@@ -534,7 +544,7 @@ export function createGatewayHandler(deps: GatewayDeps): (req: IncomingMessage, 
       try {
         raw = await readBounded(response, deps.config.maxJsonBytes);
       } catch (error) {
-        if (deadline.expired) throw new Stop(504, 'timeout', `deploy-sts stopped ${plan.route} after ${deps.config.timeoutMs / 1000} s (DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS): ${platform.name}'s answer was still arriving`);
+        if (deadline.expired) throw timedOut(plan.route, deps.config.timeoutMs, `${platform.name}'s answer was still arriving`);
         if (error instanceof TooLarge) throw new Stop(502, 'upstream_bad_answer', `${platform.name} answered ${plan.route} with more than ${deps.config.maxJsonBytes} bytes`);
         throw new Stop(502, 'answer_cut_off', `${platform.name}'s answer to ${plan.route} was cut off; retry in a moment`);
       }
