@@ -100,7 +100,7 @@ const replayError = (jti: string) =>
 
 /**
  * Decide one request, writing what it learns into `draft` as it goes; throws the OAuthError of a denial. Once the
- * token is verified and its repository admitted, `state.subject` names its jti: whatever the decision, the caller
+ * token is verified, `state.subject` names its jti: whatever the decision, the caller
  * consumes that jti with the audit record, and a replay overrides the decision.
  */
 async function decide(body: unknown, deps: ExchangeDeps, draft: AuditDraft, state: { subject?: SubjectJti }): Promise<{ response: TokenResponse; grant: Grant }> {

@@ -30,7 +30,6 @@ const USAGE_ERRORS = new Set([
   'commander.missingMandatoryOptionValue',
   'commander.conflictingOption',
   'commander.invalidArgument',
-  'commander.help',
 ]);
 
 /** The full name of a command, e.g. `deploy-sts policy check`. */

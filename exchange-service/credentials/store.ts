@@ -2,7 +2,8 @@
  * The credential store: platform tokens the deploy gateway uses on a site's behalf, kept in the configured storage
  * and sealed with AES-256-GCM under the key-encryption key (DEPLOY_STS_KEY_ENCRYPTION_KEY_FILE) when one is
  * configured. The additional authenticated data binds the credential's name, so a sealed value copied to another
- * row does not open. A secret leaves this module only through `reveal`, for the gateway's upstream request.
+ * row does not open. A secret leaves this module only through `open` (the gateway, with the row it read for the call)
+ * and `reveal` (which reads the row itself), for an upstream request.
  */
 import { KEK_VARIABLE, seal, unseal } from '../keys/key-encryption.js';
 import type { CredentialInfo, GatewayStorage, StoredCredential } from '../storage/gateway-types.js';
