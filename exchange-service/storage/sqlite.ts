@@ -500,7 +500,7 @@ function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () =
   };
 }
 
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: readonly string[] = [
   // 1: initial schema
   `CREATE TABLE replay (
      issuer TEXT NOT NULL, jti TEXT NOT NULL, expires_at INTEGER NOT NULL,
@@ -527,6 +527,19 @@ const MIGRATIONS: string[] = [
   SQLITE_GATEWAY_MIGRATION,
   // 4: deploys created per gateway token (the preview tokens' cap)
   SQLITE_GATEWAY_TOKEN_DEPLOYS_MIGRATION,
+  // 5: the replay cache keyed by expiry first: (expires_at, issuer, jti), before (issuer, jti) and an index on
+  // expires_at. A replayed token is the same signed token, so it carries the same issuer, jti and exp and meets its
+  // own row; only the issuer can make a token with a given jti. What the order buys: tokens arrive about in order of
+  // expiry (GitHub's exp is the issue time plus a fixed lifetime), so a batch's inserts land on the key's last leaves
+  // instead of one random leaf each — a group commit writes a page or two for the replay cache, not one per exchange
+  // (storage writes of one exchange, 50 in flight, FULL, random jtis: 57 → 38 µs CPU) — and pruning deletes a range at
+  // the key's start with no second index to keep.
+  `CREATE TABLE replay_by_expiry (
+     expires_at INTEGER NOT NULL, issuer TEXT NOT NULL, jti TEXT NOT NULL,
+     PRIMARY KEY (expires_at, issuer, jti)) WITHOUT ROWID;
+   INSERT INTO replay_by_expiry (expires_at, issuer, jti) SELECT expires_at, issuer, jti FROM replay;
+   DROP TABLE replay;
+   ALTER TABLE replay_by_expiry RENAME TO replay;`,
 ];
 
 

@@ -69,7 +69,9 @@ export interface Storage {
   readonly kind: 'sqlite' | 'postgres';
   /**
    * Record the first use of a subject token's jti until `expiresAt`. Resolves true when this call was the first,
-   * false when it was seen before (a replay). Atomic: two concurrent calls with one jti, exactly one true.
+   * false when it was seen before (a replay). Atomic: two concurrent calls with one jti, exactly one true. A token
+   * is known by its issuer, jti and expiry (a replay is the same signed token, so all three are the same); SQLite
+   * keys its cache by all three, expiry first (sqlite.ts, migration 5), PostgreSQL by issuer and jti.
    */
   consumeJti(issuer: string, jti: string, expiresAt: number): Promise<boolean>;
   /** Append a decision to the audit log. A grant's record is durable before this resolves. */

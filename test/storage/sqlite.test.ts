@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MAX_BATCH, openSqlite, PRUNE_CHUNK, type Synchronous } from '../../exchange-service/storage/sqlite.js';
+import { MAX_BATCH, MIGRATIONS, openSqlite, PRUNE_CHUNK, type Synchronous } from '../../exchange-service/storage/sqlite.js';
 import type { Storage } from '../../exchange-service/storage/types.js';
 import { denialRecord, grantRecord, nowSeconds } from '../postgres/support/records.js';
 
@@ -386,8 +386,8 @@ describe('the SQLite storage', () => {
       expect(await storage.isRevoked('token-expired')).toBe(false);
       expect(await storage.isRevoked('token-expiring-now')).toBe(true);
       expect(await storage.isRevoked('token-live')).toBe(true);
-      expect(await storage.consumeJti(ISSUER, 'jti-expiring-now', now + 300)).toBe(false);
-      expect(await storage.consumeJti(ISSUER, 'jti-live', now + 300)).toBe(false);
+      expect(await storage.consumeJti(ISSUER, 'jti-expiring-now', now)).toBe(false);
+      expect(await storage.consumeJti(ISSUER, 'jti-live', now + 100)).toBe(false);
       expect(await storage.listAudit({})).toHaveLength(2);
       expect(await storage.prune(now)).toBe(0);
     });
@@ -429,7 +429,8 @@ describe('the SQLite storage', () => {
       const rows = PRUNE_CHUNK * 3;
       await Promise.all(range(rows).map((i) => storage.consumeJti(ISSUER, `same-second-${i}`, now - 5)));
       expect(await storage.prune(now)).toBe(rows);
-      expect(await storage.consumeJti(ISSUER, 'same-second-0', now + 300)).toBe(true);
+      // The same token again (same expiry): its row is gone, so it is taken as new.
+      expect(await storage.consumeJti(ISSUER, 'same-second-0', now - 5)).toBe(true);
     });
   });
 
@@ -566,6 +567,34 @@ describe('the SQLite storage', () => {
       );
       expect(() => openSqlite(dir, { synchronous: 'NORMAL' })).toThrow(/newer than this deploy-sts/);
       expect(schemaVersions(dir)).toEqual([...range(current).map((i) => i + 1), current + 1]);
+    });
+
+    it('keep every replay row across the re-keying of the replay cache (migration 5)', async () => {
+      const dir = dataDir();
+      const now = nowSeconds();
+      // A database as version 4 left it: the replay cache keyed by (issuer, jti).
+      const old = new DatabaseSync(join(dir, DATABASE_FILE));
+      old.exec('PRAGMA journal_mode = WAL');
+      old.exec('CREATE TABLE schema_version (version INTEGER NOT NULL)');
+      MIGRATIONS.slice(0, 4).forEach((sql, i) => {
+        old.exec(sql);
+        old.prepare('INSERT INTO schema_version (version) VALUES (?)').run(i + 1);
+      });
+      const insert = old.prepare('INSERT INTO replay (issuer, jti, expires_at) VALUES (?, ?, ?)');
+      range(300).forEach((i) => insert.run(ISSUER, `before-${i}`, now + i));
+      insert.run(ISSUER, 'expired-before', now - 1_000);
+      old.close();
+
+      const storage = openStorage(dir, 'FULL');
+      expect(schemaVersions(dir)).toEqual(range(MIGRATIONS.length).map((i) => i + 1));
+      const probe = connect(dir);
+      expect(count(probe, "SELECT count(*) AS n FROM sqlite_master WHERE name = 'replay_expiry'")).toBe(0);
+      // Each token used before the upgrade is still refused once, with the expiry it carries.
+      const again = await Promise.all(range(300).map((i) => storage.consumeJti(ISSUER, `before-${i}`, now + i)));
+      expect(again.every((first) => first === false)).toBe(true);
+      expect(await storage.consumeJti(ISSUER, 'after', now + 300)).toBe(true);
+      expect(await storage.prune(now)).toBe(1);
+      expect(count(probe, 'SELECT count(*) AS n FROM replay')).toBe(301);
     });
 
     // BUG: migrate() reads the schema version before BEGIN IMMEDIATE. A second process opening a fresh data
