@@ -35,12 +35,13 @@
  * frame, and a PASSIVE checkpoint running beside a writer that commits at every turn always ends behind: under
  * sustained load the WAL would grow without end. So once the WAL file grows past WAL_RESTART_BYTES (an fstat after
  * each commit) or a checkpoint reports that many frames, the writer holds its commits (asynchronously: the event loop
- * runs on, queued writes and their callers just wait, in order) from the end of the checkpoint in flight while a
- * second, short checkpoint copies what the first left behind. That one runs with no writer, so it copies every frame
- * and the next commit rewinds the WAL; `journal_size_limit` truncates the file back to WAL_RESTART_BYTES. A hold
- * lasts one short checkpoint (5–20 ms measured), at most HOLD_MAX_MS: a reader elsewhere may keep a checkpoint from
- * finishing, and then the next try waits RESTART_RETRY_MS. Writes that may wait (`withinMs`) may wait that much more. Nothing about durability changes: a held write is committed, synced and answered as any other;
- * the checkpoint syncs the database before it reports every frame copied, so the rewound WAL's old frames are no
+ * runs on, queued writes and their callers just wait, in order) from the end of a checkpoint (the one in flight, or
+ * one started then) while a second, short checkpoint copies what the first left behind. That one runs with no writer,
+ * so it copies every frame and the next commit rewinds the WAL; `journal_size_limit` truncates the file back to
+ * WAL_RESTART_BYTES. A hold lasts one short checkpoint (measured in BENCHMARKS.md), at most HOLD_MAX_MS: a reader
+ * elsewhere may keep a checkpoint from finishing, and then the next try waits RESTART_RETRY_MS. Writes that may wait
+ * (`withinMs`) may wait that much more. Nothing about durability changes: a held write is committed, synced and
+ * answered as any other; the checkpoint syncs the database before it reports every frame copied, so the rewound WAL's old frames are no
  * longer needed, and the rewound WAL's new frames are synced by the writer before anyone waiting for them is
  * answered, as before (SQLite's salts and checksums make recovery ignore stale frames past the new ones).
  */
@@ -300,8 +301,12 @@ function checkpointer(db: DatabaseSync, file: string, wal: WalBound, release: ()
       if (!ready || holding) return;
       // After a rewind the file is truncated to exactly wal.bytes: it grows past that only when the WAL does.
       if (performance.now() >= retryAt && wal.size() > wal.bytes) {
-        if (inFlight) wantHold = true;
-        else hold();
+        // Hold only once a checkpoint has just ended, so that the held one copies only what was committed while that
+        // one ran (a few ms of commits), not everything since the last checkpoint (up to CHECKPOINT_INTERVAL_MS of
+        // them): a hold of one or two disk syncs (the open loop at 1,500/s: holds of 6–15 ms every half second were
+        // most of its slowest answers).
+        wantHold = true;
+        if (!inFlight) checkpoint();
         return;
       }
       if (inFlight || performance.now() - lastAt < CHECKPOINT_INTERVAL_MS) return;
