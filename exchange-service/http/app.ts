@@ -51,12 +51,12 @@ interface RequestContext {
   /** `req.path`, read once (Express parses the URL at each read). */
   path: string;
   /**
-   * Headers of a POST /token answer not yet set, as name, value, name, value…: `sendJson` writes them with the status
-   * line in one `writeHead`, for speed (`setHeader` validates and lower-cases each name and keeps an entry for it, and
-   * writing the head lower-cases them again: about 1.7 KB allocated and 1.5 µs per request for these ten). Any other
-   * answer sets them first (`setPendingHeaders`).
+   * Headers of a POST /token answer not yet set: X-Request-Id (`id`) and these, as name, value, name, value… (the
+   * app's list, not copied). `sendJson` writes them with the status line in one `writeHead`, for speed (`setHeader`
+   * validates and lower-cases each name and keeps an entry for it, and writing the head lower-cases them again: about
+   * 1.7 KB allocated and 1.5 µs per request for these ten). Any other answer sets them first (`setPendingHeaders`).
    */
-  pending: string[] | undefined;
+  pending: readonly string[] | undefined;
   /** The decision of a /token request: the audit record, or the reason of a refusal before the exchange ran. */
   decision: AuditRecord | { result: 'denied'; reason: string } | undefined;
 }
@@ -96,6 +96,7 @@ function setPendingHeaders(res: Response): void {
   const pending = context?.pending;
   if (pending === undefined) return;
   context!.pending = undefined;
+  res.setHeader('X-Request-Id', context!.id);
   for (let i = 0; i < pending.length; i += 2) res.setHeader(pending[i]!, pending[i + 1]!);
 }
 
@@ -114,8 +115,8 @@ function sendJson(res: Response, status: number, value: unknown, extra: readonly
   const pending = context?.pending;
   if (pending !== undefined) {
     context!.pending = undefined;
-    pending.push(...extra, 'Content-Type', 'application/json; charset=utf-8', 'Content-Length', length);
-    res.writeHead(status, pending);
+    // One array of the final length (the pending list is the app's, shared by every request).
+    res.writeHead(status, ['X-Request-Id', context!.id, ...pending, ...extra, 'Content-Type', 'application/json; charset=utf-8', 'Content-Length', length]);
   } else {
     for (let i = 0; i < extra.length; i += 2) res.setHeader(extra[i]!, extra[i + 1]!);
     res.statusCode = status;
@@ -222,7 +223,7 @@ export function createApp(deps: AppDeps): express.Express {
     res.on('finish', finished);
     const endpoint = oauthEndpoint(path);
     if (path === '/token' && req.method === 'POST') {
-      context.pending = ['X-Request-Id', id, ...tokenHeaders];
+      context.pending = tokenHeaders;
     } else {
       res.setHeader('X-Request-Id', id);
       for (const [name, value] of headers) res.setHeader(name, value);
