@@ -14,6 +14,7 @@ import type { Storage } from '../storage/types.js';
 import { GATEWAY_PREFIX, createGatewayHandler } from './handler.js';
 import { netlifyPlatform } from './netlify/index.js';
 import type { GatewayPlatform } from './platform.js';
+import { requestDeadline } from './request-deadline.js';
 import { gatewayWarnings } from './startup.js';
 
 /** Every route but the gateway's must have its whole request within this time (slow-body protection). */
@@ -60,16 +61,10 @@ export async function startGateway(deps: GatewayStartDeps): Promise<RunningGatew
   return {
     platforms,
     route(app) {
+      const deadline = requestDeadline(NON_GATEWAY_REQUEST_MS);
       return (req, res) => {
         if (req.url?.startsWith(GATEWAY_PREFIX)) return handler(req, res);
-        if (!req.complete) {
-          const timer = setTimeout(() => {
-            if (!req.complete) req.socket.destroy();
-          }, NON_GATEWAY_REQUEST_MS);
-          timer.unref();
-          req.once('end', () => clearTimeout(timer));
-          req.once('close', () => clearTimeout(timer));
-        }
+        deadline.watch(req);
         app(req, res);
       };
     },

@@ -4,6 +4,7 @@
  * keys, and a minted deploy token presented as a subject token. Each is refused with the RFC 6749 error and status,
  * no token, and an audit record — even when the subject token in the request is genuine.
  */
+import http from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exchangeToken, postForm, TOKEN_EXCHANGE } from '../helpers/service.js';
@@ -234,6 +235,37 @@ describe('every answer', () => {
       expect(res.headers.get('x-powered-by')).toBeNull();
       expect(res.headers.get('content-type')).toMatch(/^application\/json/);
       expect(await res.text()).not.toMatch(/<html|<pre|<script/i);
+    }
+  });
+
+  it('of POST /token — granted, denied by the exchange, refused before it — has the same headers in the same order', async () => {
+    // Raw header lines in order (fetch's Headers sorts them): a granted and a denied answer are written apart from
+    // errors (http/app.ts `pending`), and must not differ from them by a header.
+    const head = (fields: Record<string, string>) =>
+      new Promise<{ status: number; names: string[]; headers: http.IncomingHttpHeaders }>((resolve, reject) => {
+        const body = new URLSearchParams(fields).toString();
+        const req = http.request(`${suite.svc.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode!, names: res.rawHeaders.filter((_, i) => i % 2 === 0), headers: res.headers }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    const granted = await head(await withToken(TOKEN_EXCHANGE));
+    const denied = await head(await withToken({ ...TOKEN_EXCHANGE, resource: 'site:no-such-site' }));
+    const refused = await head({ ...TOKEN_EXCHANGE, subject_token: 'x'.repeat(40_000) });
+    expect([granted.status, denied.status, refused.status]).toEqual([200, 400, 413]);
+    const expected = [
+      'X-Request-Id', 'X-Content-Type-Options', 'Referrer-Policy', 'Content-Security-Policy', 'X-Frame-Options', 'Cross-Origin-Resource-Policy',
+      'Cache-Control', 'Pragma', 'Content-Type', 'Content-Length', 'Date', 'Connection', 'Keep-Alive',
+    ];
+    for (const answer of [granted, denied, refused]) {
+      expect(answer.names).toEqual(expected);
+      expect(answer.headers['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(answer.headers['cache-control']).toBe('no-store');
+      expect(answer.headers.pragma).toBe('no-cache');
+      expect(answer.headers['cross-origin-resource-policy']).toBe('same-origin');
+      expect(answer.headers['content-type']).toBe('application/json; charset=utf-8');
     }
   });
 });
