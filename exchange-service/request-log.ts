@@ -51,18 +51,38 @@ const LONE_SURROGATE = '\\ud';
  */
 export function requestLineWriter(logger: Logger, destination: LineDestination): RequestLog {
   const generic = logger.child({}, { redact: [] });
-  // One ISO string per millisecond: the lines of a batch answered in one turn mostly share it.
-  let lastMs = -1;
-  let lastIso = '';
+  const time = isoTime();
   return (level, fields) => {
     if (!generic.isLevelEnabled(level)) return;
     const json = plainValues(fields) ? JSON.stringify(fields) : '';
     if (json.length <= 2 || json.includes(LONE_SURROGATE)) return generic[level](fields, 'request');
-    const now = Date.now();
-    if (now !== lastMs) {
-      lastMs = now;
-      lastIso = new Date(now).toISOString();
+    destination.write(LINE_START[level] + time(Date.now()) + '",' + json.slice(1, -1) + LINE_END);
+  };
+}
+
+/** The three digits of each millisecond, 000 to 999. */
+const MILLISECONDS = Array.from({ length: 1000 }, (_, ms) => String(ms).padStart(3, '0'));
+
+/**
+ * `new Date(ms).toISOString()`, as pino's isoTime writes it, from one Date per second: the part up to the seconds'
+ * dot is kept, and the milliseconds appended (a Date and its ISO string cost ~0.5 µs; lines a millisecond apart
+ * rarely share one).
+ */
+export function isoTime(): (ms: number) => string {
+  let second = Number.NaN;
+  let upToDot = '';
+  let last = Number.NaN;
+  let lastIso = '';
+  return (ms) => {
+    if (ms === last) return lastIso; // the lines of a batch answered in one turn mostly share their millisecond
+    const s = Math.floor(ms / 1000);
+    if (s !== second) {
+      const iso = new Date(s * 1000).toISOString(); // …:SS.000Z
+      second = s;
+      upToDot = iso.slice(0, -4);
     }
-    destination.write(LINE_START[level] + lastIso + '",' + json.slice(1, -1) + LINE_END);
+    last = ms;
+    lastIso = upToDot + MILLISECONDS[ms - s * 1000]! + 'Z';
+    return lastIso;
   };
 }

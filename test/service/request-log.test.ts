@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../exchange-service/config.js';
-import { requestLineWriter, type RequestLevel } from '../../exchange-service/request-log.js';
+import { isoTime, requestLineWriter, type RequestLevel } from '../../exchange-service/request-log.js';
 import { createLogger } from '../../exchange-service/service.js';
 import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
 import { exchangeToken, startService, type TestService } from '../helpers/service.js';
@@ -93,6 +93,19 @@ describe('the request line', () => {
       const [a, b] = withoutTime(direct, pino);
       expect(a).toEqual(b);
     }
+  });
+});
+
+describe('the time of the request line', () => {
+  it('is the ISO 8601 time pino writes, at any millisecond, in any order', () => {
+    const time = isoTime();
+    const instants = [0, 1, 999, 1000, -1, -999, -1000, 951_868_799_999, 951_868_800_000, 253_402_300_799_999, 253_402_300_800_000];
+    for (const ms of instants) expect(time(ms), String(ms)).toBe(new Date(ms).toISOString());
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: -8.64e15, max: 8.64e15 }), { maxLength: 20 }), fc.integer({ min: 0, max: 2_000_000_000_000 }), (jumps, base) => {
+        for (const ms of [base, ...jumps.map((j) => base + (j % 5000)), ...jumps]) expect(time(ms)).toBe(new Date(ms).toISOString());
+      }),
+    );
   });
 });
 
