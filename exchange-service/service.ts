@@ -16,6 +16,7 @@ import type { KeyRing } from './keys/key-ring.js';
 import { openSigningKeys } from './keys/open.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
+import { requestLineWriter, type LineDestination, type RequestLog } from './request-log.js';
 import { remoteKeySource, staticKeySource, type KeySource } from './oidc/jwks.js';
 import { verifyGitHubToken } from './oidc/verify-oidc.js';
 import { openLivePolicies, type ReloadResult } from './policy/live.js';
@@ -42,7 +43,10 @@ export interface RunningService {
 }
 
 export interface StartOptions {
+  /** Log through this logger instead of the service's own (createLogger); the request line then goes through pino's generic path. */
   logger?: Logger;
+  /** Where the service's own logger writes its lines (default: standard output, one write per turn); not with `logger`. */
+  logDestination?: LineDestination;
   /** Write the human-readable start-up banner here (default: stderr). */
   banner?: (text: string) => void;
 }
@@ -91,7 +95,7 @@ let flushAtExit = false;
  * is, synced before each answer); its lines reach the file at each turn's write and survive a crash of the process,
  * as any log's do.
  */
-function turnBatchedStdout(): { write(line: string): void } {
+function turnBatchedStdout(): LineDestination {
   const destination = pino.destination({ dest: 1, sync: true });
   let lines: string[] = [];
   let length = 0;
@@ -131,7 +135,7 @@ function turnBatchedStdout(): { write(line: string): void } {
   };
 }
 
-export function createLogger(level: Config['logLevel']): Logger {
+export function createLogger(level: Config['logLevel'], destination: LineDestination = turnBatchedStdout()): Logger {
   return pino(
     {
       level,
@@ -139,12 +143,25 @@ export function createLogger(level: Config['logLevel']): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: ['token', 'access_token', 'subject_token', 'authorization', '*.token', '*.authorization'], censor: '[redacted]' },
     },
-    turnBatchedStdout(),
+    destination,
   );
 }
 
+/**
+ * The request line's writer. With the service's own logger, written directly in its format (request-log.ts: a
+ * third of pino's CPU and a fifth of its allocations per line); with a caller's logger, through pino as any line.
+ * The request line's fields are fixed and never a token (request id, route, decision): no redaction pass, which cost
+ * about as much as writing the line (5-6 µs per request).
+ */
+function requestLog(logger: Logger, ownDestination: LineDestination | undefined): RequestLog {
+  if (ownDestination !== undefined) return requestLineWriter(logger, ownDestination);
+  const plain = logger.child({}, { redact: [] });
+  return (level, fields) => plain[level](fields, 'request');
+}
+
 export async function startService(config: Config, options: StartOptions = {}): Promise<RunningService> {
-  const logger = options.logger ?? createLogger(config.logLevel);
+  const ownDestination = options.logger === undefined ? (options.logDestination ?? turnBatchedStdout()) : undefined;
+  const logger = options.logger ?? createLogger(config.logLevel, ownDestination);
   let metrics: Metrics | undefined;
   const policies = await openLivePolicies(config.policies, { load: policyLoadOptions(config), onReload: (result) => reported(result, metrics, logger) });
   const opened = await openStorage(config);
@@ -205,9 +222,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
       log(level, message, fields) {
         logger[level](fields ?? {}, message);
       },
-      // The request line's fields are fixed and never a token (request id, route, decision): no redaction pass,
-      // which cost about as much as writing the line (5-6 µs per request).
-      logRequest: ((plain) => (level, fields) => plain[level](fields, 'request'))(logger.child({}, { redact: [] })),
+      logRequest: requestLog(logger, ownDestination),
     });
     // The deploy gateway (gateway/): its own handler for /gateway/..., streaming, no Express body parsing.
     const gateway = await startGateway({ config, storage, keys, issuer: url, policies: () => policies.current(), logger });

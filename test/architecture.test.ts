@@ -21,7 +21,7 @@ const LAYERS: readonly (readonly string[])[] = [
   // GitHub's tokens, the policy engine, what is kept, our token and its keys, and what reads the environment (the
   // options' names apart from their validation: `option-names`).
   // `credentials`: the platform credentials the deploy gateway holds; `verify`: our token for relying parties.
-  ['oidc', 'policy', 'storage', 'access-token', 'keys', 'metrics', 'dev-issuer', 'option-names', 'config', 'credentials', 'verify'],
+  ['oidc', 'policy', 'storage', 'access-token', 'keys', 'metrics', 'request-log', 'dev-issuer', 'option-names', 'config', 'credentials', 'verify'],
   // The RFC 8693 protocol: request, response, audit record.
   ['token-exchange'],
   // One exchange, start to end.

@@ -8,7 +8,6 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { loadConfig } from '../../exchange-service/config.js';
 import { startService as start, type RunningService } from '../../exchange-service/service.js';
 import { EXAMPLE_POLICIES, writeExamplePolicies } from '../../testing/example-policies.js';
@@ -68,6 +67,8 @@ function envFor(options: ServiceOptions, dataDir: string): Record<string, string
     DEPLOY_STS_AUDIENCE: options.audience ?? DEFAULT_AUDIENCE,
     // Metrics on a port of their own, any free one (the default 9464 would clash between tests).
     DEPLOY_STS_METRICS_LISTEN: '127.0.0.1:0',
+    // Every line, debug included, in the service's own log format (its logger writes into `logs`).
+    DEPLOY_STS_LOG_LEVEL: 'debug',
     ...options.env,
   };
 }
@@ -82,10 +83,9 @@ export async function startService(options: ServiceOptions): Promise<TestService
       done();
     },
   });
-  const logger = pino({ level: 'debug', base: undefined }, sink);
   let service: RunningService;
   try {
-    service = await start(loadConfig(envFor(options, dataDir)), { logger, banner: (text) => logs.push(text) });
+    service = await start(loadConfig(envFor(options, dataDir)), { logDestination: sink, banner: (text) => logs.push(text) });
   } catch (error) {
     if (ownDir) rmSync(dataDir, { recursive: true, force: true });
     throw error;
