@@ -5,7 +5,7 @@
  * jose (WebCrypto) against node:crypto directly. Times are microseconds per operation, one operation at a time,
  * unless a row says "in flight" (then wall time divided by operations, that many running concurrently).
  */
-import { generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
+import { generateKeyPairSync, randomUUID, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
@@ -13,6 +13,7 @@ import { exchange, type ExchangeDeps } from '../exchange-service/exchange.js';
 import { parseTokenRequest } from '../exchange-service/token-exchange/request.js';
 import { fileKeyStore } from '../exchange-service/keys/file-key-store.js';
 import { KeyRing } from '../exchange-service/keys/key-ring.js';
+import { timeOrderedId } from '../exchange-service/access-token/jti.js';
 import { mintAccessToken } from '../exchange-service/access-token/mint.js';
 import { fitsGitHubClaims, githubClaimsSchema, type GitHubClaims } from '../exchange-service/oidc/claims.js';
 import { jwksKeySource } from '../exchange-service/oidc/jwks.js';
@@ -85,7 +86,7 @@ export function auditRecord(i: number): AuditRecord {
     detail: 'rule "production" (docs.yml) granted production deployments:write', repository: 'acme/docs',
     repositoryId: '892043217', eventName: 'push', ref: 'refs/heads/main',
     workflowRef: 'acme/docs/.github/workflows/deploy.yml@refs/heads/main', environment: 'production', runId: '7001234567',
-    subjectJti: `subject-${i}-${Math.random()}`, tokenJti: `token-${i}-${Math.random()}`, scope: 'deployments:write',
+    subjectJti: `subject-${i}-${Math.random()}`, tokenJti: timeOrderedId(), scope: 'deployments:write',
     expiresAt: now + 600, clientIp: '127.0.0.1',
   };
 }
@@ -110,6 +111,15 @@ export interface MicroResult {
   steps: StepCost[];
   signing: StepCost[];
   storage: StepCost[];
+}
+
+/**
+ * A subject token's jti as the service records it: GitHub's jtis are random UUIDs and its tokens expire 300 s after
+ * issue, so the replay cache's inserts arrive in order of expiry with random jtis (sequential jtis or one fixed expiry
+ * would hide what the key order costs).
+ */
+export function subjectJti(issuer: string): { issuer: string; jti: string; expiresAt: number } {
+  return { issuer, jti: randomUUID(), expiresAt: Math.floor(Date.now() / 1000) + 300 };
 }
 
 export async function runMicro(input: MicroInputs): Promise<MicroResult> {
@@ -170,7 +180,7 @@ export async function runMicro(input: MicroInputs): Promise<MicroResult> {
       const label = `${synchronous}, ${groupCommit ? 'group commit' : 'one transaction per write'}`;
       const count = groupCommit ? 3000 : synchronous === 'FULL' ? 200 : 1000;
       // The writes of one exchange: the replay insert and the audit record, in one storage write (recordExchange).
-      const one = (i: number) => db.recordExchange({ issuer: input.issuerUrl, jti: `jti-${groupCommit}-${i}`, expiresAt: 2_000_000_000 }, () => auditRecord(i));
+      const one = (i: number) => db.recordExchange(subjectJti(input.issuerUrl), () => auditRecord(i));
       // Past the start of the checkpoint thread (after 200 commits), so its start-up is not counted.
       await timeConcurrent(600, 50, (i) => one(i + 2_000_000));
       storage.push({ step: `replay insert + audit write, 1 at a time (${label})`, ...await timeAsync(synchronous === 'FULL' ? 100 : 300, one) });
@@ -184,13 +194,13 @@ export async function runMicro(input: MicroInputs): Promise<MicroResult> {
   }
   const auditDir = mkdtempSync(join(input.work, 'micro-db-'));
   const auditDb = openSqlite(auditDir, { synchronous: 'FULL' });
-  steps.push({ step: 'replay insert (group commit, 50 in flight)', ...await timeConcurrent(3000, 50, (i) => auditDb.consumeJti(input.issuerUrl, `r-${i}`, 2_000_000_000)) });
+  steps.push({ step: 'replay insert (group commit, 50 in flight)', ...await timeConcurrent(3000, 50, () => { const s = subjectJti(input.issuerUrl); return auditDb.consumeJti(s.issuer, s.jti, s.expiresAt); }) });
   steps.push({ step: 'audit write (FULL, group commit, 50 in flight)', ...await timeConcurrent(3000, 50, (i) => auditDb.appendAudit(auditRecord(i))) });
   const rows = input.prefilledRows.toLocaleString('en');
   for (const [label, db] of [['empty', auditDb], [`${rows} rows`, openSqlite(input.prefilledDataDir, { synchronous: 'FULL' })]] as const) {
     storage.push({
       step: `replay insert + audit write, 50 in flight (FULL, group commit), audit log ${label}`,
-      ...await timeConcurrent(3000, 50, (i) => db.recordExchange({ issuer: input.issuerUrl, jti: `big-${i}`, expiresAt: 2_000_000_000 }, () => auditRecord(i))),
+      ...await timeConcurrent(3000, 50, (i) => db.recordExchange(subjectJti(input.issuerUrl), () => auditRecord(i))),
     });
     if (db !== auditDb) await db.close();
   }

@@ -3,7 +3,7 @@
  * service (default FULL, group commit) alternated, with CPU per exchange over the measured phase (the steady figure
  * on a busy machine). Much shorter than `npm run bench`: use it while changing the hot path.
  *
- * Environment: PAIR_ROUNDS (default 3), PAIR_REQUESTS measured per run (default 4000), PAIR_WARMUP (default 1000),
+ * Environment: PAIR_ROUNDS (default 3), PAIR_REQUESTS measured per run (default 4000), PAIR_WARMUP (default 15,000),
  * PAIR_CLI=<path> a second build of the CLI measured as a third column (A/B), PAIR_RATE=<n>/s open loop instead of
  * closed, BENCH_PROFILE=<dir> writes a V8 CPU profile of every service run there, PAIR_NODE_FLAGS more node flags for the
  * service (e.g. `--heap-prof --heap-prof-dir=<dir>` for where it allocates).
@@ -19,7 +19,8 @@ import { signPool } from './token-pool.js';
 
 const rounds = Number(process.env.PAIR_ROUNDS ?? 3);
 const requests = Number(process.env.PAIR_REQUESTS ?? 4000);
-const warmup = Number(process.env.PAIR_WARMUP ?? 1000);
+/** As `npm run bench` (bench/run.ts WARMUP): past V8's compilation of the hot paths. */
+const warmup = Number(process.env.PAIR_WARMUP ?? 15_000);
 const rate = process.env.PAIR_RATE ? Number(process.env.PAIR_RATE) : undefined;
 const otherCli = process.env.PAIR_CLI;
 const profileDir = process.env.BENCH_PROFILE;

@@ -31,7 +31,14 @@ import pg from 'pg';
 import { signPool, type TokenPool } from './token-pool.js';
 
 const CONCURRENCY = 50;
-const WARMUP = 1000;
+/**
+ * Requests before the measured phase. V8 keeps compiling the service's hot paths (TurboFan, on its worker threads) for
+ * about the first 12,500 requests: in a traced run, the compilations between requests 1,000 and 12,500 took 0.2–0.75 s
+ * of worker-thread CPU per 2,500 requests (60–300 µs per exchange, once), and after 12,500 under 8 µs. The targets
+ * are steady figures, so both the bound and the service warm up this long (the bound compiles less, being less code).
+ * Section 7 (PostgreSQL) keeps its shorter PG_WARMUP.
+ */
+const WARMUP = 15_000;
 const MAX_REQUESTS = 12_000;
 const MAX_SECONDS = 4;
 const SITE_COUNTS = [1, 100, 10_000];
@@ -395,36 +402,43 @@ function headlineOf(rounds: { bound: LoadRun; service: LoadRun }[]) {
   const serviceRps = median(rounds.map((r) => r.service.rps));
   const boundCpu = median(rounds.map((r) => cpu(r.bound)));
   const serviceCpu = median(rounds.map((r) => cpu(r.service)));
+  const pairedRatios = rounds.map((r) => r.service.rps / r.bound.rps);
+  const pairedCpuRatios = rounds.map((r) => cpu(r.service) / cpu(r.bound));
+  // The targets use the median of each round's own ratio: a round's two runs are seconds apart and see about the same
+  // load, while the machine's load drifts between rounds (in one run the bound went 3,234 → 4,063 → 1,490/s), so a
+  // ratio of medians would set runs under different loads against each other. The ratio of medians is printed too.
   return {
     boundRps,
     serviceRps,
-    ratio: serviceRps / boundRps,
-    pairedRatios: rounds.map((r) => r.service.rps / r.bound.rps),
+    ratio: median(pairedRatios),
+    ratioOfMedians: serviceRps / boundRps,
+    pairedRatios,
     serviceP99: median(rounds.map((r) => r.service.p99Ms)),
     boundP99: median(rounds.map((r) => r.bound.p99Ms)),
     boundCpu,
     serviceCpu,
-    cpuRatio: serviceCpu / boundCpu,
-    pairedCpuRatios: rounds.map((r) => cpu(r.service) / cpu(r.bound)),
+    cpuRatio: median(pairedCpuRatios),
+    cpuRatioOfMedians: serviceCpu / boundCpu,
+    pairedCpuRatios,
     medianBound: byRps(rounds.map((r) => r.bound)),
     medianService: byRps(rounds.map((r) => r.service)),
   };
 }
 
-/** Issue 14's targets: the service at its default durability against the bound at NORMAL, medians of the rounds. */
+/** Issue 14's targets: the service at its default durability against the bound at NORMAL, over the alternated rounds. */
 function issue14Targets(headline: ReturnType<typeof headlineOf>, rounds: { bound: LoadRun; service: LoadRun }[], openLoop: LoadRun, openRate: number, serviceRuns: LoadRun[]) {
   const logged = { lines: sum(serviceRuns.map((r) => r.log?.lines ?? 0)), requests: sum(serviceRuns.map((r) => r.log?.requests ?? 0)) };
   return [
     {
       target: `throughput >= ${TARGET.throughputRatio} x the bound (default FULL vs bound NORMAL)`,
-      value: `${round(headline.ratio, 2)} x (${headline.serviceRps} vs ${headline.boundRps}/s; rounds ${headline.pairedRatios.map((x) => round(x, 2)).join(', ')})`,
+      value: `${round(headline.ratio, 2)} x (rounds ${headline.pairedRatios.map((x) => round(x, 2)).join(', ')}; medians ${headline.serviceRps} vs ${headline.boundRps}/s, ${round(headline.ratioOfMedians, 2)} x)`,
       met: headline.ratio >= TARGET.throughputRatio,
     },
     { target: `p99 <= ${TARGET.closedP99Ms} ms, 50 connections, closed loop`, value: `${headline.serviceP99} ms (rounds ${rounds.map((r) => r.service.p99Ms).join(', ')}; bound ${headline.boundP99})`, met: headline.serviceP99 <= TARGET.closedP99Ms },
     { target: `p99 <= ${TARGET.openP99Ms} ms, open loop at half the throughput (${openRate}/s)`, value: `${openLoop.p99Ms} ms (p50 ${openLoop.p50Ms})`, met: openLoop.p99Ms <= TARGET.openP99Ms },
     {
       target: `CPU per exchange <= ${TARGET.cpuRatio} x the bound's (measured phase)`,
-      value: `${round(headline.cpuRatio, 2)} x (${headline.serviceCpu} vs ${headline.boundCpu} µs; rounds ${headline.pairedCpuRatios.map((x) => round(x, 2)).join(', ')})`,
+      value: `${round(headline.cpuRatio, 2)} x (rounds ${headline.pairedCpuRatios.map((x) => round(x, 2)).join(', ')}; medians ${headline.serviceCpu} vs ${headline.boundCpu} µs, ${round(headline.cpuRatioOfMedians, 2)} x)`,
       met: headline.cpuRatio <= TARGET.cpuRatio,
     },
     { target: 'one log line per request (service at info, as deployed)', value: `${logged.lines} lines for ${logged.requests} requests`, met: logged.lines === logged.requests },
@@ -440,7 +454,7 @@ const coreTable = (runs: LoadRun[]) =>
     runs.map((r) => [r.label, r.rps, r.p50Ms, r.p99Ms, r.maxMs, r.errors, r.peakRssMB, r.serverCpuUsPerRequest, r.startMs, r.measuredPhase.serverCpuUsPerRequest]),
   );
 const issue14Table = (targets: ReturnType<typeof issue14Targets>) =>
-  table('Issue 14: the service (default FULL) against the bound (NORMAL), medians of the rounds', ['target', 'value', 'met'], targets.map((t) => [t.target, t.value, t.met ? 'PASS' : 'MISS']));
+  table('Issue 14: the service (default FULL) against the bound (NORMAL): ratios are the median of the rounds\' own ratios', ['target', 'value', 'met'], targets.map((t) => [t.target, t.value, t.met ? 'PASS' : 'MISS']));
 
 function table(title: string, head: string[], rows: (string | number)[][]): string {
   const cells = [head, ...rows.map((r) => r.map(String))];

@@ -13,7 +13,8 @@ import { signPool } from './token-pool.js';
 const requests = Number(process.env.PAIR_REQUESTS ?? 6000);
 /** PAIR_RATE=<n>: an open loop at n requests/s instead of the closed loop (where the CPU of a lightly loaded service goes). */
 const rate = process.env.PAIR_RATE ? Number(process.env.PAIR_RATE) : undefined;
-const warmup = 1000;
+/** As `npm run bench` (bench/run.ts WARMUP): past V8's compilation of the hot paths. */
+const warmup = Number(process.env.PAIR_WARMUP ?? 15_000);
 
 /** Bytes and calls the process wrote (/proc/<pid>/io: wchar, syscw): the commits, checkpoints, log and answers. */
 function io(pid: number): { wchar: number; syscw: number } {
@@ -41,8 +42,10 @@ try {
   const pool = await signPool(warmup + requests, key, issuer.url);
   const tokensFile = join(work, 'tokens.json');
   writeFileSync(tokensFile, JSON.stringify({ tokens: pool.tokens, kinds: pool.kinds }));
-  // THREADS_CLI=<path>: another build of the CLI measured after the service (A/B).
+  // THREADS_CLI=<path>: another build of the CLI measured after the service (A/B); THREADS_NODE_FLAGS: node flags for
+  // that second run only (A/B of a flag, with THREADS_CLI=build/exchange-service/cli.js).
   const other = process.env.THREADS_CLI;
+  const otherFlags = process.env.THREADS_NODE_FLAGS?.split(' ').filter(Boolean);
   for (const which of ['bound', 'service', ...(other ? ['other' as const] : [])] as const) {
     const dataDir = mkdtempSync(join(work, 'data-'));
     const server: Server =
@@ -50,7 +53,7 @@ try {
         ? await startBound({ publicJwk: key.publicJwk, dataDir, synchronous: 'NORMAL' })
         : await startService({
             issuer: issuer.url, audience: BENCH_AUDIENCE, policies: writeExamplePolicies(issuer.url, join(work, 'examples')), dataDir, logFile: join(dataDir, 'log'),
-            ...(which === 'other' ? { cli: other! } : {}),
+            ...(which === 'other' ? { cli: other!, ...(otherFlags ? { nodeFlags: otherFlags } : {}) } : {}),
           });
     let before = new Map<string, number>();
     let ioBefore = io(server.pid);
@@ -67,7 +70,7 @@ try {
     rmSync(dataDir, { recursive: true, force: true });
     const rows = [...after].map(([name, cpu]) => [name, ((cpu - (before.get(name) ?? 0)) * 1e6) / result.requests] as const).filter(([, us]) => us > 0.5);
     const total = rows.filter(([n]) => !n.endsWith(' sys')).reduce((a, [, us]) => a + us, 0);
-    process.stdout.write(`${which === 'other' ? other : which}: ${Math.round(result.rps)}/s, p50 ${result.latencyMs.p50.toFixed(1)} p99 ${result.latencyMs.p99.toFixed(1)} ms, ${Math.round(total)} µs CPU per exchange (writes ${((ioAfter.wchar - ioBefore.wchar) / 1024 / result.requests).toFixed(1)} KiB in ${((ioAfter.syscw - ioBefore.syscw) / result.requests).toFixed(2)} calls): ${rows.sort((a, b) => b[1] - a[1]).map(([n, us]) => `${n} ${Math.round(us)}`).join(', ')}\n`);
+    process.stdout.write(`${which === 'other' ? `${other}${otherFlags ? ` ${otherFlags.join(' ')}` : ''}` : which}: ${Math.round(result.rps)}/s, p50 ${result.latencyMs.p50.toFixed(1)} p99 ${result.latencyMs.p99.toFixed(1)} ms, ${Math.round(total)} µs CPU per exchange (writes ${((ioAfter.wchar - ioBefore.wchar) / 1024 / result.requests).toFixed(1)} KiB in ${((ioAfter.syscw - ioBefore.syscw) / result.requests).toFixed(2)} calls): ${rows.sort((a, b) => b[1] - a[1]).map(([n, us]) => `${n} ${Math.round(us)}`).join(', ')}\n`);
   }
 } finally {
   await issuer.close();

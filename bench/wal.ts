@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqlite, type Synchronous } from '../exchange-service/storage/sqlite.js';
-import { auditRecord } from './micro.js';
+import { auditRecord, subjectJti } from './micro.js';
 
 const total = Number(process.env.BENCH_WAL_EXCHANGES ?? 22_000);
 const synchronous = (process.env.BENCH_WAL_SYNC ?? 'FULL') as Synchronous;
@@ -36,7 +36,7 @@ await Promise.all(
     while (next < total) {
       const i = next++;
       const t = performance.now();
-      await db.recordExchange({ issuer: 'https://issuer.invalid', jti: `jti-${i}`, expiresAt: 2_000_000_000 }, () => auditRecord(i));
+      await db.recordExchange(subjectJti('https://issuer.invalid'), () => auditRecord(i));
       slowest = Math.max(slowest, performance.now() - t);
       peak = Math.max(peak, size(`${file}-wal`));
     }

@@ -38,6 +38,11 @@ export const MIGRATIONS: string[] = [
   PG_GATEWAY_MIGRATION,
   // 3: deploys created per gateway token (the preview tokens' cap)
   PG_GATEWAY_TOKEN_DEPLOYS_MIGRATION,
+  // 4: the replay cache keyed by expiry first, as SQLite's (sqlite.ts, migration 5): one index, whose inserts land at
+  // its end, instead of a random key and an expiry index.
+  `ALTER TABLE replay DROP CONSTRAINT replay_pkey;
+   ALTER TABLE replay ADD PRIMARY KEY (expires_at, issuer, jti);
+   DROP INDEX replay_expiry;`,
 ];
 
 /** Bring the schema up to date; resolves the schema version. Safe to run from many processes at once. */

@@ -70,8 +70,8 @@ export interface Storage {
   /**
    * Record the first use of a subject token's jti until `expiresAt`. Resolves true when this call was the first,
    * false when it was seen before (a replay). Atomic: two concurrent calls with one jti, exactly one true. A token
-   * is known by its issuer, jti and expiry (a replay is the same signed token, so all three are the same); SQLite
-   * keys its cache by all three, expiry first (sqlite.ts, migration 5), PostgreSQL by issuer and jti.
+   * is known by its issuer, jti and expiry (a replay is the same signed token, so all three are the same): the cache
+   * is keyed by all three, expiry first (sqlite.ts migration 5, pg-migrations.ts migration 4).
    */
   consumeJti(issuer: string, jti: string, expiresAt: number): Promise<boolean>;
   /** Append a decision to the audit log. A grant's record is durable before this resolves. */

@@ -56,6 +56,34 @@ describe.skipIf(SKIP_POSTGRES)('the PostgreSQL storage', () => {
       expect(rows[0].n).toBe(MIGRATIONS.length);
     });
 
+    it('keep every replay row across the re-keying of the replay cache (migration 4)', async () => {
+      const url = await server.createDatabase();
+      const admin = pool(url);
+      // A database as version 3 left it: the replay cache keyed by (issuer, jti).
+      await admin.query('CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
+      for (const [i, sql] of MIGRATIONS.slice(0, 3).entries()) {
+        await admin.query(sql);
+        await admin.query('INSERT INTO schema_version (version, applied_at) VALUES ($1, 0)', [i + 1]);
+      }
+      const now = nowSeconds();
+      await admin.query(`INSERT INTO replay (issuer, jti, expires_at) SELECT 'https://issuer.test', 'before-' || i, $1 + i FROM generate_series(0, 299) AS i`, [now]);
+      await admin.query(`INSERT INTO replay (issuer, jti, expires_at) VALUES ('https://issuer.test', 'expired-before', $1)`, [now - 1_000]);
+
+      expect(await migrate(admin)).toBe(MIGRATIONS.length);
+      const { rows: indexes } = await admin.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'replay' ORDER BY indexname`);
+      expect(indexes.map((r) => r.indexname)).toEqual(['replay_pkey']);
+      const storage = postgresStorage(createPool(url));
+      try {
+        // Each token used before the upgrade is still refused once, with the expiry it carries.
+        const again = await Promise.all(Array.from({ length: 300 }, (_, i) => storage.consumeJti('https://issuer.test', `before-${i}`, now + i)));
+        expect(again.every((first) => first === false)).toBe(true);
+        expect(await storage.consumeJti('https://issuer.test', 'after', now + 300)).toBe(true);
+        expect(await storage.prune(now)).toBe(1);
+      } finally {
+        await storage.close();
+      }
+    });
+
     it('refuse a database written by a newer deploy-sts', async () => {
       const admin = pool(await server.createDatabase());
       await migrate(admin);
@@ -67,21 +95,24 @@ describe.skipIf(SKIP_POSTGRES)('the PostgreSQL storage', () => {
   describe('the replay cache', () => {
     it('accepts one jti exactly once among 50 concurrent uses', async () => {
       const { storages: [storage] } = await freshStorage();
-      const results = await Promise.all(Array.from({ length: 50 }, () => storage!.consumeJti('https://issuer.test', 'jti-1', nowSeconds() + 300)));
+      const exp = nowSeconds() + 300;
+      const results = await Promise.all(Array.from({ length: 50 }, () => storage!.consumeJti('https://issuer.test', 'jti-1', exp)));
       expect(results.filter(Boolean)).toHaveLength(1);
     });
 
     it('accepts one jti exactly once when two replicas see it at the same instant', async () => {
       const { storages } = await freshStorage(2);
-      const attempts = Array.from({ length: 40 }, (_, i) => storages[i % 2]!.consumeJti('https://issuer.test', 'shared-jti', nowSeconds() + 300));
+      const exp = nowSeconds() + 300;
+      const attempts = Array.from({ length: 40 }, (_, i) => storages[i % 2]!.consumeJti('https://issuer.test', 'shared-jti', exp));
       expect((await Promise.all(attempts)).filter(Boolean)).toHaveLength(1);
     });
 
     it('keeps the jtis of different issuers apart', async () => {
       const { storages: [storage] } = await freshStorage();
-      expect(await storage!.consumeJti('https://a.test', 'same', nowSeconds() + 300)).toBe(true);
-      expect(await storage!.consumeJti('https://b.test', 'same', nowSeconds() + 300)).toBe(true);
-      expect(await storage!.consumeJti('https://a.test', 'same', nowSeconds() + 300)).toBe(false);
+      const exp = nowSeconds() + 300;
+      expect(await storage!.consumeJti('https://a.test', 'same', exp)).toBe(true);
+      expect(await storage!.consumeJti('https://b.test', 'same', exp)).toBe(true);
+      expect(await storage!.consumeJti('https://a.test', 'same', exp)).toBe(false);
     });
   });
 
