@@ -169,7 +169,7 @@ export async function runMicro(input: MicroInputs): Promise<MicroResult> {
     actor: { iss: claims.iss, repository: claims.repository, repository_id: claims.repository_id, run_id: claims.run_id, run_attempt: claims.run_attempt,
       workflow_ref: claims.job_workflow_ref, sha: claims.sha, event_name: claims.event_name, ref: claims.ref },
   });
-  steps.push({ step: 'sign: mintAccessToken (EdDSA, node:crypto)', ...await timeAsync(n, () => mintAccessToken(keys.active(), mintInput(grantClaims))) });
+  steps.push({ step: 'sign: mintAccessToken (EdDSA, node:crypto)', ...timeSync(n, () => mintAccessToken(keys.active(), mintInput(grantClaims))) });
 
   // Storage, in its own data directory, both durability modes.
   const storage: StepCost[] = [];

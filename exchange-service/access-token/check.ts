@@ -4,10 +4,10 @@
  * check is a named function that throws DeployTokenError with its stable code. The service's own uses
  * (introspection, revocation, the deploy gateway) and relying parties (`deploy-sts/verify`) all go through here.
  */
-import { verify, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { quote } from '../../shared/text.js';
 import { MAX_TOKEN_TTL_SECONDS } from '../../shared/wire.js';
-import { decodeCompactJws } from '../oidc/compact-jws.js';
+import { decodeCompactJws, signatureVerifies, type CompactJws } from '../oidc/compact-jws.js';
 import { ACCESS_TOKEN_ALG, ACCESS_TOKEN_TYP, type AccessTokenClaims } from './claims.js';
 import { DeployTokenError } from './errors.js';
 
@@ -102,13 +102,9 @@ export function checkExpiry(claims: AccessTokenClaims, now: number, toleranceSec
   }
 }
 
-function signatureHolds(input: string, key: KeyObject, signature: Buffer): boolean {
+function signatureHolds(jws: CompactJws, key: KeyObject): boolean {
   if (key.asymmetricKeyType !== 'ed25519') return false;
-  try {
-    return verify(null, Buffer.from(input), key, signature);
-  } catch {
-    return false;
-  }
+  return signatureVerifies(jws, null, key);
 }
 
 export async function checkAccessToken(token: string, options: CheckOptions): Promise<AccessTokenClaims> {
@@ -120,7 +116,7 @@ export async function checkAccessToken(token: string, options: CheckOptions): Pr
   const kid = checkHeader(jws.header);
   const key = await options.keyFor(kid);
   if (!key) throw new DeployTokenError('unknown_key', `no key of ${options.issuer} has kid ${quote(kid)}: the token was not signed by this issuer, or its key was retired long ago`);
-  if (!signatureHolds(jws.signingInput, key, jws.signature)) throw new DeployTokenError('bad_signature', 'the token signature does not verify');
+  if (!signatureHolds(jws, key)) throw new DeployTokenError('bad_signature', 'the token signature does not verify');
   const claims = checkShape(jws.payload);
   checkLifetime(claims);
   const now = options.now ?? Math.floor(Date.now() / 1000);

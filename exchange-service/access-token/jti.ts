@@ -13,6 +13,10 @@ const POOL_IDS = 64;
 const pool = Buffer.alloc(16 * POOL_IDS);
 let used = POOL_IDS;
 const id = Buffer.alloc(16);
+/** The id's text, written here and read out once: for speed, instead of a hex string, five slices and four joins. */
+const text = Buffer.alloc(36);
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+const DASH = 0x2d;
 
 /** A new UUIDv7 at the time `ms` (default now): `tttttttt-tttt-7rrr-Vrrr-rrrrrrrrrrrr`, lower-case hex. */
 export function timeOrderedId(ms: number = Date.now()): string {
@@ -25,6 +29,12 @@ export function timeOrderedId(ms: number = Date.now()): string {
   id.writeUIntBE(ms, 0, 6); // 48-bit big-endian Unix time in ms
   id[6] = (id[6]! & 0x0f) | 0x70; // version 7
   id[8] = (id[8]! & 0x3f) | 0x80; // variant 10
-  const hex = id.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  let at = 0;
+  for (let i = 0; i < 16; i++) {
+    if (i === 4 || i === 6 || i === 8 || i === 10) text[at++] = DASH; // 8-4-4-4-12 hex digits
+    const byte = id[i]!;
+    text[at++] = HEX[byte >> 4]!;
+    text[at++] = HEX[byte & 0x0f]!;
+  }
+  return text.toString('latin1');
 }

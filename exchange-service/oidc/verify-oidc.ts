@@ -23,6 +23,8 @@ export interface VerifierOptions {
 
 export const MAX_SUBJECT_TOKEN_BYTES = 16 * 1024;
 
+const REQUIRED_CLAIMS = ['exp', 'iat', 'nbf', 'jti'] as const;
+
 const bad = (description: string, reason: DenialReason) => new OAuthError('invalid_request', `subject_token: ${description}`, reason);
 
 /** An ISO time for a claim value; never throws (claims may hold NaN, strings or numbers beyond Date's range). */
@@ -55,11 +57,13 @@ export async function verifyGitHubToken(token: string, options: VerifierOptions)
     );
   }
   // Only the kid selects a key, among the issuer's own; the signature is checked before any claim is trusted.
-  const key = await source.resolve({ alg: 'RS256', ...(typeof header.kid === 'string' ? { kid: header.kid } : {}) });
+  const kid = typeof header.kid === 'string' ? header.kid : undefined;
+  // The key at hand when the source has it (the common case), without resolve's promises.
+  const key = (kid !== undefined ? source.cachedKey?.(kid) : undefined) ?? (await source.resolve(kid !== undefined ? { alg: 'RS256', kid } : { alg: 'RS256' }));
   if (!verifyRs256(jws, key)) throw bad(`signature does not verify against the issuer's key${source.signatureHint?.(payload) ?? ''}`, 'bad_signature');
 
   if (payload.aud === undefined) throw bad(`the audience (aud) is missing; request the token with audience ${JSON.stringify(options.audience)}`, 'bad_audience');
-  for (const claim of ['exp', 'iat', 'nbf', 'jti'] as const) {
+  for (const claim of REQUIRED_CLAIMS) {
     if (payload[claim] === undefined) throw bad(`claim ${claim} is missing; GitHub always sets it`, 'bad_claims');
   }
   // GitHub sends exactly one audience string; an array, even one that contains ours, is refused.

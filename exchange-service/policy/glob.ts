@@ -50,7 +50,21 @@ export function isGlob(pattern: string): boolean {
 
 /** Fold A–Z to a–z and nothing else. */
 export function foldAscii(value: string): string {
-  return value.replace(/[A-Z]+/g, (run) => run.toLowerCase());
+  // Most values have no capital: for speed, they are returned as they are, without a pass of replace.
+  return UPPER.test(value) ? value.replace(/[A-Z]+/g, (run) => run.toLowerCase()) : value;
+}
+
+const UPPER = /[A-Z]/;
+
+/** `foldAscii(a) === foldAscii(b)`, without building either (folding keeps the length). */
+export function equalFoldingAscii(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y && (x >= 0x41 && x <= 0x5a ? x + 0x20 : x) !== (y >= 0x41 && y <= 0x5a ? y + 0x20 : y)) return false;
+  }
+  return true;
 }
 
 /** Why a pattern is malformed, or undefined when it is a valid glob. */
@@ -111,15 +125,24 @@ export function compileGlob(pattern: string, options: GlobOptions = {}): Glob {
   };
 }
 
+let rowA = new Uint8Array(64);
+let rowB = new Uint8Array(64);
+
 /** Simulate the automaton: live[i] means the first i tokens can match the input read so far. */
 function run(tokens: Int32Array, m: number, value: string): boolean {
-  let live = new Uint8Array(m + 1);
-  let next = new Uint8Array(m + 1);
+  // For speed, the two state rows are reused by every run (it is synchronous), not two typed arrays per test.
+  if (rowA.length < m + 1) {
+    rowA = new Uint8Array(m + 1);
+    rowB = new Uint8Array(m + 1);
+  }
+  let live = rowA;
+  let next = rowB;
+  live.fill(0, 0, m + 1);
   live[0] = 1;
   close(tokens, m, live);
   for (let j = 0; j < value.length; j++) {
     const c = value.charCodeAt(j);
-    next.fill(0);
+    next.fill(0, 0, m + 1);
     let any = false;
     for (let i = 0; i < m; i++) {
       if (live[i] === 0) continue;
@@ -134,7 +157,9 @@ function run(tokens: Int32Array, m: number, value: string): boolean {
     }
     if (!any) return false;
     close(tokens, m, next);
-    [live, next] = [next, live];
+    const swap = live;
+    live = next;
+    next = swap;
   }
   return live[m] === 1;
 }

@@ -14,7 +14,7 @@
  */
 import { TRUSTED_EVENTS, isTrustedEvent } from '../oidc/claims.js';
 import { evaluateCondition, quote, readClaim, type ConditionOutcome } from './condition.js';
-import { foldAscii } from './glob.js';
+import { equalFoldingAscii } from './glob.js';
 import type { Decision, PolicyFile, PolicySet, Rule, RuleTrace } from './types.js';
 import type { Upstream } from './upstream.js';
 
@@ -69,17 +69,16 @@ export interface Binding {
 /** The grant of `rule` in `file` (one of the site's `files`, which may carry its upstream binding). */
 function grantFrom(site: string, file: PolicyFile, rule: PolicyFile['rules'][number], files: readonly PolicyFile[]): Grant {
   const upstream = upstreamOf(files);
-  return {
-    granted: true,
-    site,
-    ...(file.org !== undefined ? { org: file.org } : {}),
-    file: file.file,
-    issuer: file.issuer,
-    rule,
-    context: rule.context,
-    ...(file.tokenAudience !== undefined ? { tokenAudience: file.tokenAudience } : {}),
-    ...(upstream ? { upstream } : {}),
-  };
+  // Set key by key, in the order a reader (and JSON) sees: for speed, no `...(x ? { x } : {})`, an object each.
+  const grant: { -readonly [K in keyof Grant]: Grant[K] } = { granted: true, site } as Grant;
+  if (file.org !== undefined) grant.org = file.org;
+  grant.file = file.file;
+  grant.issuer = file.issuer;
+  grant.rule = rule;
+  grant.context = rule.context;
+  if (file.tokenAudience !== undefined) grant.tokenAudience = file.tokenAudience;
+  if (upstream) grant.upstream = upstream;
+  return grant;
 }
 
 /** Whether a file binds the token's issuer and repository: issuer exactly, id exactly, name case-insensitively, owner id when set. */
@@ -102,7 +101,7 @@ export function bindingOf(file: PolicyFile, claims: unknown): Binding {
   });
   const repository = readClaim(claims, 'repository');
   const repositoryId = readClaim(claims, 'repository_id');
-  const sameName = typeof repository === 'string' && foldAscii(repository) === foldAscii(file.repository);
+  const sameName = typeof repository === 'string' && equalFoldingAscii(repository, file.repository);
 
   conditions.push({
     claim: 'repository',
@@ -160,7 +159,12 @@ function siteLabel(site: unknown): string {
 
 /** A site's `upstream:` comes from its site file, whichever file's rule grants the token. */
 function upstreamOf(files: readonly PolicyFile[]): Upstream | undefined {
-  return files.find((f) => f.kind === 'site' && f.upstream?.netlify)?.upstream;
+  // An indexed loop (like grantOf's): no closure, no iterator per grant.
+  for (let i = 0; i < files.length; i++) {
+    const f = files[i]!;
+    if (f.kind === 'site' && f.upstream?.netlify) return f.upstream;
+  }
+  return undefined;
 }
 
 /** A grant as `evaluate` returns it, without the trace of every rule tried. */
@@ -171,7 +175,7 @@ function binds(file: PolicyFile, claims: unknown): boolean {
   const iss = readClaim(claims, 'iss');
   if (typeof iss !== 'string' || !file.issuers.includes(iss)) return false;
   const repository = readClaim(claims, 'repository');
-  if (typeof repository !== 'string' || foldAscii(repository) !== foldAscii(file.repository)) return false;
+  if (typeof repository !== 'string' || !equalFoldingAscii(repository, file.repository)) return false;
   if (readClaim(claims, 'repository_id') !== file.repositoryId) return false;
   return file.repositoryOwnerId === undefined || readClaim(claims, 'repository_owner_id') === file.repositoryOwnerId;
 }
@@ -182,7 +186,8 @@ function matches(rule: Rule, claims: unknown): boolean {
     const event = readClaim(claims, 'event_name');
     if (typeof event !== 'string' || !isTrustedEvent(event)) return false;
   }
-  for (const condition of rule.when) {
+  for (let i = 0; i < rule.when.length; i++) {
+    const condition = rule.when[i]!;
     const raw = readClaim(claims, condition.claim);
     if (typeof raw !== 'string' || raw === '' || !condition.test(raw)) return false;
   }
@@ -197,9 +202,12 @@ function matches(rule: Rule, claims: unknown): boolean {
  */
 export function grantOf(set: PolicySet, site: string, claims: Record<string, unknown>): Grant | undefined {
   const files = typeof site === 'string' ? set.forSite(site) : [];
-  for (const file of files) {
+  // Indexed loops: for speed, no array iterator per loop in this per-exchange path.
+  for (let f = 0; f < files.length; f++) {
+    const file = files[f]!;
     if (!binds(file, claims)) continue;
-    for (const rule of file.rules) {
+    for (let r = 0; r < file.rules.length; r++) {
+      const rule = file.rules[r]!;
       if (!matches(rule, claims)) continue;
       return grantFrom(site, file, rule, files);
     }

@@ -50,6 +50,9 @@ export function implies(granted: Permission, requested: Permission): boolean {
 
 /** Sorted, de-duplicated, space-separated. */
 export function normaliseScope(permissions: readonly Permission[]): string {
+  // One permission (most rules grant deployments:write alone) is its own normal form: no Set, array and join per
+  // exchange for it.
+  if (permissions.length === 1) return permissions[0]!;
   return [...new Set(permissions)].sort().join(' ');
 }
 

@@ -31,7 +31,19 @@ export interface Grant {
   expiresAt: number;
 }
 
-function fromDraft(draft: AuditDraft): Omit<AuditRecord, 'result' | 'reason' | 'detail' | 'tokenJti' | 'scope' | 'expiresAt'> {
+/**
+ * The record: the draft's fields, then the outcome's. One object literal, keys in the order records always had:
+ * for speed, not a draft copy spread into a second object (two 13- and 19-key objects per exchange).
+ */
+function record(
+  draft: AuditDraft,
+  result: AuditRecord['result'],
+  reason: AuditRecord['reason'],
+  detail: string,
+  tokenJti: string | null,
+  scope: string | null,
+  expiresAt: number | null,
+): AuditRecord {
   const c = draft.claims;
   return {
     time: draft.time,
@@ -47,15 +59,21 @@ function fromDraft(draft: AuditDraft): Omit<AuditRecord, 'result' | 'reason' | '
     runId: c?.run_id ?? null,
     subjectJti: c?.jti ?? null,
     clientIp: draft.clientIp,
+    result,
+    reason,
+    detail,
+    tokenJti,
+    scope,
+    expiresAt,
   };
 }
 
 export function grantedRecord(draft: AuditDraft, grant: Grant): AuditRecord {
-  return { ...fromDraft(draft), result: 'granted', reason: 'granted', ...grant };
+  return record(draft, 'granted', 'granted', grant.detail, grant.tokenJti, grant.scope, grant.expiresAt);
 }
 
 /** A refusal of /token; its reason is always a DenialReason (`unauthenticated` belongs to /introspect alone). */
 export function deniedRecord(draft: AuditDraft, error: OAuthError): AuditRecord {
   const reason = isDenialReason(error.reason) ? error.reason : 'internal_error';
-  return { ...fromDraft(draft), result: 'denied', reason, detail: redactTokens(error.description), tokenJti: null, scope: null, expiresAt: null };
+  return record(draft, 'denied', reason, redactTokens(error.description), null, null, null);
 }

@@ -27,15 +27,16 @@ export function parseTokenRequest(body: unknown): TokenRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw invalid('the request body must be application/x-www-form-urlencoded (or a JSON object) with the RFC 8693 fields');
   }
-  const fields: Partial<Record<(typeof FIELDS)[number], string>> = {};
-  for (const name of FIELDS) {
+  // Every field is checked to be a single string first, in FIELDS order; then read as such (for speed, without
+  // copying them into an object of their own).
+  for (let i = 0; i < FIELDS.length; i++) {
+    const name = FIELDS[i]!;
     const value = (body as Record<string, unknown>)[name];
-    if (value === undefined) continue;
-    if (typeof value !== 'string') {
+    if (value !== undefined && typeof value !== 'string') {
       throw invalid(`parameter ${name} must appear once, as a string (got ${Array.isArray(value) ? 'several values' : typeof value})`, 'duplicate_parameter');
     }
-    fields[name] = value;
   }
+  const fields = body as Partial<Record<(typeof FIELDS)[number], string>>;
   if (fields.grant_type === undefined) throw invalid(`grant_type is missing; use ${GRANT_TYPE}`);
   if (fields.grant_type !== GRANT_TYPE) {
     throw new OAuthError('unsupported_grant_type', `grant_type ${shown(fields.grant_type)} is not supported; use ${GRANT_TYPE}`, 'unsupported_grant_type');
