@@ -12,6 +12,7 @@ import { OAuthError, rateLimited, unavailable } from './errors.js';
 import type { KeyRing } from './keys/key-ring.js';
 import type { GitHubClaims } from './oidc/claims.js';
 import { isTrustedEvent } from './oidc/claims.js';
+import { MAX_AGE_SECONDS } from './oidc/verify-oidc.js';
 import { evaluate, grantOf } from './policy/match.js';
 import { resolveScope } from './policy/permissions.js';
 import type { PolicySet } from './policy/types.js';
@@ -59,7 +60,9 @@ export async function exchange(body: unknown, deps: ExchangeDeps, clientIp: stri
     draft.site = request.site;
     const claims = await deps.verify(request.subjectToken);
     draft.claims = claims;
-    subject = { issuer: claims.iss, jti: claims.jti, expiresAt: claims.exp };
+    // Kept until the token expires, or until it is too old to verify if that comes first (an exp far in the future
+    // would keep its row for ever); both come from the signed claims, so a replay meets the same key.
+    subject = { issuer: claims.iss, jti: claims.jti, expiresAt: Math.min(claims.exp, claims.iat + MAX_AGE_SECONDS) };
     outcome = decide(request, claims, deps, draft);
   } catch (thrown) {
     const error = thrown instanceof OAuthError ? thrown : new OAuthError('server_error', 'the exchange failed unexpectedly; no token was issued', 'internal_error');

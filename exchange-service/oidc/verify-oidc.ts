@@ -16,12 +16,17 @@ export interface VerifierOptions {
   /** The audience this service expects (exact match). */
   audience: string;
   clockToleranceSeconds?: number;
-  maxAgeSeconds?: number;
   /** Unix seconds; defaults to the wall clock. `policy explain --at` sets it. */
   now?: () => number;
 }
 
 export const MAX_SUBJECT_TOKEN_BYTES = 16 * 1024;
+/**
+ * A subject token older than this (from its `iat`, plus the clock tolerance) is refused, whatever its `exp` says. Not
+ * an option: the replay cache keeps a token's row until `min(exp, iat + MAX_AGE_SECONDS)` (exchange.ts), which must
+ * not come before the verifier stops accepting the token.
+ */
+export const MAX_AGE_SECONDS = 600;
 
 const REQUIRED_CLAIMS = ['exp', 'iat', 'nbf', 'jti'] as const;
 
@@ -35,7 +40,7 @@ function describeTime(seconds: unknown): string {
 
 export async function verifyGitHubToken(token: string, options: VerifierOptions): Promise<GitHubClaims> {
   const tolerance = options.clockToleranceSeconds ?? 60;
-  const maxAge = options.maxAgeSeconds ?? 600;
+  const maxAge = MAX_AGE_SECONDS;
   const now = options.now ? options.now() : Math.floor(Date.now() / 1000);
 
   if (token.length > MAX_SUBJECT_TOKEN_BYTES) throw bad(`is larger than ${MAX_SUBJECT_TOKEN_BYTES} bytes`, 'oversized');

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { SignJWT, exportJWK, generateKeyPair, type JWK, type CryptoKey } from 'jose';
+import { CompactSign, SignJWT, exportJWK, generateKeyPair, type JWK, type CryptoKey } from 'jose';
 import { githubShapedClaims } from '../../exchange-service/dev-issuer.js';
 
 export interface TestIssuer {
@@ -17,6 +17,11 @@ export interface TestIssuer {
   kid: string;
   /** Sign a GitHub-shaped token; `claims` override or (with `undefined`) delete defaults. */
   token(claims?: Partial<GitHubTokenClaims> & Record<string, unknown>, options?: SignOptions): Promise<string>;
+  /**
+   * Sign a payload given as exact JSON text (number encodings such as `1.7e9`, duplicate keys): what a misbehaving
+   * issuer could sign. Signed with the issuer's current key, header as `token`'s.
+   */
+  tokenFromText(payload: string): Promise<string>;
   /** Claims a token would carry, without signing (for fixtures). */
   claims(claims?: Partial<GitHubTokenClaims> & Record<string, unknown>): Record<string, unknown>;
   /** Add a second key to the JWKS (rotation at the issuer). Returns its kid. */
@@ -147,6 +152,10 @@ export async function startIssuer(options: { path?: string } = {}): Promise<Test
       const kid = opts.kid ?? keys[0]!.kid;
       const header = { alg: 'RS256', typ: 'JWT', kid, x5t: 'test', ...opts.header };
       return new SignJWT(claims(overrides) as Record<string, unknown>).setProtectedHeader(header as never).sign(entry.privateKey);
+    },
+    async tokenFromText(payload) {
+      const entry = keys[0]!;
+      return new CompactSign(new TextEncoder().encode(payload)).setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: entry.kid, x5t: 'test' }).sign(entry.privateKey);
     },
     async rotate() {
       const k = await newKey();
