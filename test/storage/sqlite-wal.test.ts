@@ -16,7 +16,7 @@ import { grantRecord } from '../postgres/support/records.js';
 const ISSUER = 'https://token.actions.githubusercontent.com';
 const DATABASE_FILE = 'deploy-sts.sqlite';
 const MiB = 1024 * 1024;
-/** Small, so that a few seconds of writes cross it many times (the default is 16 MiB). */
+/** Small, so that a few seconds of writes cross it many times (the default is 64 MiB). */
 const RESTART_BYTES = 2 * MiB;
 /**
  * The stated bound: the threshold plus the writes of a hold that timed out and its 1 s retry at full speed on a loaded
