@@ -133,9 +133,11 @@ export async function runMicro(input: MicroInputs): Promise<MicroResult> {
   const denials = pool.tokens.filter((_, i) => pool.kinds[i] === 'denied');
   const token = (i: number) => grants[i % grants.length]!;
 
-  const examples: PolicySet = await loadPolicyDir(input.examplePolicies);
-  const small: PolicySet = await loadPolicyDir(input.smallPolicies);
-  const large: PolicySet = await loadPolicyDir(input.largePolicies);
+  // The example policies are bound to the bench's own issuer (testing/example-policies.ts): trust it, as the service does.
+  const trusting = { issuers: [input.issuerUrl] };
+  const examples: PolicySet = await loadPolicyDir(input.examplePolicies, trusting);
+  const small: PolicySet = await loadPolicyDir(input.smallPolicies, trusting);
+  const large: PolicySet = await loadPolicyDir(input.largePolicies, trusting);
   const claimsOf = async (t: string) => verifyGitHubToken(t, verifyOptions);
   const grantClaims = await claimsOf(grants[0]!);
   const previewClaims = await claimsOf(previews[0]!);
