@@ -5,10 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DENIAL_REASONS } from '../exchange-service/denial.js';
-import { startIssuer, type TestIssuer } from './helpers/issuer.js';
-import { ROOT, exchangeToken, postForm, startService, type TestService } from './helpers/service.js';
+import { ROOT, exchangeToken, postForm, useIssuerAndService } from './helpers/service.js';
 
 const httpApi = readFileSync(join(ROOT, 'docs', 'http-api.md'), 'utf8');
 const operating = readFileSync(join(ROOT, 'docs', 'operating.md'), 'utf8');
@@ -28,31 +27,22 @@ describe('denial reasons', () => {
   });
 
   describe('at the service', () => {
-    let issuer: TestIssuer;
-    let svc: TestService;
-    beforeAll(async () => {
-      issuer = await startIssuer();
-      svc = await startService({ issuer: issuer.url });
-    });
-    afterAll(async () => {
-      await svc.stop();
-      await issuer.close();
-    });
+    const running = useIssuerAndService();
 
     it('label the denials metric only with reasons of the closed set, for refusals in and before the exchange', async () => {
-      const token = await issuer.token();
-      await exchangeToken(svc.url, token);
-      await exchangeToken(svc.url, token); // replay
-      await exchangeToken(svc.url, await issuer.token({ ref: 'refs/heads/feature' })); // no_rule_matched
-      await exchangeToken(svc.url, await issuer.token(), 'nowhere'); // unknown_site
-      await postForm(`${svc.url}/token`, { grant_type: 'password' }); // unsupported_grant_type
-      await fetch(`${svc.url}/token`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' }); // bad_content_type, before the exchange
-      await fetch(`${svc.url}/token`); // method_not_allowed, before the exchange
-      const text = await (await fetch(svc.service.metricsUrl!)).text();
+      const token = await running.issuer.token();
+      await exchangeToken(running.svc.url, token);
+      await exchangeToken(running.svc.url, token); // replay
+      await exchangeToken(running.svc.url, await running.issuer.token({ ref: 'refs/heads/feature' })); // no_rule_matched
+      await exchangeToken(running.svc.url, await running.issuer.token(), 'nowhere'); // unknown_site
+      await postForm(`${running.svc.url}/token`, { grant_type: 'password' }); // unsupported_grant_type
+      await fetch(`${running.svc.url}/token`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' }); // bad_content_type, before the exchange
+      await fetch(`${running.svc.url}/token`); // method_not_allowed, before the exchange
+      const text = await (await fetch(running.svc.service.metricsUrl!)).text();
       const labelled = [...text.matchAll(/^deploy_sts_denials_total\{reason="([^"]+)"\} \d+/gm)].map((m) => m[1]!);
       expect(labelled.sort()).toEqual(['bad_content_type', 'method_not_allowed', 'no_rule_matched', 'replay', 'unknown_site', 'unsupported_grant_type']);
       for (const reason of labelled) expect(DENIAL_REASONS).toContain(reason);
-      const audited = (await svc.service.storage.listAudit({})).filter((r) => r.result === 'denied').map((r) => r.reason);
+      const audited = (await running.svc.service.storage.listAudit({})).filter((r) => r.result === 'denied').map((r) => r.reason);
       expect(new Set(audited)).toEqual(new Set(labelled));
     });
   });

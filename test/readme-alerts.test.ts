@@ -2,21 +2,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DEFAULT_METRICS_LISTEN } from '../exchange-service/config.js';
-import { startIssuer, type TestIssuer } from './helpers/issuer.js';
-import { ROOT, exchangeToken, startService, type TestService } from './helpers/service.js';
+import { ROOT, exchangeToken, useIssuerAndService } from './helpers/service.js';
 
-let issuer: TestIssuer;
-let svc: TestService;
-beforeAll(async () => {
-  issuer = await startIssuer();
-  svc = await startService({ issuer: issuer.url });
-});
-afterAll(async () => {
-  await svc.stop();
-  await issuer.close();
-});
+const running = useIssuerAndService();
 
 describe('the alerting recipe in docs/operating.md', () => {
   it('scrapes the metrics listener (its default address), not the public port', () => {
@@ -32,9 +22,9 @@ describe('the alerting recipe in docs/operating.md', () => {
     const rules = (parse(block) as { groups: { rules: { alert: string; expr: string }[] }[] }).groups.flatMap((g) => g.rules);
     expect(rules.length).toBeGreaterThanOrEqual(3);
 
-    await exchangeToken(svc.url, await issuer.token({ ref: 'refs/heads/x' })); // so labelled series exist
+    await exchangeToken(running.svc.url, await running.issuer.token({ ref: 'refs/heads/x' })); // so labelled series exist
     const exported = new Set(
-      (await (await fetch(svc.service.metricsUrl!)).text())
+      (await (await fetch(running.svc.service.metricsUrl!)).text())
         .split('\n')
         .filter((l) => l.startsWith('# TYPE '))
         .map((l) => l.split(' ')[2]!),

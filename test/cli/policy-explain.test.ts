@@ -1,24 +1,13 @@
 /** `deploy-sts policy explain` without a token: claims as JSON (`--claims FILE|-`), or a recorded decision (`--audit-id N`). */
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { cli } from '../helpers/cli.js';
-import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
-import { EXAMPLE_POLICIES, exchangeToken, startService, tempDir, type TestService } from '../helpers/service.js';
+import { EXAMPLE_POLICIES, exchangeToken, tempDir, useIssuerAndService } from '../helpers/service.js';
 
 const work = tempDir('deploy-sts-explain-');
-let issuer: TestIssuer;
-let svc: TestService;
-
-beforeAll(async () => {
-  issuer = await startIssuer();
-  svc = await startService({ issuer: issuer.url });
-});
-afterAll(async () => {
-  await svc.stop();
-  await issuer.close();
-  rmSync(work, { recursive: true, force: true });
-});
+const running = useIssuerAndService();
+afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const actionClaims = {
   repository: 'acme/docs',
@@ -75,14 +64,14 @@ describe('policy explain --claims', () => {
 
 describe('policy explain --audit-id', () => {
   async function auditIds(): Promise<{ id: number; reason: string; ref: string | null }[]> {
-    const r = await cli(['audit', '--json'], { DEPLOY_STS_DATA_DIR: svc.dataDir });
+    const r = await cli(['audit', '--json'], { DEPLOY_STS_DATA_DIR: running.svc.dataDir });
     return JSON.parse(r.stdout) as { id: number; reason: string; ref: string | null }[];
   }
 
   it('explains a recorded denial with the claims the audit log keeps, naming those it does not keep', async () => {
-    await exchangeToken(svc.url, await issuer.token({ ref: 'refs/heads/feature' }));
+    await exchangeToken(running.svc.url, await running.issuer.token({ ref: 'refs/heads/feature' }));
     const row = (await auditIds()).find((a) => a.ref === 'refs/heads/feature')!;
-    const r = await cli(['policy', 'explain', '--audit-id', String(row.id), '--policies', EXAMPLE_POLICIES], { DEPLOY_STS_DATA_DIR: svc.dataDir });
+    const r = await cli(['policy', 'explain', '--audit-id', String(row.id), '--policies', EXAMPLE_POLICIES], { DEPLOY_STS_DATA_DIR: running.svc.dataDir });
     expect(r.stdout).toMatch(new RegExp(`^note: audit record ${row.id} \\(.*\\): denied for site "docs", reason no_rule_matched: `, 'm'));
     expect(r.stdout).toContain('verified the token\'s signature, issuer, audience and times when it recorded them');
     expect(r.stdout).toMatch(/^unavailable: repository_owner_id — .* the audit record does not keep it/m);
@@ -91,15 +80,15 @@ describe('policy explain --audit-id', () => {
   });
 
   it('says when a record holds no claims (refused before verification)', async () => {
-    await exchangeToken(svc.url, await issuer.token({}, { foreignKey: true }));
+    await exchangeToken(running.svc.url, await running.issuer.token({}, { foreignKey: true }));
     const row = (await auditIds()).find((a) => a.reason === 'bad_signature' || a.reason === 'unknown_kid')!;
-    const r = await cli(['policy', 'explain', '--audit-id', String(row.id), '--policies', EXAMPLE_POLICIES], { DEPLOY_STS_DATA_DIR: svc.dataDir });
+    const r = await cli(['policy', 'explain', '--audit-id', String(row.id), '--policies', EXAMPLE_POLICIES], { DEPLOY_STS_DATA_DIR: running.svc.dataDir });
     expect(r.stdout).toContain(`was refused before its token's claims were verified (${row.reason})`);
     expect(r.code).toBe(1);
   });
 
   it('says when there is no such record', async () => {
-    const r = await cli(['policy', 'explain', '--audit-id', '999999', '--policies', EXAMPLE_POLICIES], { DEPLOY_STS_DATA_DIR: svc.dataDir });
+    const r = await cli(['policy', 'explain', '--audit-id', '999999', '--policies', EXAMPLE_POLICIES], { DEPLOY_STS_DATA_DIR: running.svc.dataDir });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('no audit record 999999');
   });

@@ -8,10 +8,11 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
+import { afterAll, beforeAll } from 'vitest';
 import { loadConfig } from '../../exchange-service/config.js';
 import { startService as start, type RunningService } from '../../exchange-service/service.js';
 import { EXAMPLE_POLICIES, writeExamplePolicies } from '../../testing/example-policies.js';
-import { DEFAULT_AUDIENCE } from './issuer.js';
+import { DEFAULT_AUDIENCE, startIssuer, type TestIssuer } from './issuer.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export { EXAMPLE_POLICIES };
@@ -45,6 +46,35 @@ export interface TestService {
   /** Every log line the service wrote. */
   logs: string[];
   stop(): Promise<void>;
+}
+
+/**
+ * A test issuer and a service trusting it, for the enclosing describe block (or the file): started before its tests and
+ * stopped after them. Read `issuer` and `svc` inside the tests (they exist once the block's beforeAll has run).
+ */
+export function useIssuerAndService(options: Omit<ServiceOptions, 'issuer'> = {}): { readonly issuer: TestIssuer; readonly svc: TestService } {
+  let issuer: TestIssuer | undefined;
+  let svc: TestService | undefined;
+  beforeAll(async () => {
+    issuer = await startIssuer();
+    svc = await startService({ ...options, issuer: issuer.url });
+  });
+  afterAll(async () => {
+    await svc?.stop();
+    await issuer?.close();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('useIssuerAndService: read issuer and svc inside a test, once beforeAll has run');
+    return value;
+  };
+  return {
+    get issuer() {
+      return started(issuer);
+    },
+    get svc() {
+      return started(svc);
+    },
+  };
 }
 
 export function tempDir(prefix = 'deploy-sts-'): string {

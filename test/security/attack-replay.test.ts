@@ -16,7 +16,7 @@ import { createPool, postgresStorage } from '../../exchange-service/storage/post
 import { MIGRATIONS as SQLITE_MIGRATIONS } from '../../exchange-service/storage/sqlite.js';
 import { SKIP_POSTGRES, startPostgres, type TestPostgres } from '../../testing/postgres.js';
 import { DEFAULT_AUDIENCE, startIssuer, type TestIssuer } from '../helpers/issuer.js';
-import { exchangeToken, spawnService, startService, tempDir, type SpawnedService, type TestService } from '../helpers/service.js';
+import { exchangeToken, spawnService, startService, tempDir, useIssuerAndService, type SpawnedService, type TestService } from '../helpers/service.js';
 import { NO_RATE_LIMITS, nowSeconds } from './support.js';
 
 const DATABASE_FILE = 'deploy-sts.sqlite';
@@ -56,22 +56,12 @@ function grantedOnce(statuses: number[]): void {
 }
 
 describe('the replay cache (SQLite) under attack', () => {
-  let issuer: TestIssuer;
-  let svc: TestService;
-
-  beforeAll(async () => {
-    issuer = await startIssuer();
-    svc = await startService({ issuer: issuer.url, env: NO_RATE_LIMITS });
-  });
-  afterAll(async () => {
-    await svc?.stop();
-    await issuer?.close();
-  });
+  const running = useIssuerAndService({ env: NO_RATE_LIMITS });
 
   describe('one captured token, presented concurrently', () => {
     it('is granted once when sent 25 times at the same instant to one service', async () => {
-      const token = await issuer.token();
-      const answers = await Promise.all(range(25).map(() => exchangeToken(svc.url, token)));
+      const token = await running.issuer.token();
+      const answers = await Promise.all(range(25).map(() => exchangeToken(running.svc.url, token)));
       grantedOnce(answers.map((a) => a.status));
       for (const a of answers.filter((x) => x.status !== 200)) {
         expect(String(a.body.error_description)).toContain('already exchanged');
@@ -83,17 +73,17 @@ describe('the replay cache (SQLite) under attack', () => {
   describe('legitimate tokens', () => {
     it('grants 40 different tokens sharing one exp, sent at the same instant: no false replay', async () => {
       const exp = nowSeconds() + 300;
-      const tokens = await Promise.all(range(40).map(() => issuer.token({ exp })));
-      const answers = await Promise.all(tokens.map((t) => exchangeToken(svc.url, t)));
+      const tokens = await Promise.all(range(40).map(() => running.issuer.token({ exp })));
+      const answers = await Promise.all(tokens.map((t) => exchangeToken(running.svc.url, t)));
       expect(answers.map((a) => a.status)).toEqual(tokens.map(() => 200));
     });
   });
 
   describe('exp encodings: one token, one key', () => {
     it('refuses the same jti and exp re-signed with exp written as 1.7e9-style, N.0, N.0000000001 or a duplicate key', async () => {
-      const claims = issuer.claims();
+      const claims = running.issuer.claims();
       const exp = claims.exp as number;
-      expect((await exchangeToken(svc.url, await issuer.tokenFromText(JSON.stringify(claims)))).status).toBe(200);
+      expect((await exchangeToken(running.svc.url, await running.issuer.tokenFromText(JSON.stringify(claims)))).status).toBe(200);
       const variants = [
         withExpText(claims, `${exp / 1e9}e9`),
         withExpText(claims, `${exp}.0`),
@@ -101,22 +91,22 @@ describe('the replay cache (SQLite) under attack', () => {
         withExpText(claims, `${exp + 1000},"exp":${exp}`), // the last of duplicate keys wins in JSON.parse
       ];
       for (const text of variants) {
-        const answer = await exchangeToken(svc.url, await issuer.tokenFromText(text));
+        const answer = await exchangeToken(running.svc.url, await running.issuer.tokenFromText(text));
         expect(answer.status, shown(answer.body)).toBe(400);
         expect(String(answer.body.error_description)).toContain('already exchanged');
       }
-      expect(replayRows(svc.dataDir, claims.jti as string)).toBe(1);
+      expect(replayRows(running.svc.dataDir, claims.jti as string)).toBe(1);
     });
 
     it('refuses an exp that is not a safe integer or already past, and remembers nothing of it', async () => {
       const now = nowSeconds();
       const bad = [`${now + 300}.5`, `"${now + 300}"`, '9007199254740993', '1e300', '-1', '0', 'null', 'true', `[${now + 300}]`];
       for (const expText of bad) {
-        const claims = issuer.claims();
-        const answer = await exchangeToken(svc.url, await issuer.tokenFromText(withExpText(claims, expText)));
+        const claims = running.issuer.claims();
+        const answer = await exchangeToken(running.svc.url, await running.issuer.tokenFromText(withExpText(claims, expText)));
         expect(answer.status, `exp ${expText}: ${shown(answer.body)}`).toBe(400);
         expect(answer.body.access_token).toBeUndefined();
-        expect(replayRows(svc.dataDir, claims.jti as string), `exp ${expText}`).toBe(0);
+        expect(replayRows(running.svc.dataDir, claims.jti as string), `exp ${expText}`).toBe(0);
       }
     });
   });
@@ -125,9 +115,9 @@ describe('the replay cache (SQLite) under attack', () => {
   // another exp mints a new token, as it could with a new jti — that is not a replay, and nothing here tests it as one.
   describe('an issuer that reuses a jti', () => {
     it('gets the same jti and exp exchanged once whatever other claims it signs with them', async () => {
-      const claims = issuer.claims();
-      expect((await exchangeToken(svc.url, await issuer.token(claims))).status).toBe(200);
-      const again = await exchangeToken(svc.url, await issuer.token({ ...claims, run_id: '7009999999', iat: (claims.iat as number) - 1 }));
+      const claims = running.issuer.claims();
+      expect((await exchangeToken(running.svc.url, await running.issuer.token(claims))).status).toBe(200);
+      const again = await exchangeToken(running.svc.url, await running.issuer.token({ ...claims, run_id: '7009999999', iat: (claims.iat as number) - 1 }));
       expect(again.status, shown(again.body)).toBe(400);
       expect(String(again.body.error_description)).toContain('already exchanged');
     });
@@ -137,13 +127,13 @@ describe('the replay cache (SQLite) under attack', () => {
     it('still refuses a token accepted inside the leeway after its exp once the service has pruned, up to the last second of the leeway', async () => {
       const now = nowSeconds();
       const exp = now - 40; // expired, still inside the 60 s tolerance
-      const token = await issuer.token({ iat: exp - 300, nbf: exp - 305, exp });
-      expect((await exchangeToken(svc.url, token)).status).toBe(200);
+      const token = await running.issuer.token({ iat: exp - 300, nbf: exp - 305, exp });
+      expect((await exchangeToken(running.svc.url, token)).status).toBe(200);
       // The service's timer prunes at SECONDS() - PRUNE_GRACE_SECONDS; the last instant the verifier still accepts
       // this token is exp + TOLERANCE - 1: prune as the timer would then, and as it does now.
-      await svc.service.storage.prune(exp + TOLERANCE - 1 - PRUNE_GRACE_SECONDS);
-      await svc.service.storage.prune(nowSeconds() - PRUNE_GRACE_SECONDS);
-      const again = await exchangeToken(svc.url, token);
+      await running.svc.service.storage.prune(exp + TOLERANCE - 1 - PRUNE_GRACE_SECONDS);
+      await running.svc.service.storage.prune(nowSeconds() - PRUNE_GRACE_SECONDS);
+      const again = await exchangeToken(running.svc.url, token);
       expect(again.status, shown(again.body)).toBe(400);
       expect(String(again.body.error_description)).toContain('already exchanged');
     });
@@ -154,18 +144,18 @@ describe('the replay cache (SQLite) under attack', () => {
   describe('growth', () => {
     it('forgets a token with an exp far in the future once no verifier can accept it any more (iat + max age + tolerance)', async () => {
       const iat = nowSeconds();
-      const claims = issuer.claims({ iat, nbf: iat - 5, exp: Number.MAX_SAFE_INTEGER });
-      const token = await issuer.token(claims);
-      expect((await exchangeToken(svc.url, token)).status).toBe(200);
+      const claims = running.issuer.claims({ iat, nbf: iat - 5, exp: Number.MAX_SAFE_INTEGER });
+      const token = await running.issuer.token(claims);
+      expect((await exchangeToken(running.svc.url, token)).status).toBe(200);
       // Past iat + MAX_AGE + TOLERANCE the token is refused as too old whatever its exp…
       const later = iat + MAX_AGE + TOLERANCE + 1;
       await expect(
-        verifyGitHubToken(token, { issuers: new Map([[issuer.url, remoteKeySource(issuer.url)]]), audience: DEFAULT_AUDIENCE, now: () => later }),
+        verifyGitHubToken(token, { issuers: new Map([[running.issuer.url, remoteKeySource(running.issuer.url)]]), audience: DEFAULT_AUDIENCE, now: () => later }),
       ).rejects.toMatchObject({ reason: 'too_old' });
       // …so its replay row is dead weight; the service's prune at that time (plus the grace) must remove it, or a
       // trusted issuer's far-future exps make the cache grow for ever.
-      await svc.service.storage.prune(later + PRUNE_GRACE_SECONDS);
-      expect(replayRows(svc.dataDir, claims.jti as string)).toBe(0);
+      await running.svc.service.storage.prune(later + PRUNE_GRACE_SECONDS);
+      expect(replayRows(running.svc.dataDir, claims.jti as string)).toBe(0);
     });
   });
 });

@@ -5,12 +5,11 @@
  * on any values (escapes, lone surrogates, long strings, odd numbers, nested objects), at each level.
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Config } from '../../exchange-service/config.js';
 import { isoTime, requestLineWriter, type RequestLevel } from '../../exchange-service/request-log.js';
 import { createLogger } from '../../exchange-service/service.js';
-import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
-import { exchangeToken, startService, type TestService } from '../helpers/service.js';
+import { exchangeToken, useIssuerAndService } from '../helpers/service.js';
 
 const ISO_TIME = /"time":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"/;
 
@@ -110,21 +109,12 @@ describe('the time of the request line', () => {
 });
 
 describe('the request line of a running service', () => {
-  let issuer: TestIssuer;
-  let svc: TestService;
-  beforeAll(async () => {
-    issuer = await startIssuer();
-    svc = await startService({ issuer: issuer.url });
-  });
-  afterAll(async () => {
-    await svc?.stop();
-    await issuer?.close();
-  });
+  const running = useIssuerAndService();
 
   it('has the fields of a grant and of a denial, in order', async () => {
-    expect((await exchangeToken(svc.url, await issuer.token())).status).toBe(200);
-    expect((await exchangeToken(svc.url, await issuer.token({ ref: 'refs/heads/feature' }))).status).toBe(400);
-    const lines = svc.logs.filter((line) => line.includes('"msg":"request"')).map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect((await exchangeToken(running.svc.url, await running.issuer.token())).status).toBe(200);
+    expect((await exchangeToken(running.svc.url, await running.issuer.token({ ref: 'refs/heads/feature' }))).status).toBe(400);
+    const lines = running.svc.logs.filter((line) => line.includes('"msg":"request"')).map((line) => JSON.parse(line) as Record<string, unknown>);
     const decision = ['result', 'reason', 'site', 'rule', 'context', 'repository', 'repository_id', 'event_name', 'ref', 'subject_jti', 'token_jti'];
     const start = ['level', 'time', 'request_id', 'method', 'path', 'status', 'ms', 'client_ip'];
     expect(lines.map((line) => Object.keys(line))).toEqual([
