@@ -4,6 +4,7 @@ import { MIGRATIONS, migrate } from '../../exchange-service/storage/pg-migration
 import { createPool, postgresStorage } from '../../exchange-service/storage/postgres.js';
 import type { Storage } from '../../exchange-service/storage/types.js';
 import { freePort, SKIP_POSTGRES, startPostgres, type TestPostgres } from '../../testing/postgres.js';
+import { postgresAtVersion } from '../helpers/schema-version.js';
 import { denialRecord, grantRecord, nowSeconds } from './support/records.js';
 
 describe.skipIf(SKIP_POSTGRES)('the PostgreSQL storage', () => {
@@ -60,11 +61,7 @@ describe.skipIf(SKIP_POSTGRES)('the PostgreSQL storage', () => {
       const url = await server.createDatabase();
       const admin = pool(url);
       // A database as version 3 left it: the replay cache keyed by (issuer, jti).
-      await admin.query('CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
-      for (const [i, sql] of MIGRATIONS.slice(0, 3).entries()) {
-        await admin.query(sql);
-        await admin.query('INSERT INTO schema_version (version, applied_at) VALUES ($1, 0)', [i + 1]);
-      }
+      await postgresAtVersion(admin, 3);
       const now = nowSeconds();
       await admin.query(`INSERT INTO replay (issuer, jti, expires_at) SELECT 'https://issuer.test', 'before-' || i, $1 + i FROM generate_series(0, 299) AS i`, [now]);
       await admin.query(`INSERT INTO replay (issuer, jti, expires_at) VALUES ('https://issuer.test', 'expired-before', $1)`, [now - 1_000]);

@@ -16,6 +16,7 @@ import { createPool, postgresStorage } from '../../exchange-service/storage/post
 import { MIGRATIONS as SQLITE_MIGRATIONS } from '../../exchange-service/storage/sqlite.js';
 import { SKIP_POSTGRES, startPostgres, type TestPostgres } from '../../testing/postgres.js';
 import { DEFAULT_AUDIENCE, startIssuer, type TestIssuer } from '../helpers/issuer.js';
+import { postgresAtVersion, sqliteAtVersion } from '../helpers/schema-version.js';
 import { exchangeToken, spawnService, startService, tempDir, useIssuerAndService, type SpawnedService, type TestService } from '../helpers/service.js';
 import { NO_RATE_LIMITS, nowSeconds } from './support.js';
 
@@ -172,13 +173,7 @@ describe('two processes sharing one SQLite file', () => {
     dataDir = tempDir();
     // A database as version 4 left it, with replay rows keyed by (issuer, jti); then both processes start at once
     // and race to run migration 5 on it.
-    const old = new DatabaseSync(join(dataDir, DATABASE_FILE));
-    old.exec('PRAGMA journal_mode = WAL');
-    old.exec('CREATE TABLE schema_version (version INTEGER NOT NULL)');
-    SQLITE_MIGRATIONS.slice(0, 4).forEach((sql, i) => {
-      old.exec(sql);
-      old.prepare('INSERT INTO schema_version (version) VALUES (?)').run(i + 1);
-    });
+    const old = sqliteAtVersion(join(dataDir, DATABASE_FILE), 4);
     const insert = old.prepare('INSERT INTO replay (issuer, jti, expires_at) VALUES (?, ?, ?)');
     range(200).forEach((i) => insert.run(ISSUER_BEFORE, `before-${i}`, now + i));
     old.close();
@@ -252,11 +247,7 @@ describe.skipIf(SKIP_POSTGRES)('two replicas sharing one PostgreSQL database', (
     const admin = createPool(dbUrl);
     const pools = [createPool(dbUrl), createPool(dbUrl), createPool(dbUrl)];
     try {
-      await admin.query('CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
-      for (const [i, sql] of PG_MIGRATIONS.slice(0, 3).entries()) {
-        await admin.query(sql);
-        await admin.query('INSERT INTO schema_version (version, applied_at) VALUES ($1, 0)', [i + 1]);
-      }
+      await postgresAtVersion(admin, 3);
       const now = nowSeconds();
       await admin.query(`INSERT INTO replay (issuer, jti, expires_at) SELECT 'https://issuer.test', 'before-' || i, $1 + i FROM generate_series(0, 199) AS i`, [now]);
       expect(await Promise.all(pools.map((p) => migratePostgres(p)))).toEqual(pools.map(() => PG_MIGRATIONS.length));

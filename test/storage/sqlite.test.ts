@@ -15,6 +15,7 @@ import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_BATCH, MIGRATIONS, openSqlite, PRUNE_CHUNK, type Synchronous } from '../../exchange-service/storage/sqlite.js';
 import type { Storage } from '../../exchange-service/storage/types.js';
+import { sqliteAtVersion } from '../helpers/schema-version.js';
 import { denialRecord, grantRecord, nowSeconds } from '../postgres/support/records.js';
 
 const ISSUER = 'https://token.actions.githubusercontent.com';
@@ -573,13 +574,7 @@ describe('the SQLite storage', () => {
       const dir = dataDir();
       const now = nowSeconds();
       // A database as version 4 left it: the replay cache keyed by (issuer, jti).
-      const old = new DatabaseSync(join(dir, DATABASE_FILE));
-      old.exec('PRAGMA journal_mode = WAL');
-      old.exec('CREATE TABLE schema_version (version INTEGER NOT NULL)');
-      MIGRATIONS.slice(0, 4).forEach((sql, i) => {
-        old.exec(sql);
-        old.prepare('INSERT INTO schema_version (version) VALUES (?)').run(i + 1);
-      });
+      const old = sqliteAtVersion(join(dir, DATABASE_FILE), 4);
       const insert = old.prepare('INSERT INTO replay (issuer, jti, expires_at) VALUES (?, ?, ?)');
       range(300).forEach((i) => insert.run(ISSUER, `before-${i}`, now + i));
       insert.run(ISSUER, 'expired-before', now - 1_000);
