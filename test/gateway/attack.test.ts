@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../exchange-service/config.js';
 import { postForm } from '../helpers/service.js';
-import { startGatewayWorld, type GatewayWorld, rawRequest } from './support.js';
+import { createDraft, startGatewayWorld, type GatewayWorld, rawRequest } from './support.js';
 
 /** Every answer of the run (status line, headers and body), checked at the end for the stored credential. */
 const seen: string[] = [];
@@ -28,15 +28,6 @@ describe('an outsider with a leaked token', () => {
   });
 
   const auth = (token: string) => ({ authorization: `Bearer ${token}`, 'content-type': 'application/json' });
-
-  async function createDraft(token: string, files: Record<string, string>): Promise<string> {
-    const created = await request(world.svc.url, 'POST', `${API}/sites/${world.docs.id}/deploys`, auth(token), json({ draft: true }));
-    expect(created.status, created.text).toBe(200);
-    const id = created.json().id as string;
-    const updated = await request(world.svc.url, 'PUT', `${API}/sites/${world.docs.id}/deploys/${id}`, auth(token), json({ files }));
-    expect(updated.status, updated.text).toBe(200);
-    return id;
-  }
 
   describe('answers Netlify labels as something other than JSON', () => {
     it("never pass the site's secrets through unsanitised, whatever the Content-Type says", async () => {
@@ -72,7 +63,7 @@ describe('an outsider with a leaked token', () => {
       const victim = await world.token('preview');
       const attacker = await world.token('preview');
       const page = Buffer.from('<p>the victim PR</p>');
-      const deployId = await createDraft(victim, { 'index.html': sha1(page) });
+      const deployId = await createDraft(world, victim, { 'index.html': sha1(page) });
 
       const evil = Buffer.from('<p>defaced by another fork</p>');
       const before = world.standin.requests.length;
@@ -109,7 +100,7 @@ describe('an outsider with a leaked token', () => {
     it('is never published by a production restore: the fork content stays a draft, nothing reaches Netlify', async () => {
       const fork = await world.token('preview');
       const page = Buffer.from('<h1>fork content</h1>');
-      const draftId = await createDraft(fork, { 'index.html': sha1(page) });
+      const draftId = await createDraft(world, fork, { 'index.html': sha1(page) });
       const upload = await request(world.svc.url, 'PUT', `${API}/deploys/${draftId}/files/index.html`, {
         authorization: `Bearer ${fork}`, 'content-type': 'application/octet-stream', 'content-length': page.length,
       }, page);
@@ -149,8 +140,8 @@ describe('an outsider with a leaked token', () => {
       const token = await world.token('preview');
       const prod = await world.token('production');
       const blog = await world.token('production', 'blog');
-      const own = await createDraft(token, { 'a.html': sha1(Buffer.from('a')) });
-      const prodDeploy = await createDraft(prod, { 'a.html': sha1(Buffer.from('a')) });
+      const own = await createDraft(world, token, { 'a.html': sha1(Buffer.from('a')) });
+      const prodDeploy = await createDraft(world, prod, { 'a.html': sha1(Buffer.from('a')) });
       const site = world.docs.id;
       const before = world.standin.requests.length;
       const raw = (text: string) => Buffer.from(text);
@@ -255,7 +246,7 @@ describe('an outsider with a leaked token', () => {
   describe('a token revoked mid-deploy (its verification cached)', () => {
     it('is refused at its next step, before Netlify', async () => {
       const token = await world.token('preview');
-      const id = await createDraft(token, { 'r.html': sha1(Buffer.from('r')) });
+      const id = await createDraft(world, token, { 'r.html': sha1(Buffer.from('r')) });
       expect((await postForm(`${world.svc.url}/revoke`, { token })).status).toBe(200);
       const before = world.standin.requests.length;
       const upload = await request(world.svc.url, 'PUT', `${API}/deploys/${id}/files/r.html`, {

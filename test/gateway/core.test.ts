@@ -13,22 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tempDir } from '../helpers/service.js';
 import { docsSite, toYaml } from '../policy/fixtures.js';
 import http from 'node:http';
-import { CREDENTIAL, startGatewayWorld, type Answer, type GatewayWorld, rawRequest } from './support.js';
+import { CREDENTIAL, createDraft, startGatewayWorld, type Answer, type GatewayWorld, rawRequest } from './support.js';
 
 const request = rawRequest;
 
 const API = '/gateway/netlify/api/v1';
 const sha1 = (data: Buffer) => createHash('sha1').update(data).digest('hex');
-
-async function createDraft(world: GatewayWorld, token: string, files: Record<string, string>): Promise<string> {
-  const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-  const created = await request(world.svc.url, 'POST', `${API}/sites/${world.docs.id}/deploys`, auth, Buffer.from(JSON.stringify({ draft: true })));
-  expect(created.status, created.text).toBe(200);
-  const id = created.json().id as string;
-  const updated = await request(world.svc.url, 'PUT', `${API}/sites/${world.docs.id}/deploys/${id}`, auth, Buffer.from(JSON.stringify({ files })));
-  expect(updated.status, updated.text).toBe(200);
-  return id;
-}
 
 describe('the gateway core', () => {
   let world: GatewayWorld;

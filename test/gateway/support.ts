@@ -148,6 +148,21 @@ export function rawRequest(url: string, method: string, path: string, headers: R
  * Two replicas of the service sharing one PostgreSQL database and one public URL (as behind a load balancer), with
  * `docs` bound to a stand-in site and the stand-in's token stored, sealed, through replica 0 only.
  */
+/**
+ * A draft deploy of the world's docs site through the gateway, with these files (path → SHA-1), as `netlify deploy`
+ * makes one: create, then list the files. Resolves the deploy id; fails the test on any other answer than 200.
+ */
+export async function createDraft(world: GatewayWorld, token: string, files: Record<string, string>): Promise<string> {
+  const api = '/gateway/netlify/api/v1';
+  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+  const created = await rawRequest(world.svc.url, 'POST', `${api}/sites/${world.docs.id}/deploys`, headers, Buffer.from(JSON.stringify({ draft: true })));
+  expect(created.status, created.text).toBe(200);
+  const id = created.json().id as string;
+  const updated = await rawRequest(world.svc.url, 'PUT', `${api}/sites/${world.docs.id}/deploys/${id}`, headers, Buffer.from(JSON.stringify({ files })));
+  expect(updated.status, updated.text).toBe(200);
+  return id;
+}
+
 export interface GatewayReplicas {
   issuer: TestIssuer;
   standin: NetlifyStandin;

@@ -17,7 +17,7 @@ import { SKIP_POSTGRES } from '../../testing/postgres.js';
 import { type TestIssuer } from '../helpers/issuer.js';
 import { type NetlifyStandin, type StandinSite } from '../helpers/netlify/standin.js';
 import { exchangeToken, postForm, type TestService } from '../helpers/service.js';
-import { startGatewayReplicas, startGatewayWorld, rawRequest, reached, type Answer, type GatewayReplicas, type GatewayWorld } from '../gateway/support.js';
+import { createDraft, startGatewayReplicas, startGatewayWorld, rawRequest, reached, type Answer, type GatewayReplicas, type GatewayWorld } from '../gateway/support.js';
 
 const API = '/gateway/netlify/api/v1';
 const sha1 = (data: Buffer) => createHash('sha1').update(data).digest('hex');
@@ -102,25 +102,26 @@ function auth(token: string, type = 'application/json'): Record<string, string> 
   return { authorization: `Bearer ${token}`, 'content-type': type };
 }
 
-async function createDraft(world: GatewayWorld, token: string, files: Record<string, string>): Promise<string> {
-  const created = await request(world.svc.url, 'POST', `${API}/sites/${world.docs.id}/deploys`, auth(token), json({ draft: true }));
-  expect(created.status, created.text).toBe(200);
-  const id = created.json().id as string;
-  const updated = await request(world.svc.url, 'PUT', `${API}/sites/${world.docs.id}/deploys/${id}`, auth(token), json({ files }));
-  expect(updated.status, updated.text).toBe(200);
-  return id;
-}
-
-describe('the upload relay (plain pipe)', () => {
-  let world: GatewayWorld;
+/**
+ * A gateway world for the enclosing describe block, handed to `set` once started (its stand-in's token joins
+ * `credentials`, searched for at the end), stopped after the block with any interception cleared.
+ */
+function useWorld(set: (world: GatewayWorld) => void, options?: Parameters<typeof startGatewayWorld>[0]): void {
+  let world: GatewayWorld | undefined;
   beforeAll(async () => {
-    world = await startGatewayWorld();
+    world = await startGatewayWorld(options);
     credentials.push(world.standin.token);
+    set(world);
   });
   afterAll(async () => {
     world?.standin.intercept(undefined);
     await world?.stop();
   });
+}
+
+describe('the upload relay (plain pipe)', () => {
+  let world: GatewayWorld;
+  useWorld((started) => (world = started));
 
   it('lets no upstream request hang half-sent when Netlify answers before the upload ends and the client then goes away', async () => {
     // Found in this round: after an early answer the relay dropped its interest in the upload, so a client that
@@ -289,14 +290,7 @@ describe('the upload relay (plain pipe)', () => {
 
 describe('the time limit (DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS=1)', () => {
   let world: GatewayWorld;
-  beforeAll(async () => {
-    world = await startGatewayWorld({ env: { DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS: '1' } });
-    credentials.push(world.standin.token);
-  });
-  afterAll(async () => {
-    world?.standin.intercept(undefined);
-    await world?.stop();
-  });
+  useWorld((started) => (world = started), { env: { DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS: '1' } });
 
   it('stops a slowloris upload at the deadline: 504, the upstream request is closed, Netlify gets no file', async () => {
     const token = await world.token('preview');
@@ -407,14 +401,7 @@ describe('the time limit (DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS=1)', () => {
 
 describe('the preview deploy cap (DEPLOY_STS_GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN=2)', () => {
   let world: GatewayWorld;
-  beforeAll(async () => {
-    world = await startGatewayWorld({ env: { DEPLOY_STS_GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN: '2' } });
-    credentials.push(world.standin.token);
-  });
-  afterAll(async () => {
-    world?.standin.intercept(undefined);
-    await world?.stop();
-  });
+  useWorld((started) => (world = started), { env: { DEPLOY_STS_GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN: '2' } });
   const creations = () => reached(world, new RegExp(`^POST /api/v1/sites/${world.docs.id}/deploys$`)).length;
 
   it('holds against parallel creations in every accepted form: bodies, title query, content types, Authorization spellings', async () => {
@@ -500,13 +487,7 @@ describe('the preview deploy cap (DEPLOY_STS_GATEWAY_PREVIEW_DEPLOYS_PER_TOKEN=2
 
 describe('upstream sockets shared by every site', () => {
   let world: GatewayWorld;
-  beforeAll(async () => {
-    world = await startGatewayWorld();
-    credentials.push(world.standin.token);
-  });
-  afterAll(async () => {
-    await world?.stop();
-  });
+  useWorld((started) => (world = started));
 
   // Was open: every platform request shared one keep-alive agent (maxSockets 64), and a streamed upload holds its
   // upstream socket as long as its client keeps sending (up to DEPLOY_STS_GATEWAY_TIMEOUT_SECONDS). Now each bound site
@@ -564,13 +545,7 @@ describe('upstream sockets shared by every site', () => {
 
 describe('an anonymous flood of the gateway', () => {
   let world: GatewayWorld;
-  beforeAll(async () => {
-    world = await startGatewayWorld();
-    credentials.push(world.standin.token);
-  });
-  afterAll(async () => {
-    await world?.stop();
-  });
+  useWorld((started) => (world = started));
 
   // Was open: every call refused without a valid token was a durable row, so anyone on the network could grow the
   // append-only audit log with every request. Now 10 such refusals a minute per address are audited, the rest counted
