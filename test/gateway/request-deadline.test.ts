@@ -92,4 +92,30 @@ describe('the deadline on a whole request', () => {
     expect(complete.received()).toMatch(/answered$/);
     complete.socket.destroy();
   });
+
+  it('cuts a slow second request on a keep-alive connection, and neither the quick nor an idle connection (attack review)', async () => {
+    const slow = await connect();
+    const idle = await connect();
+    let slowClosed = false;
+    let idleClosed = false;
+    void slow.closed.then(() => (slowClosed = true));
+    void idle.closed.then(() => (idleClosed = true));
+    slow.socket.write(head(1) + 'A');
+    idle.socket.write(head(1) + 'A');
+    await sleep(LIMIT_MS / 2);
+    // The second request on the same connection: its body never ends; a trickle keeps it busy.
+    slow.socket.write(head(100) + 'A');
+    const trickle = setInterval(() => slow.socket.writable && slow.socket.write('B'), 50);
+    try {
+      await sleep(LIMIT_MS * 0.6); // past the first request's deadline, before the second's
+      expect(slowClosed, "cut at the first request's deadline").toBe(false);
+      await sleep(LIMIT_MS * 1.2); // past the second's, with slack for a loaded machine
+      expect(slowClosed, 'still open past its deadline').toBe(true);
+      expect(idleClosed, 'an idle keep-alive connection was cut').toBe(false);
+    } finally {
+      clearInterval(trickle);
+      slow.socket.destroy();
+      idle.socket.destroy();
+    }
+  });
 });
