@@ -4,27 +4,23 @@
  * the replay cache, the revocation list and the gateway's deploy counts per token (pruned once expired, in small
  * chunks).
  *
- * Group commit. Writes are queued and the writes of concurrent requests are committed together: one
- * `BEGIN IMMEDIATE … COMMIT` per turn of the event loop (or per MAX_BATCH writes). Each statement runs inside that
- * transaction and its own result (a replay insert: first or not) is recorded for its caller; a caller is answered
- * only after the transaction commits, and a failed commit fails every caller in the batch (fail closed).
- * One kind of write may wait a little: the audit row of a gateway call whose answer has already left (nobody waits
- * for it, and one commit and one WAL sync per 100 KiB upload cost more CPU than relaying the upload). It is
- * committed with the next commit, and at the latest GATEWAY_AUDIT_WITHIN_MS (sqlite-gateway.ts) after it was
- * written; a process crash in that window loses it, as a crash before any commit loses what is not yet committed.
- * Under FULL its WAL sync, too, may wait for company: at the latest PATIENT_SYNC_MS after its commit, sooner when a
- * write someone waits for is synced (its promise still resolves only once synced).
+ * Group commit (group-commit.ts). The writes of concurrent requests share one transaction and, under FULL, one WAL
+ * sync; each caller is answered only after its commit (and, when it must be durable, its sync). One kind of write may
+ * wait a little: the audit row of a gateway call whose answer has already left (nobody waits for it, and one commit
+ * and one WAL sync per 100 KiB upload cost more CPU than relaying the upload). It is committed with the next commit,
+ * and at the latest GATEWAY_AUDIT_WITHIN_MS (sqlite-gateway.ts) after it was written; a process crash in that window
+ * loses it, as a crash before any commit loses what is not yet committed.
  *
  * Durability (`synchronous`). `NORMAL`: a commit survives a process crash, not a power loss. `FULL`: every
  * acknowledged audit record and revocation survives a power loss. FULL is not bought with a blocking fsync per
  * commit (node:sqlite is synchronous: that would stall the event loop for each fsync). SQLite commits in
- * `synchronous=NORMAL` (WAL frames written, not yet synced), then the WAL file is fdatasync'ed on libuv's thread
- * pool — one sync at a time, covering every commit made before it started — and only then are the callers that
- * need durability answered. WAL frames are appended in order, so a synced later commit implies every earlier one;
- * a checkpoint syncs the WAL before copying it, so a checkpoint in between loses nothing. A replay insert is
- * answered at commit: no token leaves before that request's audit record is synced, which syncs the insert too.
- * A failed fdatasync poisons the storage (every later call rejects): after a failed sync the state of the file
- * is unknown, and guessing would break the promise made to callers.
+ * `synchronous=NORMAL` (WAL frames written, not yet synced), then the writer fdatasyncs the WAL file on libuv's
+ * thread pool, through one of two descriptors of it, and only then answers the callers that need durability. WAL
+ * frames are appended in order, so a synced later commit implies every earlier one; a checkpoint syncs the WAL before
+ * copying it, so a checkpoint in between loses nothing. A replay insert is answered at commit: no token leaves before
+ * that request's audit record is synced, which syncs the insert too. A failed fdatasync poisons the storage (every
+ * call not yet answered and every later one rejects): after a failed sync the state of the file is unknown, and
+ * guessing would break the promise made to callers.
  *
  * Checkpoints. A WAL checkpoint fsyncs the WAL and the database file; SQLite runs it inside the commit that crosses
  * the threshold, which would stall the event loop for as long as the disk takes (tens of ms on a busy disk). Once
@@ -50,6 +46,7 @@ import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { AUDIT_COLUMNS, auditFromRow, auditParams, tokenFromRow, type Row } from './audit-row.js';
+import { directWriter, groupWriter, type SyncWal, type Writer } from './group-commit.js';
 import { SQLITE_GATEWAY_MIGRATION, SQLITE_GATEWAY_TOKEN_DEPLOYS_MIGRATION, sqliteGatewayStorage } from './sqlite-gateway.js';
 import type { JtiUse, Storage } from './types.js';
 
@@ -67,18 +64,10 @@ export interface SqliteOptions {
   walRestartBytes?: number;
 }
 
-/** Most writes in one transaction; a full batch is committed at once instead of at the end of the loop turn. */
-export const MAX_BATCH = 512;
 /** Rows deleted per statement when pruning, so pruning a large backlog never stalls requests for long. */
 export const PRUNE_CHUNK = 500;
 /** Commits before checkpoints move to their own thread (a short CLI command never starts it). */
 const CHECKPOINTER_AFTER_COMMITS = 200;
-/**
- * The longest a committed write that nobody waits for (`withinMs`) stays unsynced, unless a write someone waits for
- * brings the sync sooner. Each WAL sync costs about 0.4 ms of CPU here; one per few uploads was most of the audit's
- * cost. A process crash loses nothing committed; a power loss may lose these writes of the last PATIENT_SYNC_MS.
- */
-export const PATIENT_SYNC_MS = 100;
 /** At most one checkpoint per this many ms. */
 const CHECKPOINT_INTERVAL_MS = 200;
 /**
@@ -92,55 +81,6 @@ export const WAL_RESTART_BYTES = 64 * 1024 * 1024;
 export const HOLD_MAX_MS = 300;
 /** After a hold whose checkpoint could not copy every frame, the next hold waits this long. */
 const RESTART_RETRY_MS = 1_000;
-
-type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
-
-interface PendingWrite {
-  /** Runs inside the batch's transaction; its return value is the caller's answer. */
-  run(): unknown;
-  /** Answer only once the commit is synced to disk (under FULL). */
-  durable: boolean;
-  /** Nobody waits for it (`withinMs`): its sync may wait PATIENT_SYNC_MS for company. */
-  patient: boolean;
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
-}
-
-interface Writer {
-  /**
-   * Queue a write; resolves with `run`'s result once committed (and synced, when `durable` under FULL). Committed at
-   * the end of this turn of the event loop, or with `withinMs`: at the latest that many ms later (it rides along
-   * with any commit before then) — for rows nobody waits for, so that a stream of them shares commits and syncs.
-   */
-  submit<T>(run: () => T, durable: boolean, withinMs?: number): Promise<T>;
-  /** Commit what is queued and wait for every pending sync. */
-  drain(): Promise<void>;
-  /** Rejects every later call once a sync has failed. */
-  check(): void;
-  /** Commit what was held (see `held` in groupWriter). */
-  resume(): void;
-}
-
-function settle(write: PendingWrite, outcome: Settled): void {
-  if (outcome.ok) write.resolve(outcome.value);
-  else write.reject(outcome.error);
-}
-
-/** Each write in its own transaction, as SQLite does by default. */
-function directWriter(): Writer {
-  return {
-    submit<T>(run: () => T): Promise<T> {
-      try {
-        return Promise.resolve(run());
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    },
-    async drain() {},
-    check() {},
-    resume() {},
-  };
-}
 
 /**
  * The checkpoint thread: its own connection, one PASSIVE checkpoint per request, answering with SQLite's result row
@@ -334,179 +274,6 @@ function checkpointer(db: DatabaseSync, file: string, wal: WalBound, release: ()
   };
 }
 
-/**
- * The group-commit writer described at the top of this file. `walFd`: the WAL file, when FULL. `held`: while true,
- * commits wait (queued, in order) until `resume` (bounding the WAL, at the top of this file).
- */
-function groupWriter(db: DatabaseSync, walFd: number | undefined, onCommit: () => void, held: () => boolean): Writer {
-  let queue: PendingWrite[] = [];
-  let scheduled: NodeJS.Immediate | undefined;
-  /** The commit of writes that may wait (`withinMs`), when no commit is scheduled sooner. */
-  let deferred: NodeJS.Timeout | undefined;
-  let deferredDue = 0;
-  /** Committed writes waiting for the next sync, with their outcomes. */
-  let unsynced: { write: PendingWrite; outcome: Settled }[] = [];
-  let syncing = false;
-  /** An unsynced write someone waits for: sync now rather than within PATIENT_SYNC_MS. */
-  let urgent = false;
-  let draining = false;
-  let syncTimer: NodeJS.Timeout | undefined;
-  let failure: Error | undefined;
-  let idle: (() => void)[] = [];
-
-  const wakeIdle = () => {
-    if (queue.length === 0 && !syncing && unsynced.length === 0) {
-      const waiters = idle;
-      idle = [];
-      for (const w of waiters) w();
-    }
-  };
-
-  /** Sync now when a caller waits (or the writer drains), else at the latest PATIENT_SYNC_MS from now. */
-  const requestSync = () => {
-    if (unsynced.length === 0 || walFd === undefined) return;
-    if (urgent || draining) sync();
-    else syncTimer ??= setTimeout(() => {
-      syncTimer = undefined;
-      sync();
-    }, PATIENT_SYNC_MS);
-  };
-
-  const sync = () => {
-    if (syncing || unsynced.length === 0 || walFd === undefined) return;
-    if (syncTimer !== undefined) {
-      clearTimeout(syncTimer);
-      syncTimer = undefined;
-    }
-    syncing = true;
-    urgent = false;
-    const covered = unsynced;
-    unsynced = [];
-    fdatasync(walFd, (error) => {
-      syncing = false;
-      if (error) {
-        failure ??= new Error(`the storage could not sync its write-ahead log (${error.message}); restart the service`);
-        for (const { write } of covered) write.reject(failure);
-      } else {
-        for (const { write, outcome } of covered) settle(write, outcome);
-      }
-      requestSync();
-      wakeIdle();
-    });
-  };
-
-  /** Flush at the end of this turn of the event loop. */
-  const schedule = () => {
-    scheduled ??= setImmediate(() => {
-      scheduled = undefined;
-      flush();
-      wakeIdle();
-    });
-  };
-
-  /** Commit up to MAX_BATCH queued writes, unless commits are held (then `resume` schedules them). */
-  const flush = () => {
-    if (scheduled !== undefined) {
-      clearImmediate(scheduled);
-      scheduled = undefined;
-    }
-    if (deferred !== undefined) {
-      clearTimeout(deferred);
-      deferred = undefined;
-    }
-    if (queue.length === 0 || (held() && !draining)) return;
-    // More than MAX_BATCH are queued only after a hold: the rest go in the next turn's batches.
-    const batch = queue.length > MAX_BATCH ? queue.splice(0, MAX_BATCH) : queue;
-    if (batch === queue) queue = [];
-    else schedule();
-    if (failure) {
-      for (const write of batch) write.reject(failure);
-      return;
-    }
-    const outcomes: Settled[] = [];
-    try {
-      db.exec('BEGIN IMMEDIATE');
-    } catch (error) {
-      for (const write of batch) write.reject(error);
-      return;
-    }
-    for (const write of batch) {
-      // An error such as SQLITE_FULL rolls the whole transaction back: what ran before it is gone, so nothing
-      // after it may run in autocommit behind the batch's back.
-      if (!db.isTransaction) {
-        outcomes.push({ ok: false, error: new Error('the transaction was rolled back') });
-        continue;
-      }
-      try {
-        outcomes.push({ ok: true, value: write.run() });
-      } catch (error) {
-        outcomes.push({ ok: false, error });
-      }
-    }
-    try {
-      if (!db.isTransaction) throw new Error('the transaction was rolled back by an earlier error in the batch');
-      db.exec('COMMIT');
-    } catch (error) {
-      if (db.isTransaction) {
-        try {
-          db.exec('ROLLBACK');
-        } catch {
-          // the connection is unusable; every caller below is failed anyway
-        }
-      }
-      for (const write of batch) write.reject(error);
-      return;
-    }
-    batch.forEach((write, i) => {
-      const outcome = outcomes[i]!;
-      if (write.durable && walFd !== undefined && outcome.ok) {
-        unsynced.push({ write, outcome });
-        if (!write.patient) urgent = true;
-      } else settle(write, outcome);
-    });
-    requestSync();
-    onCommit();
-  };
-
-  return {
-    submit<T>(run: () => T, durable: boolean, withinMs = 0): Promise<T> {
-      return new Promise<T>((resolve, reject) => {
-        if (failure) return reject(failure);
-        queue.push({ run, durable, patient: withinMs > 0, resolve: resolve as (value: unknown) => void, reject });
-        if (queue.length >= MAX_BATCH) flush();
-        else if (withinMs <= 0) schedule();
-        else if (scheduled === undefined) {
-          const due = performance.now() + withinMs;
-          if (deferred !== undefined && deferredDue <= due) return;
-          clearTimeout(deferred);
-          deferredDue = due;
-          deferred = setTimeout(() => {
-            deferred = undefined;
-            flush();
-            wakeIdle();
-          }, withinMs);
-        }
-      });
-    },
-    drain() {
-      // Closing: nothing waits for company any more, nor for a checkpoint.
-      draining = true;
-      while (queue.length > 0) flush();
-      requestSync();
-      return new Promise<void>((resolve) => {
-        idle.push(resolve);
-        wakeIdle();
-      });
-    },
-    check() {
-      if (failure) throw failure;
-    },
-    resume() {
-      if (queue.length > 0) schedule();
-    },
-  };
-}
-
 export const MIGRATIONS: readonly string[] = [
   // 1: initial schema
   `CREATE TABLE replay (
@@ -594,14 +361,24 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
   const walRestartBytes = options.walRestartBytes ?? WAL_RESTART_BYTES;
   // A rewound WAL file is truncated to this size: disk use falls back after a burst.
   db.exec(`PRAGMA journal_size_limit = ${Math.floor(walRestartBytes)}`);
-  let walFd: number | undefined;
+  /**
+   * Under FULL, two descriptors of the WAL file, one per sync lane (group-commit.ts). Two syncs in flight never share
+   * one: Linux reports a write-back error to each open file once, at its next sync, so two syncs of one descriptor
+   * could leave the error to the one that ends last, after the other had answered writes as durable.
+   */
+  let walFds: [number, number] | undefined;
+  const opened: number[] = [];
+  const closeWal = () => {
+    for (const fd of opened.splice(0)) closeSync(fd);
+  };
   try {
     migrate(db);
     if (grouped && synchronous === 'FULL') {
       // The WAL exists while this connection is open (it was read and written above). Make the migrations and the
-      // WAL's directory entry durable once, then keep a descriptor to sync the WAL after each group of commits.
-      walFd = openSync(`${file}-wal`, 'r');
-      fsyncSync(walFd);
+      // WAL's directory entry durable once, then keep the descriptors that sync the WAL after each group of commits.
+      for (let lane = 0; lane < 2; lane++) opened.push(openSync(`${file}-wal`, 'r'));
+      walFds = [opened[0]!, opened[1]!];
+      fsyncSync(walFds[0]);
       const dirFd = openSync(dataDir, 'r');
       try {
         fsyncSync(dirFd);
@@ -610,10 +387,13 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
       }
     }
   } catch (error) {
-    if (walFd !== undefined) closeSync(walFd);
+    closeWal();
     db.close();
     throw error;
   }
+  const walFd = walFds?.[0];
+  const lanes = walFds;
+  const syncWal: SyncWal | undefined = lanes && ((lane, done) => fdatasync(lanes[lane], done));
   // A WAL frame is a page and its 24-byte header.
   const pageSize = Number((db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size);
   const walBound: WalBound = {
@@ -629,7 +409,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
   };
   const checkpoints = grouped ? checkpointer(db, file, walBound, () => writer.resume()) : undefined;
   const writer: Writer = grouped
-    ? groupWriter(db, walFd, () => checkpoints!.afterCommit(), () => checkpoints!.held())
+    ? groupWriter(db, { syncWal, onCommit: () => checkpoints!.afterCommit(), held: () => checkpoints!.held() })
     : directWriter();
 
   const statements = new Map<string, StatementSync>();
@@ -756,7 +536,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
       await writer.drain();
       await checkpoints?.close();
       db.close();
-      if (walFd !== undefined) closeSync(walFd);
+      closeWal();
     },
   };
 }
