@@ -2,80 +2,12 @@
  * The group-commit writer (storage/group-commit.ts) on a real SQLite file, with the WAL's `fdatasync` stood in for:
  * each sync the writer begins is recorded with its lane and the rows committed when it began, and ends (or fails)
  * when the test says — the only way to hold a sync open, to have two overlap, and to make one fail. The real
- * `fdatasync` behind the same writer is exercised by test/storage/sqlite.test.ts (durable after a reopen).
+ * `fdatasync` behind the same writer is exercised by test/storage/sqlite.test.ts (durable after a reopen). The stand-in
+ * is test/helpers/held-syncs.ts.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DatabaseSync } from 'node:sqlite';
-import { afterEach, describe, expect, it } from 'vitest';
-import { groupWriter, type SyncLane, type Writer } from '../../exchange-service/storage/group-commit.js';
-
-interface HeldSync {
-  lane: SyncLane;
-  /** Rows committed when the sync began: what it makes durable. */
-  rows: number;
-  end(): void;
-  fail(code: string): void;
-}
-
-type State = 'pending' | 'resolved' | 'rejected';
-
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0)) cleanup();
-});
-
-/** A writer over a fresh WAL database with one table, its syncs held open by the test. */
-function syncsHeldOpen({ syncSpacingMs = 0 } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'deploy-sts-group-commit-'));
-  const db = new DatabaseSync(join(dir, 'db.sqlite'));
-  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; CREATE TABLE t (n INTEGER NOT NULL)');
-  const syncs: HeldSync[] = [];
-  let commits = 0;
-  const rows = () => Number((db.prepare('SELECT count(*) AS c FROM t').get() as { c: number }).c);
-  const writer: Writer = groupWriter(db, {
-    syncWal: (lane, done) => {
-      syncs.push({
-        lane,
-        rows: rows(),
-        end: () => done(null),
-        fail: (code) => done(Object.assign(new Error(`${code}: i/o error, fdatasync`), { code })),
-      });
-    },
-    onCommit: () => commits++,
-    held: () => false,
-    syncSpacingMs,
-  });
-  const insert = db.prepare('INSERT INTO t (n) VALUES (?)');
-  const states = new Map<number, State>();
-  const errors = new Map<number, unknown>();
-  /** Write row `n`; its answer is tracked in `state(n)`. */
-  const write = (n: number, durable = true) => {
-    states.set(n, 'pending');
-    const answer = writer.submit(() => {
-      insert.run(n);
-      return n;
-    }, durable);
-    answer.then(
-      () => states.set(n, 'resolved'),
-      (error: unknown) => {
-        states.set(n, 'rejected');
-        errors.set(n, error);
-      },
-    );
-    return answer;
-  };
-  cleanups.push(() => {
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { writer, syncs, rows, write, commits: () => commits, state: (n: number) => states.get(n), error: (n: number) => errors.get(n) };
-}
-
-/** Let the writer's end-of-turn commit and any settled answers run. */
-const turn = () => new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
+import { describe, expect, it } from 'vitest';
+import { syncsHeldOpen, turn } from '../helpers/held-syncs.js';
 
 describe('group commit under FULL', () => {
   describe('answering', () => {
