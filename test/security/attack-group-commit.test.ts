@@ -183,4 +183,201 @@ describe('the group-commit writer under attack', () => {
       );
     });
   });
+
+  describe('two lanes', () => {
+    it('never lets a sync that began before a commit answer it, though that commit rode along with a write answered at commit', async () => {
+      const w = syncsHeldOpen({ syncSpacingMs: 0 });
+      void w.write(1);
+      await turn();
+      void w.write(2);
+      await turn();
+      expect(w.running().map((s) => s.lane)).toEqual([0, 1]);
+      // Both lanes busy: a durable write waits; a write answered at commit brings it into a commit now.
+      void w.write(3);
+      void w.write(4, false);
+      await turn();
+      expect(w.rows()).toBe(4);
+      expect(w.state(4)).toBe('resolved');
+      // Both running syncs began before write 3's commit: their success proves nothing about it.
+      w.syncs[1]!.end();
+      w.syncs[0]!.end();
+      await turn();
+      expect([1, 2, 3].map(w.state)).toEqual(['resolved', 'resolved', 'pending']);
+      expect(w.syncs).toHaveLength(3);
+      expect(w.syncs[2]!.rows).toBe(4);
+      w.syncs[2]!.end();
+      await turn();
+      expect(w.state(3)).toBe('resolved');
+      checkOrderings(w.log, new Set([1, 2, 3]));
+    });
+
+    it('splits more than MAX_BATCH writes of one turn into batches, each answered only by a sync begun after it', async () => {
+      const w = syncsHeldOpen({ syncSpacingMs: 1 });
+      const total = 2 * MAX_BATCH + 7;
+      for (let i = 0; i < total; i++) void w.write(i, i % 5 !== 0);
+      await settleEverything(w);
+      expect(w.pending()).toEqual([]);
+      expect(w.rows()).toBe(total);
+      const batches: number[] = [];
+      let size = 0;
+      for (const entry of w.log) {
+        if (entry.kind === 'run') size++;
+        if (entry.kind === 'commit') {
+          batches.push(size);
+          size = 0;
+        }
+      }
+      expect(Math.max(...batches)).toBeLessThanOrEqual(MAX_BATCH);
+      expect(batches.reduce((a, b) => a + b, 0)).toBe(total);
+      checkOrderings(w.log, new Set([...Array(total).keys()].filter((i) => i % 5 !== 0)));
+    });
+  });
+
+  describe('holds (bounding the WAL)', () => {
+    it('keeps syncing what was committed while commits are held, and commits the held writes on resume', async () => {
+      let holding = false;
+      const w = syncsHeldOpen({ syncSpacingMs: 0, held: () => holding });
+      void w.write(1);
+      await turn();
+      holding = true;
+      void w.write(2);
+      void w.write(3, false);
+      await sleep(5);
+      expect(w.rows()).toBe(1);
+      w.syncs[0]!.end();
+      await turn();
+      expect([1, 2, 3].map(w.state)).toEqual(['resolved', 'pending', 'pending']);
+      holding = false;
+      w.writer.resume();
+      await turn();
+      expect(w.state(3)).toBe('resolved');
+      expect(w.state(2)).toBe('pending');
+      expect(w.syncs).toHaveLength(2);
+      w.syncs[1]!.end();
+      await turn();
+      expect(w.state(2)).toBe('resolved');
+      checkOrderings(w.log, new Set([1, 2]));
+    });
+
+    it('drain commits and syncs the writes still held, and resolves only once they are answered', async () => {
+      const w = syncsHeldOpen({ syncSpacingMs: 0, held: () => true });
+      void w.write(1);
+      void w.write(2, { withinMs: 50 });
+      await turn();
+      expect(w.rows()).toBe(0);
+      let drained = false;
+      void w.writer.drain().then(() => (drained = true));
+      await turn();
+      expect(w.rows()).toBe(2);
+      expect(drained).toBe(false);
+      w.syncs[0]!.end();
+      await turn();
+      expect(drained).toBe(true);
+      expect([1, 2].map(w.state)).toEqual(['resolved', 'resolved']);
+      checkOrderings(w.log, new Set([1, 2]));
+    });
+  });
+
+  describe('a write nobody waits for (withinMs)', () => {
+    it('is answered only after a sync begun after its commit, and at the latest about PATIENT_SYNC_MS later with no company', async () => {
+      const w = syncsHeldOpen({ syncSpacingMs: 0 });
+      void w.write(1, { withinMs: 5 });
+      await sleep(15);
+      expect(w.rows()).toBe(1);
+      expect(w.syncs).toHaveLength(0);
+      await sleep(PATIENT_SYNC_MS + 50);
+      expect(w.syncs).toHaveLength(1);
+      expect(w.state(1)).toBe('pending');
+      w.syncs[0]!.end();
+      await turn();
+      expect(w.state(1)).toBe('resolved');
+      checkOrderings(w.log, new Set([1]));
+    });
+  });
+
+  describe('a failed sync', () => {
+    it('leaves no armed timer able to answer or commit anything, and drain still resolves', async () => {
+      const w = syncsHeldOpen({ syncSpacingMs: 20 });
+      void w.write(1);
+      await turn();
+      // Armed now: a lane timer (write 2 waits out the spacing), a deferred commit (write 3) and, once committed
+      // by write 4 (answered at commit), the patient sync of write 3.
+      void w.write(2);
+      void w.write(3, { withinMs: 8 });
+      await turn();
+      w.syncs[0]!.fail('EIO');
+      await turn();
+      expect([1, 2, 3].map(w.state)).toEqual(['rejected', 'rejected', 'rejected']);
+      await expect(w.write(4, false)).rejects.toThrow(/could not sync its write-ahead log/);
+      await sleep(PATIENT_SYNC_MS + 30);
+      expect(w.syncs).toHaveLength(1);
+      expect(w.rows()).toBe(1);
+      await expect(w.writer.drain()).resolves.toBeUndefined();
+    });
+
+    it('fails a key taken in a batch whose sync failed, and a later use of that key is still refused', async () => {
+      const w = syncsHeldOpen({ syncSpacingMs: 0 });
+      const first = w.write(1, { key: 'jti-1' });
+      await turn();
+      w.syncs[0]!.fail('EIO');
+      await expect(first).rejects.toThrow(/could not sync/);
+      await expect(w.write(2, { key: 'jti-1' })).rejects.toThrow(/could not sync/);
+      // The row is committed (the disk may or may not hold it): the key is spent, never handed out again.
+      expect(w.db.prepare("SELECT count(*) AS c FROM once WHERE k = 'jti-1'").get()).toEqual({ c: 1 });
+    });
+  });
+
+  describe('a batch that fails', () => {
+    it('when the write lock is taken (SQLITE_BUSY): fails its writes, begins no sync for them, and still answers the earlier writes its sync covers', async () => {
+      const w = syncsHeldOpen({ syncSpacingMs: 0 });
+      void w.write(1, { key: 'jti-a' });
+      await turn();
+      expect(w.syncs).toHaveLength(1);
+      const other = new DatabaseSync(w.file);
+      other.exec('BEGIN IMMEDIATE');
+      try {
+        void w.write(2, { key: 'jti-b' });
+        void w.write(3, false);
+        await turn();
+        expect([2, 3].map(w.state)).toEqual(['rejected', 'rejected']);
+        expect(String(w.error(2))).toMatch(/locked|busy/i);
+        expect(w.syncs).toHaveLength(1);
+      } finally {
+        other.exec('ROLLBACK');
+        other.close();
+      }
+      w.syncs[0]!.end();
+      await turn();
+      expect(w.state(1)).toBe('resolved');
+      // The failed batch took nothing: its key is taken by the next use, once.
+      const again = [w.write(4, { key: 'jti-b' }), w.write(5, { key: 'jti-b' })];
+      await turn();
+      w.syncs[1]!.end();
+      expect(await Promise.all(again)).toEqual([true, false]);
+      checkOrderings(w.log, new Set([1, 2, 4, 5]));
+    });
+
+    it('when a statement rolls the transaction back (SQLITE_FULL): fails every write of the batch, stores none, and syncs nothing for them', async () => {
+      const w = syncsHeldOpen({ syncSpacingMs: 0 });
+      w.db.exec('CREATE TABLE big (b BLOB)');
+      void w.write(1);
+      await turn();
+      const pages = Number((w.db.prepare('PRAGMA page_count').get() as { page_count: number }).page_count);
+      w.db.exec(`PRAGMA max_page_count = ${pages + 8}`);
+      void w.write(2, { key: 'jti-a' });
+      const full = w.writer.submit(() => w.db.prepare('INSERT INTO big (b) VALUES (zeroblob(1000000))').run(), true);
+      void w.write(3, { key: 'jti-b' });
+      void w.write(4, false);
+      await expect(full).rejects.toThrow(/rolled back/);
+      await turn();
+      expect([2, 3, 4].map(w.state)).toEqual(['rejected', 'rejected', 'rejected']);
+      expect(w.rows()).toBe(1);
+      expect(w.db.prepare('SELECT count(*) AS c FROM once').get()).toEqual({ c: 0 });
+      expect(w.syncs).toHaveLength(1);
+      w.syncs[0]!.end();
+      await turn();
+      expect(w.state(1)).toBe('resolved');
+      checkOrderings(w.log, new Set([1, 2, 3]));
+    });
+  });
 });
