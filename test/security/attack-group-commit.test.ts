@@ -8,14 +8,48 @@
  * The syncs are stood in for (test/helpers/held-syncs.ts) where a test must hold, overlap or fail them; the real
  * storage (`openSqlite`) and the real service run with the real `fdatasync`.
  */
+import { closeSync, mkdirSync, openSync, readdirSync, readlinkSync, readFileSync, readSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DatabaseSync } from 'node:sqlite';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { MAX_BATCH, PATIENT_SYNC_MS } from '../../exchange-service/storage/group-commit.js';
+import { openSqlite } from '../../exchange-service/storage/sqlite.js';
+import { denialRecord, grantRecord } from '../postgres/support/records.js';
+import { tempDir } from '../helpers/service.js';
 import { syncsHeldOpen, turn, type LogEntry } from '../helpers/held-syncs.js';
 
 type World = ReturnType<typeof syncsHeldOpen>;
+
+const DATABASE_FILE = 'deploy-sts.sqlite';
+
+/** A data directory removed when the test ends. */
+function dataDir(): string {
+  const dir = tempDir('deploy-sts-attack-gc-');
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** This process's descriptors open on `path` (Linux: /proc/self/fd), with their access mode. */
+function descriptorsOf(path: string): { fd: number; readOnly: boolean }[] {
+  const found: { fd: number; readOnly: boolean }[] = [];
+  for (const name of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${name}`);
+    } catch {
+      continue; // closed since the listing (the listing's own descriptor)
+    }
+    if (target !== path) continue;
+    const flags = /^flags:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${name}`, 'utf8'))![1]!;
+    found.push({ fd: Number(name), readOnly: (parseInt(flags, 8) & 3) === 0 });
+  }
+  return found;
+}
+
+/** The file offset of one descriptor (Linux: /proc/self/fdinfo): two open files of one path each have their own. */
+const offsetOf = (fd: number) => Number(/^pos:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]);
 
 /**
  * The orderings every answer must respect, read from the writer's log:
@@ -378,6 +412,73 @@ describe('the group-commit writer under attack', () => {
       await turn();
       expect(w.state(1)).toBe('resolved');
       checkOrderings(w.log, new Set([1, 2, 3]));
+    });
+  });
+
+  describe('the WAL descriptors the storage syncs (sqlite.ts, FULL)', () => {
+    const linux = process.platform === 'linux';
+
+    it.skipIf(!linux)('are two open files of the WAL SQLite writes, each with its own error cursor, and both are closed by close()', async () => {
+      const dir = dataDir();
+      const wal = join(dir, `${DATABASE_FILE}-wal`);
+      const storage = openSqlite(dir, { synchronous: 'FULL' });
+      try {
+        await storage.appendAudit(denialRecord());
+        const lanes = descriptorsOf(wal).filter((d) => d.readOnly);
+        expect(lanes).toHaveLength(2);
+        // Two open file descriptions, not one duplicated: reading through one moves only its own offset (Linux keeps
+        // a write-back error cursor per open file description, as it keeps the offset).
+        const [a, b] = lanes.map((d) => d.fd) as [number, number];
+        const before = offsetOf(b);
+        readSync(a, Buffer.alloc(8), 0, 8, null);
+        expect(offsetOf(a)).not.toBe(offsetOf(b));
+        expect(offsetOf(b)).toBe(before);
+      } finally {
+        await storage.close();
+      }
+      expect(descriptorsOf(wal)).toEqual([]);
+    });
+
+    // HOLE: the storage opens `<data dir>/deploy-sts.sqlite-wal` by name, but SQLite resolves a symbolic link to the
+    // database file and writes its WAL beside the link's target. With a database file moved to another volume and
+    // linked back, the storage syncs a stale WAL left beside the link (or refuses to start with a bare ENOENT, below):
+    // every "durable" answer then rests on an fdatasync of a file SQLite never writes — a power loss loses them.
+    (linux ? it.fails : it.skip)('syncs the WAL SQLite writes when the database file is a link to another volume, not a stale file beside the link', async () => {
+      const dir = dataDir();
+      const volume = dataDir();
+      new DatabaseSync(join(volume, 'moved.sqlite')).close();
+      symlinkSync(join(volume, 'moved.sqlite'), join(dir, DATABASE_FILE));
+      // Left behind by the move (an earlier crash leaves the WAL beside the database).
+      closeSync(openSync(join(dir, `${DATABASE_FILE}-wal`), 'w'));
+      const storage = openSqlite(dir, { synchronous: 'FULL' });
+      try {
+        await storage.appendAudit(grantRecord());
+        expect(statSync(join(volume, 'moved.sqlite-wal')).size).toBeGreaterThan(0);
+        expect(descriptorsOf(join(dir, `${DATABASE_FILE}-wal`)), 'descriptors of the stale file').toEqual([]);
+        expect(descriptorsOf(join(volume, 'moved.sqlite-wal')).filter((d) => d.readOnly)).toHaveLength(2);
+      } finally {
+        await storage.close();
+      }
+    });
+
+    // HOLE (the same cause): with no stale file beside the link, the storage refuses to start with a bare ENOENT on a
+    // file the operator never named.
+    it.fails('opens a database file that is a link to another volume, and keeps what it acknowledged', async () => {
+      const dir = dataDir();
+      const volume = dataDir();
+      mkdirSync(join(volume, 'db'));
+      new DatabaseSync(join(volume, 'db', 'moved.sqlite')).close();
+      symlinkSync(join(volume, 'db', 'moved.sqlite'), join(dir, DATABASE_FILE));
+      const storage = openSqlite(dir, { synchronous: 'FULL' });
+      const records = [grantRecord(), denialRecord()];
+      await Promise.all(records.map((r) => storage.appendAudit(r)));
+      await storage.close();
+      const reopened = openSqlite(dir, { synchronous: 'FULL' });
+      try {
+        expect(await reopened.listAudit({})).toHaveLength(2);
+      } finally {
+        await reopened.close();
+      }
     });
   });
 });
