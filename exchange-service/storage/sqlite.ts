@@ -42,7 +42,7 @@
  * answered, as before (SQLite's salts and checksums make recovery ignore stale frames past the new ones).
  */
 import { chmodSync, closeSync, fdatasync, fstatSync, fsyncSync, mkdirSync, openSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { AUDIT_COLUMNS, auditFromRow, auditParams, tokenFromRow, type Row } from './audit-row.js';
@@ -367,6 +367,11 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
    * could leave the error to the one that ends last, after the other had answered writes as durable.
    */
   let walFds: [number, number] | undefined;
+  /**
+   * The WAL SQLite writes: beside the database file as SQLite resolved its name (`location`: symbolic links followed,
+   * so a database file linked from another volume has its WAL there), not beside the name given to it.
+   */
+  const wal = `${db.location() ?? file}-wal`;
   const opened: number[] = [];
   const closeWal = () => {
     for (const fd of opened.splice(0)) closeSync(fd);
@@ -376,10 +381,10 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     if (grouped && synchronous === 'FULL') {
       // The WAL exists while this connection is open (it was read and written above). Make the migrations and the
       // WAL's directory entry durable once, then keep the descriptors that sync the WAL after each group of commits.
-      for (let lane = 0; lane < 2; lane++) opened.push(openSync(`${file}-wal`, 'r'));
+      for (let lane = 0; lane < 2; lane++) opened.push(openSync(wal, 'r'));
       walFds = [opened[0]!, opened[1]!];
       fsyncSync(walFds[0]);
-      const dirFd = openSync(dataDir, 'r');
+      const dirFd = openSync(dirname(wal), 'r');
       try {
         fsyncSync(dirFd);
       } finally {
@@ -401,7 +406,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     bytes: walRestartBytes,
     size: () => {
       try {
-        return walFd !== undefined ? fstatSync(walFd).size : (statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0);
+        return walFd !== undefined ? fstatSync(walFd).size : (statSync(wal, { throwIfNoEntry: false })?.size ?? 0);
       } catch {
         return 0; // no bound this time rather than an error after a commit; a checkpoint's report still holds
       }

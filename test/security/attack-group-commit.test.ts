@@ -439,11 +439,11 @@ describe('the group-commit writer under attack', () => {
       expect(descriptorsOf(wal)).toEqual([]);
     });
 
-    // HOLE: the storage opens `<data dir>/deploy-sts.sqlite-wal` by name, but SQLite resolves a symbolic link to the
-    // database file and writes its WAL beside the link's target. With a database file moved to another volume and
-    // linked back, the storage syncs a stale WAL left beside the link (or refuses to start with a bare ENOENT, below):
-    // every "durable" answer then rests on an fdatasync of a file SQLite never writes — a power loss loses them.
-    (linux ? it.fails : it.skip)('syncs the WAL SQLite writes when the database file is a link to another volume, not a stale file beside the link', async () => {
+    // Was a hole (fixed in sqlite.ts): the storage opened `<data dir>/deploy-sts.sqlite-wal` by name, but SQLite
+    // resolves a symbolic link to the database file and writes its WAL beside the link's target. With a database file
+    // moved to another volume and linked back, the storage synced a stale WAL left beside the link (or refused to
+    // start with a bare ENOENT, below): every "durable" answer rested on an fdatasync of a file SQLite never writes.
+    it.skipIf(!linux)('syncs the WAL SQLite writes when the database file is a link to another volume, not a stale file beside the link', async () => {
       const dir = dataDir();
       const volume = dataDir();
       new DatabaseSync(join(volume, 'moved.sqlite')).close();
@@ -461,9 +461,9 @@ describe('the group-commit writer under attack', () => {
       }
     });
 
-    // HOLE (the same cause): with no stale file beside the link, the storage refuses to start with a bare ENOENT on a
-    // file the operator never named.
-    it.fails('opens a database file that is a link to another volume, and keeps what it acknowledged', async () => {
+    // Was a hole (the same cause): with no stale file beside the link, the storage refused to start with a bare
+    // ENOENT on a file the operator never named.
+    it('opens a database file that is a link to another volume, and keeps what it acknowledged', async () => {
       const dir = dataDir();
       const volume = dataDir();
       mkdirSync(join(volume, 'db'));
