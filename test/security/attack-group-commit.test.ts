@@ -17,7 +17,8 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { MAX_BATCH, PATIENT_SYNC_MS } from '../../exchange-service/storage/group-commit.js';
 import { openSqlite } from '../../exchange-service/storage/sqlite.js';
 import { denialRecord, grantRecord } from '../postgres/support/records.js';
-import { tempDir } from '../helpers/service.js';
+import { exchangeToken, tempDir, useIssuerAndService } from '../helpers/service.js';
+import { NO_RATE_LIMITS } from './support.js';
 import { syncsHeldOpen, turn, type LogEntry } from '../helpers/held-syncs.js';
 
 type World = ReturnType<typeof syncsHeldOpen>;
@@ -478,6 +479,36 @@ describe('the group-commit writer under attack', () => {
         expect(await reopened.listAudit({})).toHaveLength(2);
       } finally {
         await reopened.close();
+      }
+    });
+  });
+
+  describe('the service under FULL, with the real fdatasync', () => {
+    const running = useIssuerAndService({ env: { ...NO_RATE_LIMITS, DEPLOY_STS_SYNCHRONOUS: 'FULL' } });
+
+    it('grants one captured token once when its copies arrive across many commits and syncs, amid other exchanges, and records every attempt', async () => {
+      const captured = await running.issuer.token();
+      const jti = JSON.parse(Buffer.from(captured.split('.')[1]!, 'base64url').toString('utf8')).jti as string;
+      const others = await Promise.all(Array.from({ length: 30 }, () => running.issuer.token()));
+      // One copy each millisecond or so: the copies fall into different batches, behind syncs on both lanes.
+      const attempts: Promise<{ status: number }>[] = [];
+      for (let i = 0; i < 30; i++) {
+        attempts.push(exchangeToken(running.svc.url, captured), exchangeToken(running.svc.url, others[i]!));
+        await sleep(i % 3);
+      }
+      const answers = await Promise.all(attempts);
+      const ours = answers.filter((_, i) => i % 2 === 0).map((a) => a.status);
+      expect(ours.filter((s) => s === 200), JSON.stringify(ours)).toHaveLength(1);
+      expect(ours.filter((s) => s !== 200).every((s) => s === 400), JSON.stringify(ours)).toBe(true);
+      expect(answers.filter((_, i) => i % 2 === 1).map((a) => a.status)).toEqual(others.map(() => 200));
+      // Answered only once durable: every attempt's record is there, one of them the grant.
+      const db = new DatabaseSync(join(running.svc.dataDir, DATABASE_FILE), { readOnly: true });
+      try {
+        const rows = db.prepare('SELECT result FROM audit WHERE subject_jti = ?').all(jti) as { result: string }[];
+        expect(rows).toHaveLength(30);
+        expect(rows.filter((r) => r.result === 'granted')).toHaveLength(1);
+      } finally {
+        db.close();
       }
     });
   });
