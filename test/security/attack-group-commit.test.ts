@@ -16,7 +16,7 @@ import fc from 'fast-check';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { MAX_BATCH, PATIENT_SYNC_MS } from '../../exchange-service/storage/group-commit.js';
 import { openSqlite } from '../../exchange-service/storage/sqlite.js';
-import { denialRecord, grantRecord } from '../postgres/support/records.js';
+import { denialRecord, gatewayAuditRecord, grantRecord } from '../postgres/support/records.js';
 import { exchangeToken, tempDir, useIssuerAndService } from '../helpers/service.js';
 import { NO_RATE_LIMITS } from './support.js';
 import { syncsHeldOpen, turn, type LogEntry } from '../helpers/held-syncs.js';
@@ -265,6 +265,38 @@ describe('the group-commit writer under attack', () => {
       expect(Math.max(...batches)).toBeLessThanOrEqual(MAX_BATCH);
       expect(batches.reduce((a, b) => a + b, 0)).toBe(total);
       checkOrderings(w.log, new Set([...Array(total).keys()].filter((i) => i % 5 !== 0)));
+    });
+  });
+
+  describe('the lane timer', () => {
+    // HOLE: pump() decides twice whether a sync may begin — once to commit the queue, once to arm the lane timer —
+    // reading the clock each time. When the spacing runs out between the two (here a slow `held`, in production a GC
+    // pause or a preempted thread), the first says "not yet" (no commit) and the second "now" (no timer): the queued
+    // writes wait for an event that never comes. Their callers — token requests — hang until another request arrives.
+    it.fails('commits a queued write even when the spacing runs out while the writer decides', async () => {
+      let calls = 0;
+      let spinUntil = 0;
+      const w = syncsHeldOpen({
+        syncSpacingMs: 20,
+        held: () => {
+          // The second look of one pump: let the spacing run out meanwhile.
+          if (++calls === 2) while (performance.now() < spinUntil);
+          return false;
+        },
+      });
+      void w.write(1);
+      await turn();
+      w.syncs[0]!.end();
+      await turn();
+      expect(w.state(1)).toBe('resolved');
+      calls = 0;
+      spinUntil = w.syncs[0]!.startedAt + 21;
+      void w.write(2);
+      await sleep(100);
+      expect(w.syncs).toHaveLength(2);
+      w.syncs[1]!.end();
+      await turn();
+      expect(w.state(2)).toBe('resolved');
     });
   });
 

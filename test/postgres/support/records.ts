@@ -1,5 +1,6 @@
-/** Audit records as the token endpoint writes them: a grant of a minted token, or a denial. */
+/** Audit records as the token endpoint writes them (a grant of a minted token, or a denial), and the gateway's. */
 import { randomUUID } from 'node:crypto';
+import type { GatewayAuditRecord } from '../../../exchange-service/storage/gateway-types.js';
 import type { AuditRecord } from '../../../exchange-service/storage/types.js';
 
 export const nowSeconds = () => Math.floor(Date.now() / 1000);
@@ -42,4 +43,13 @@ export function denialRecord(overrides: Partial<AuditRecord> = {}): AuditRecord 
     expiresAt: null,
     ...overrides,
   });
+}
+
+/** A gateway audit row: a forwarded call of a preview token (see the gateway's audit log). */
+export function gatewayAuditRecord(overrides: Partial<GatewayAuditRecord> = {}): GatewayAuditRecord {
+  return {
+    time: nowSeconds(), platform: 'netlify', site: 'docs', tokenJti: 'jti-1', context: 'preview', method: 'PUT', route: 'deploy.upload-file',
+    deployId: null, result: 'forwarded', reason: 'ok', status: 200, upstreamStatus: 200, bytesIn: 1, bytesOut: 1, clientIp: '127.0.0.1', detail: '',
+    ...overrides,
+  };
 }
