@@ -116,7 +116,8 @@ describe('the group-commit writer under attack', () => {
       | { op: 'hold' }
       | { op: 'resume' }
       | { op: 'lock' }
-      | { op: 'unlock' };
+      | { op: 'unlock' }
+      | { op: 'slow'; looks: number };
     const step: fc.Arbitrary<Step> = fc.oneof(
       { weight: 6, arbitrary: fc.record({ op: fc.constant('write' as const), kind: fc.constantFrom('durable' as const, 'durable' as const, 'eager' as const, 'patient' as const), key: fc.option(fc.integer({ min: 0, max: 3 })), withinMs: fc.integer({ min: 1, max: 15 }) }) },
       { weight: 4, arbitrary: fc.record({ op: fc.constant('end' as const), which: fc.nat(3), ok: fc.integer({ min: 0, max: 9 }).map((x) => x < 8) }) },
@@ -125,13 +126,27 @@ describe('the group-commit writer under attack', () => {
       { weight: 1, arbitrary: fc.constant({ op: 'resume' as const }) },
       { weight: 1, arbitrary: fc.constant({ op: 'lock' as const }) },
       { weight: 1, arbitrary: fc.constant({ op: 'unlock' as const }) },
+      { weight: 1, arbitrary: fc.record({ op: fc.constant('slow' as const), looks: fc.integer({ min: 1, max: 4 }) }) },
     );
 
     it('never answers a durable write early or after a failure, takes each key once, answers every write, and drains', async () => {
       await fc.assert(
         fc.asyncProperty(fc.array(step, { minLength: 5, maxLength: 40 }), fc.boolean(), async (steps, drainAtEnd) => {
           let holding = false;
-          const w = syncsHeldOpen({ syncSpacingMs: 2, held: () => holding });
+          // The writer's next looks at `held` each take 1.5 ms: time passes in the middle of its decisions, as it does
+          // in production when a GC pause or another thread takes the CPU.
+          let slowLooks = 0;
+          const w = syncsHeldOpen({
+            syncSpacingMs: 2,
+            held: () => {
+              if (slowLooks > 0) {
+                slowLooks--;
+                const until = performance.now() + 1.5;
+                while (performance.now() < until);
+              }
+              return holding;
+            },
+          });
           // Another connection that takes the write lock: the writer's BEGIN IMMEDIATE fails with SQLITE_BUSY.
           const other = new DatabaseSync(w.file);
           let locked = false;
@@ -191,11 +206,15 @@ describe('the group-commit writer under attack', () => {
                     locked = false;
                   }
                   break;
+                case 'slow':
+                  slowLooks = s.looks;
+                  break;
               }
               await turn();
             }
             if (locked) other.exec('ROLLBACK');
             locked = false;
+            slowLooks = 0;
             if (holding) {
               holding = false;
               w.writer.resume();
