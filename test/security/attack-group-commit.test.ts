@@ -584,6 +584,29 @@ describe('the group-commit writer under attack', () => {
         db.close();
       }
     });
+    it('close() in the middle of a burst through holds answers every write made before it and keeps them all', async () => {
+      const dir = dataDir();
+      const storage = openSqlite(dir, { synchronous: 'FULL', walRestartBytes: 64 * 1024 });
+      const expiresAt = Math.floor(Date.now() / 1000) + 300;
+      const writes: Promise<unknown>[] = [];
+      for (let wave = 0; wave < 300; wave++) {
+        for (let i = 0; i < 5; i++) writes.push(storage.appendAudit(denialRecord()));
+        writes.push(storage.revoke(`revoked-${wave}`, expiresAt));
+        writes.push(storage.gateway.appendGatewayAudit(gatewayAuditRecord(), 'after-answer'));
+        // Let some commits, syncs and checkpoints happen, but leave the last waves queued for close().
+        if (wave < 280) await sleep(0);
+      }
+      await storage.close();
+      const outcomes = await Promise.allSettled(writes);
+      expect(outcomes.filter((o) => o.status === 'rejected')).toEqual([]);
+      const db = new DatabaseSync(join(dir, DATABASE_FILE), { readOnly: true });
+      try {
+        const n = (sql: string) => Number((db.prepare(sql).get() as { n: number }).n);
+        expect([n('SELECT count(*) AS n FROM audit'), n('SELECT count(*) AS n FROM revoked'), n('SELECT count(*) AS n FROM gateway_audit')]).toEqual([1500, 300, 300]);
+      } finally {
+        db.close();
+      }
+    });
   });
 
   describe('the service under FULL, with the real fdatasync', () => {
