@@ -313,7 +313,7 @@ export function groupWriter(db: DatabaseSync, options: GroupWriterOptions): Writ
     requestSync();
     // Still waiting with a lane not busy: only the spacing holds it back, so wake up when it runs out. Not "and the
     // lane is not free yet": the clock moved since the looks above, and a spacing that ran out in between would
-    // leave the writes waiting with nothing to wake the writer (if it has run out, the timer fires at once).
+    // leave the writes waiting with nothing to wake the writer (if it has run out, the timer fires within a ms).
     const waiting = (urgent && unsynced.length > 0) || (queue.length > 0 && !held());
     if (waiting && inFlight.length < 2 && laneTimer === undefined) {
       laneTimer = setTimeout(() => {
