@@ -107,7 +107,7 @@ async function settleEverything(w: World, ms = 4 * PATIENT_SYNC_MS): Promise<voi
   }
 }
 
-describe('the group-commit writer under attack', () => {
+describe('group commit under attack', () => {
   describe('any interleaving of writes, syncs, holds, locks and failures', () => {
     type Step =
       | { op: 'write'; kind: 'durable' | 'eager' | 'patient'; key: number | null; withinMs: number }
@@ -233,6 +233,7 @@ describe('the group-commit writer under attack', () => {
             other.close();
           }
         }),
+        // GC_RUNS=400 for a longer hunt.
         { numRuns: Number(process.env.GC_RUNS ?? 60) },
       );
     });
