@@ -32,7 +32,7 @@ function dataDir(): string {
   return dir;
 }
 
-/** This process's descriptors open on `path` (Linux: /proc/self/fd), with their access mode. */
+/** This process's descriptors open on `path`, even once it is deleted (Linux: /proc/self/fd), with their access mode. */
 function descriptorsOf(path: string): { fd: number; readOnly: boolean }[] {
   const found: { fd: number; readOnly: boolean }[] = [];
   for (const name of readdirSync('/proc/self/fd')) {
@@ -42,7 +42,7 @@ function descriptorsOf(path: string): { fd: number; readOnly: boolean }[] {
     } catch {
       continue; // closed since the listing (the listing's own descriptor)
     }
-    if (target !== path) continue;
+    if (target !== path && target !== `${path} (deleted)`) continue;
     const flags = /^flags:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${name}`, 'utf8'))![1]!;
     found.push({ fd: Number(name), readOnly: (parseInt(flags, 8) & 3) === 0 });
   }
