@@ -30,9 +30,11 @@
  * A failed sync poisons the writer: every write not yet answered is rejected — those the failed sync covered, those
  * another sync in flight covers (its success would prove nothing: after a failed write-back the file's state is
  * unknown, and a later sync on Linux need not report the earlier error again), those committed since and those
- * queued — and so is every later write. Restarting the service is the way back. A sync that succeeds answers what
- * the syncs begun before it cover even if one of those fails later: it began after their commits, and on its own
- * descriptor it reports every write-back error since that descriptor's last sync, so its success is theirs too.
+ * queued — and so is every later write. The way back is the disk mended and the host rebooted, not only the service
+ * restarted: after a failed write-back Linux may go on serving the lost pages from memory to the next process.
+ * A sync that succeeds answers what the syncs begun before it cover even if one of those fails later: it began after
+ * their commits, and on its own descriptor it reports every write-back error since that descriptor's last sync, so its
+ * success is theirs too.
  */
 import type { DatabaseSync } from 'node:sqlite';
 
@@ -189,7 +191,7 @@ export function groupWriter(db: DatabaseSync, options: GroupWriterOptions): Writ
     }
     if (error) {
       // Before the sync leaves `inFlight`: what it covered fails with everything else.
-      poison(new Error(`the storage could not sync its write-ahead log (${error.message}); restart the service`));
+      poison(new Error(`the storage could not sync its write-ahead log (${error.message}); mend the disk and reboot the host before starting the service again`));
     }
     const at = inFlight.indexOf(sync);
     inFlight.splice(at, 1);

@@ -104,7 +104,7 @@ describe('group commit under FULL', () => {
       w.syncs[0]!.fail('EIO');
       await turn();
       expect([1, 2, 3].map(w.state)).toEqual(['rejected', 'rejected', 'rejected']);
-      expect(String(w.error(1))).toMatch(/could not sync its write-ahead log \(EIO: i\/o error, fdatasync\); restart the service/);
+      expect(String(w.error(1))).toMatch(/could not sync its write-ahead log \(EIO: i\/o error, fdatasync\); mend the disk and reboot the host before starting the service again/);
       // The other sync ending well proves nothing after a failure: what it covered stays failed.
       w.syncs[1]!.end();
       await turn();
@@ -119,7 +119,7 @@ describe('group commit under FULL', () => {
       await turn();
       await expect(w.write(2)).rejects.toThrow(/could not sync its write-ahead log \(ENOSPC/);
       await expect(w.write(3, false)).rejects.toThrow(/could not sync its write-ahead log/);
-      expect(() => w.writer.check()).toThrow(/restart the service/);
+      expect(() => w.writer.check()).toThrow(/mend the disk and reboot the host/);
       expect(w.rows()).toBe(1);
       expect(w.syncs).toHaveLength(1);
     });
