@@ -40,7 +40,13 @@ export interface ExchangeDeps {
 /** The answer, or the error to answer with, and the decision as recorded (for metrics and logs; never a token). */
 export type ExchangeOutcome =
   | { granted: true; response: TokenResponse; audit: AuditRecord }
-  | { granted: false; error: OAuthError; audit: AuditRecord };
+  | {
+      granted: false;
+      error: OAuthError;
+      audit: AuditRecord;
+      /** Why the storage could not record the exchange (`audit_unavailable`), for the operator's log: its own error. */
+      storageFailure?: string;
+    };
 
 /**
  * Run one exchange. Never throws: the outcome carries either the response or the OAuthError to answer with.
@@ -93,9 +99,10 @@ export async function exchange(body: unknown, deps: ExchangeDeps, clientIp: stri
     };
     await deps.storage.recordExchange(subject, decideWith);
     return final!;
-  } catch {
+  } catch (failure) {
     const error = unavailable('the audit log', 'audit_unavailable');
-    return { granted: false, error, audit: deniedRecord(draft, error) };
+    const storageFailure = failure instanceof Error ? failure.message : String(failure);
+    return { granted: false, error, audit: deniedRecord(draft, error), storageFailure };
   }
 }
 

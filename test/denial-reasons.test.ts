@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { describe, expect, it } from 'vitest';
 import { DENIAL_REASONS } from '../exchange-service/denial.js';
 import { ROOT, exchangeToken, postForm, useIssuerAndService } from './helpers/service.js';
@@ -45,5 +46,28 @@ describe('denial reasons', () => {
       const audited = (await running.svc.service.storage.listAudit({})).filter((r) => r.result === 'denied').map((r) => r.reason);
       expect(new Set(audited)).toEqual(new Set(labelled));
     });
+
+    it('audit_unavailable tells the caller no token was issued, and the operator why the storage failed', async () => {
+      // Another connection holds the database's write lock past the service's busy timeout (5 s).
+      const other = new DatabaseSync(join(running.svc.dataDir, 'deploy-sts.sqlite'));
+      other.exec('BEGIN EXCLUSIVE');
+      let answer: Awaited<ReturnType<typeof exchangeToken>>;
+      try {
+        answer = await exchangeToken(running.svc.url, await running.issuer.token());
+      } finally {
+        other.exec('ROLLBACK');
+        other.close();
+      }
+      expect(answer.status).toBe(503);
+      const body = answer.body;
+      expect(body).toMatchObject({ error: 'temporarily_unavailable', error_description: expect.stringMatching(/^the audit log is unavailable; no token was issued/) });
+      expect(body).not.toHaveProperty('access_token');
+      const logged = running.svc.logs
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .filter((l) => l.msg === 'the audit log could not be written; no token was issued');
+      expect(logged).toHaveLength(1);
+      expect(logged[0]).toMatchObject({ level: 50, error: expect.stringMatching(/database is locked/) });
+    }, 20_000);
   });
 });

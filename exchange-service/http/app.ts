@@ -285,6 +285,10 @@ export function createApp(deps: AppDeps): express.Express {
     if (outcome.granted) {
       sendJson(res, 200, outcome.response);
     } else {
+      // The caller's answer says only that the audit log is unavailable; the operator's log says why.
+      if (outcome.storageFailure !== undefined) {
+        deps.log?.('error', 'the audit log could not be written; no token was issued', { error: outcome.storageFailure });
+      }
       send(res, outcome.error);
     }
   });
