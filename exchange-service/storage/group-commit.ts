@@ -104,7 +104,6 @@ interface Committed {
 
 interface InFlightSync {
   lane: SyncLane;
-  startedAt: number;
   /** Committed writes this sync answers (emptied once answered, possibly by a later sync). */
   covered: Committed[];
 }
@@ -214,7 +213,7 @@ export function groupWriter(db: DatabaseSync, options: GroupWriterOptions): Writ
     }
     const lane: SyncLane = inFlight.length === 0 ? 0 : inFlight[0]!.lane === 0 ? 1 : 0;
     lastStart = performance.now();
-    const sync: InFlightSync = { lane, startedAt: lastStart, covered: unsynced };
+    const sync: InFlightSync = { lane, covered: unsynced };
     unsynced = [];
     urgent = false;
     inFlight.push(sync);

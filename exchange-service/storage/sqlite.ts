@@ -362,16 +362,11 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
   // A rewound WAL file is truncated to this size: disk use falls back after a burst.
   db.exec(`PRAGMA journal_size_limit = ${Math.floor(walRestartBytes)}`);
   /**
-   * Under FULL, two descriptors of the WAL file, one per sync lane (group-commit.ts). Two syncs in flight never share
-   * one: Linux reports a write-back error to each open file once, at its next sync, so two syncs of one descriptor
-   * could leave the error to the one that ends last, after the other had answered writes as durable.
-   */
-  let walFds: [number, number] | undefined;
-  /**
    * The WAL SQLite writes: beside the database file as SQLite resolved its name (`location`: symbolic links followed,
    * so a database file linked from another volume has its WAL there), not beside the name given to it.
    */
   const wal = `${db.location() ?? file}-wal`;
+  /** The WAL's descriptors opened so far (closed on a failed start and by close()). */
   const opened: number[] = [];
   const closeWal = () => {
     for (const fd of opened.splice(0)) closeSync(fd);
@@ -382,8 +377,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
       // The WAL exists while this connection is open (it was read and written above). Make the migrations and the
       // WAL's directory entry durable once, then keep the descriptors that sync the WAL after each group of commits.
       for (let lane = 0; lane < 2; lane++) opened.push(openSync(wal, 'r'));
-      walFds = [opened[0]!, opened[1]!];
-      fsyncSync(walFds[0]);
+      fsyncSync(opened[0]!);
       const dirFd = openSync(dirname(wal), 'r');
       try {
         fsyncSync(dirFd);
@@ -396,9 +390,14 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     db.close();
     throw error;
   }
+  /**
+   * Under FULL, two descriptors of the WAL file, one per sync lane (group-commit.ts). Two syncs in flight never share
+   * one: Linux reports a write-back error to each open file once, at its next sync, so two syncs of one descriptor
+   * could leave the error to the one that ends last, after the other had answered writes as durable.
+   */
+  const walFds = opened.length === 2 ? ([opened[0]!, opened[1]!] as const) : undefined;
   const walFd = walFds?.[0];
-  const lanes = walFds;
-  const syncWal: SyncWal | undefined = lanes && ((lane, done) => fdatasync(lanes[lane], done));
+  const syncWal: SyncWal | undefined = walFds && ((lane, done) => fdatasync(walFds[lane], done));
   // A WAL frame is a page and its 24-byte header.
   const pageSize = Number((db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size);
   const walBound: WalBound = {
