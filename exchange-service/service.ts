@@ -18,7 +18,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
 import { requestLineWriter, type LineDestination, type RequestLog } from './request-log.js';
 import { remoteKeySource, staticKeySource, type KeySource } from './oidc/jwks.js';
-import { verifyGitHubToken } from './oidc/verify-oidc.js';
+import { CLOCK_TOLERANCE_SECONDS, verifyGitHubToken } from './oidc/verify-oidc.js';
 import { openLivePolicies, type ReloadResult } from './policy/live.js';
 import type { PolicyLoadOptions } from './policy/load.js';
 import { openStorage } from './storage/open.js';
@@ -57,8 +57,11 @@ export function policyLoadOptions(config: Pick<Config, 'issuers' | 'devIssuer'>)
   return { issuers: config.issuers, ...(config.devIssuer ? { devIssuer: DEV_ISSUER } : {}) };
 }
 
-/** Replay and revocation rows are kept this long past their token's exp (the clock tolerance, doubled). */
-const PRUNE_GRACE_SECONDS = 120;
+/**
+ * Replay and revocation rows are kept this long past their token's exp (the clock tolerance, doubled): a replay row
+ * must outlive the verifier's acceptance of its token, which ends CLOCK_TOLERANCE_SECONDS after the row's expiry.
+ */
+const PRUNE_GRACE_SECONDS = 2 * CLOCK_TOLERANCE_SECONDS;
 
 /** The operator's introspection secret, hashed for constant-time comparison. Too short a secret is refused. */
 async function readIntrospectSecret(file: string): Promise<Buffer> {

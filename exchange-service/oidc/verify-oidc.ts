@@ -23,10 +23,13 @@ export interface VerifierOptions {
 export const MAX_SUBJECT_TOKEN_BYTES = 16 * 1024;
 /**
  * A subject token older than this (from its `iat`, plus the clock tolerance) is refused, whatever its `exp` says. Not
- * an option: the replay cache keeps a token's row until `min(exp, iat + MAX_AGE_SECONDS)` (exchange.ts), which must
- * not come before the verifier stops accepting the token.
+ * an option: the replay cache keeps a token's row until `min(exp, iat + MAX_AGE_SECONDS)` (exchange.ts) plus a grace
+ * of at least CLOCK_TOLERANCE_SECONDS (service.ts prunes twice that late), so that no row goes before the verifier
+ * stops accepting its token.
  */
 export const MAX_AGE_SECONDS = 600;
+/** The default clock tolerance on `nbf`, `exp` and `iat`, in seconds (the service uses the default). */
+export const CLOCK_TOLERANCE_SECONDS = 60;
 
 const REQUIRED_CLAIMS = ['exp', 'iat', 'nbf', 'jti'] as const;
 
@@ -39,7 +42,7 @@ function describeTime(seconds: unknown): string {
 }
 
 export async function verifyGitHubToken(token: string, options: VerifierOptions): Promise<GitHubClaims> {
-  const tolerance = options.clockToleranceSeconds ?? 60;
+  const tolerance = options.clockToleranceSeconds ?? CLOCK_TOLERANCE_SECONDS;
   const maxAge = MAX_AGE_SECONDS;
   const now = options.now ? options.now() : Math.floor(Date.now() / 1000);
 
