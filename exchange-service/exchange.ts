@@ -45,7 +45,7 @@ export type ExchangeOutcome =
       error: OAuthError;
       audit: AuditRecord;
       /** Why the storage could not record the exchange (`audit_unavailable`), for the operator's log: its own error. */
-      storageFailure?: string;
+      storageFailure?: unknown;
     };
 
 /**
@@ -101,8 +101,7 @@ export async function exchange(body: unknown, deps: ExchangeDeps, clientIp: stri
     return final!;
   } catch (failure) {
     const error = unavailable('the audit log', 'audit_unavailable');
-    const storageFailure = failure instanceof Error ? failure.message : String(failure);
-    return { granted: false, error, audit: deniedRecord(draft, error), storageFailure };
+    return { granted: false, error, audit: deniedRecord(draft, error), storageFailure: failure };
   }
 }
 

@@ -47,7 +47,7 @@ describe('denial reasons', () => {
       expect(new Set(audited)).toEqual(new Set(labelled));
     });
 
-    it('audit_unavailable tells the caller no token was issued, and the operator why the storage failed', async () => {
+    it('audit_unavailable tells the caller no token was issued, and the operator why the storage failed, once for a run of failures', async () => {
       // Another connection holds the database's write lock past the service's busy timeout (5 s).
       const other = new DatabaseSync(join(running.svc.dataDir, 'deploy-sts.sqlite'));
       other.exec('BEGIN EXCLUSIVE');
@@ -62,12 +62,27 @@ describe('denial reasons', () => {
       const body = answer.body;
       expect(body).toMatchObject({ error: 'temporarily_unavailable', error_description: expect.stringMatching(/^the audit log is unavailable; no token was issued/) });
       expect(body).not.toHaveProperty('access_token');
-      const logged = running.svc.logs
-        .filter((line) => line.startsWith('{'))
-        .map((line) => JSON.parse(line) as Record<string, unknown>)
-        .filter((l) => l.msg === 'the audit log could not be written; no token was issued');
-      expect(logged).toHaveLength(1);
-      expect(logged[0]).toMatchObject({ level: 50, error: expect.stringMatching(/database is locked/) });
+      const logged = () =>
+        running.svc.logs
+          .filter((line) => line.startsWith('{'))
+          .map((line) => JSON.parse(line) as Record<string, unknown>)
+          .filter((l) => l.msg === 'the audit log could not be written; no token was issued');
+      expect(logged()).toHaveLength(1);
+      expect(logged()[0]).toMatchObject({ level: 50, error: expect.stringMatching(/database is locked/) });
+
+      // A storage that has stopped (closed here) fails every request: the log does not repeat it for each of them.
+      await running.svc.service.storage.close();
+      const refused = await Promise.all([
+        exchangeToken(running.svc.url, await running.issuer.token()),
+        exchangeToken(running.svc.url, await running.issuer.token()),
+        postForm(`${running.svc.url}/token`, { grant_type: 'password' }), // refused before the exchange, audited all the same
+      ]);
+      expect(refused.map((r) => [r.status, r.body.error])).toEqual([
+        [503, 'temporarily_unavailable'],
+        [503, 'temporarily_unavailable'],
+        [503, 'temporarily_unavailable'],
+      ]);
+      expect(logged()).toHaveLength(1);
     }, 20_000);
   });
 });

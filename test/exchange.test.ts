@@ -113,7 +113,7 @@ describe('exchange()', () => {
       if (outcome.granted) throw new Error('granted without an audit log');
       expect(outcome.error).toMatchObject({ code: 'temporarily_unavailable', reason: 'audit_unavailable', status: 503 });
       expect(outcome.audit).toMatchObject({ result: 'denied', reason: 'audit_unavailable', tokenJti: null });
-      expect(outcome.storageFailure).toMatch(/storage is closed/);
+      expect(String(outcome.storageFailure)).toMatch(/storage is closed/);
     } finally {
       rmSync(closedDir, { recursive: true, force: true });
     }

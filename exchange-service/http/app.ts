@@ -178,6 +178,29 @@ function operatorAuthenticated(req: Request, secretHash: Buffer | undefined): bo
   return timingSafeEqual(createHash('sha256').update(presented).digest(), secretHash);
 }
 
+/** One line about a failing storage at most this often: a storage that has stopped fails every request. */
+const STORAGE_FAILURE_LOG_MS = 10_000;
+
+/**
+ * Logs why the storage could not record a /token decision (the answer only says the audit log is unavailable): the
+ * first failure at once, later ones at most every STORAGE_FAILURE_LOG_MS, each line counting the failures left out.
+ */
+function storageFailureLog(log: AppDeps['log']): (failure: unknown) => void {
+  let loggedAt = -Infinity;
+  let leftOut = 0;
+  return (failure) => {
+    const now = performance.now();
+    if (now - loggedAt < STORAGE_FAILURE_LOG_MS) {
+      leftOut++;
+      return;
+    }
+    const error = failure instanceof Error ? failure.message : String(failure);
+    log?.('error', 'the audit log could not be written; no token was issued', leftOut > 0 ? { error, left_out: leftOut } : { error });
+    loggedAt = now;
+    leftOut = 0;
+  };
+}
+
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -188,6 +211,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('strict routing', true);
   // At most one audit row per client address per minute for requests refused by the address limit.
   const refusalAuditSampler = new RateLimiter({ perMinute: 1 });
+  const storageFailed = storageFailureLog(deps.log);
   app.set('json spaces', 0);
 
   // One middleware for what every request needs (request id, security headers, the log line when the answer is
@@ -285,10 +309,7 @@ export function createApp(deps: AppDeps): express.Express {
     if (outcome.granted) {
       sendJson(res, 200, outcome.response);
     } else {
-      // The caller's answer says only that the audit log is unavailable; the operator's log says why.
-      if (outcome.storageFailure !== undefined) {
-        deps.log?.('error', 'the audit log could not be written; no token was issued', { error: outcome.storageFailure });
-      }
+      if (outcome.storageFailure !== undefined) storageFailed(outcome.storageFailure);
       send(res, outcome.error);
     }
   });
@@ -406,7 +427,8 @@ export function createApp(deps: AppDeps): express.Express {
       (res.locals.request as RequestContext).decision = { result: 'denied', reason: record.reason };
       try {
         await deps.storage.appendAudit(record);
-      } catch {
+      } catch (failure) {
+        storageFailed(failure);
         oauth = unavailable('the audit log', 'audit_unavailable');
       }
     }
