@@ -8,7 +8,7 @@
  * - Everything else (refs, paths, ids, event names, custom properties): exact.
  */
 import { CONDITION_CLAIMS, type ConditionClaim } from '../oidc/claims.js';
-import { GlobError, compileGlob, foldAscii, globProblem } from './glob.js';
+import { GlobError, anyGlobMatches, compileGlob, foldAscii, globProblem } from './glob.js';
 import type { Condition } from './types.js';
 import { quote as quoteText } from '../../shared/text.js';
 
@@ -72,9 +72,7 @@ export function compileCondition(claim: ConditionClaim, patterns: readonly strin
     test(value) {
       if (typeof value !== 'string' || value === '') return false;
       const v = prepare(value);
-      // An indexed loop, not some(): no closure, no iterator per test (every exchange tests its conditions).
-      for (let i = 0; i < globs.length; i++) if (globs[i]!.test(v)) return true;
-      return false;
+      return anyGlobMatches(globs, v);
     },
   };
 }

@@ -49,6 +49,13 @@ export function isGlob(pattern: string): boolean {
 }
 
 /** Fold A–Z to a–z and nothing else. */
+/** Whether any of `globs` matches `value`: an indexed loop, not some(), so no closure or iterator per call (every
+ * exchange runs it for its site and its conditions). */
+export function anyGlobMatches(globs: readonly Glob[], value: string): boolean {
+  for (let i = 0; i < globs.length; i++) if (globs[i]!.test(value)) return true;
+  return false;
+}
+
 export function foldAscii(value: string): string {
   // Most values have no capital: for speed, they are returned as they are, without a pass of replace.
   return UPPER.test(value) ? value.replace(/[A-Z]+/g, (run) => run.toLowerCase()) : value;

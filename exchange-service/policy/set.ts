@@ -7,7 +7,7 @@
  * file's repository must belong to its org (checked at load).
  * Names that are not slugs are governed by nothing (so a glob can never match a crafted name).
  */
-import { compileGlob, globIntersection, isGlob, type Glob } from './glob.js';
+import { anyGlobMatches, compileGlob, globIntersection, isGlob, type Glob } from './glob.js';
 import { SLUG } from './schema.js';
 import type { PolicyFile, PolicySet } from './types.js';
 
@@ -81,7 +81,7 @@ export function createPolicySet(files: readonly PolicyFile[]): PolicySet {
       const governing = own ? [own] : [];
       for (let i = 0; i < orgs.length; i++) {
         const org = orgs[i]!;
-        if (anyMatches(org.globs, site) && orgFileMayGovern(org.file, own)) governing.push(org.file);
+        if (anyGlobMatches(org.globs, site) && orgFileMayGovern(org.file, own)) governing.push(org.file);
       }
       return governing;
     },
@@ -91,8 +91,3 @@ export function createPolicySet(files: readonly PolicyFile[]): PolicySet {
   };
 }
 
-/** `globs.some((g) => g.test(site))` without a closure per call (forSite runs on every exchange). */
-function anyMatches(globs: readonly Glob[], site: string): boolean {
-  for (let i = 0; i < globs.length; i++) if (globs[i]!.test(site)) return true;
-  return false;
-}
