@@ -13,14 +13,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_AUDIENCE, newIssuerKey, startIssuer } from './issuer.js';
-import { requestLines, ROOT, runLoad, startBound, startService, type Server } from './processes.js';
+import { requestLines, ROOT, runLoad, startBound, startService, WARMUP_REQUESTS, type Server } from './processes.js';
 import { median, round } from './stats.js';
 import { signPool } from './token-pool.js';
 
 const rounds = Number(process.env.PAIR_ROUNDS ?? 3);
 const requests = Number(process.env.PAIR_REQUESTS ?? 4000);
-/** As `npm run bench` (bench/run.ts WARMUP): past V8's compilation of the hot paths. */
-const warmup = Number(process.env.PAIR_WARMUP ?? 15_000);
+/** As `npm run bench`: past V8's compilation of the hot paths. */
+const warmup = Number(process.env.PAIR_WARMUP ?? WARMUP_REQUESTS);
 const rate = process.env.PAIR_RATE ? Number(process.env.PAIR_RATE) : undefined;
 const otherCli = process.env.PAIR_CLI;
 const profileDir = process.env.BENCH_PROFILE;

@@ -22,7 +22,7 @@ import { writePolicies } from './policies.js';
 import { PostgresUnavailable, startPostgres, type TestPostgres } from '../testing/postgres.js';
 import { benchStorageRoundTrips, type StorageRoundTrip } from './postgres-storage.js';
 import { prefillDataDir } from './prefill.js';
-import { ROOT, requestLines, runLoad, startBound, startService, type Server } from './processes.js';
+import { ROOT, requestLines, runLoad, startBound, startService, WARMUP_REQUESTS, type Server } from './processes.js';
 import { benchPrune, type PruneResult } from './prune.js';
 import { startReplicas } from './replicas.js';
 import { mb, median, round } from './stats.js';
@@ -31,14 +31,8 @@ import pg from 'pg';
 import { signPool, type TokenPool } from './token-pool.js';
 
 const CONCURRENCY = 50;
-/**
- * Requests before the measured phase. V8 keeps compiling the service's hot paths (TurboFan, on its worker threads) for
- * about the first 12,500 requests: in a traced run, the compilations between requests 1,000 and 12,500 took 0.2–0.75 s
- * of worker-thread CPU per 2,500 requests (60–300 µs per exchange, once), and after 12,500 under 8 µs. The targets
- * are steady figures, so both the bound and the service warm up this long (the bound compiles less, being less code).
- * Section 7 (PostgreSQL) keeps its shorter PG_WARMUP.
- */
-const WARMUP = 15_000;
+/** Requests before the measured phase (bench/processes.ts WARMUP_REQUESTS); section 7 keeps its shorter PG_WARMUP. */
+const WARMUP = WARMUP_REQUESTS;
 const MAX_REQUESTS = 12_000;
 const MAX_SECONDS = 4;
 const SITE_COUNTS = [1, 100, 10_000];

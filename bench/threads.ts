@@ -7,14 +7,14 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_AUDIENCE, newIssuerKey, startIssuer } from './issuer.js';
-import { ROOT, runLoad, startBound, startService, type Server } from './processes.js';
+import { ROOT, runLoad, startBound, startService, WARMUP_REQUESTS, type Server } from './processes.js';
 import { signPool } from './token-pool.js';
 
 const requests = Number(process.env.PAIR_REQUESTS ?? 6000);
 /** PAIR_RATE=<n>: an open loop at n requests/s instead of the closed loop (where the CPU of a lightly loaded service goes). */
 const rate = process.env.PAIR_RATE ? Number(process.env.PAIR_RATE) : undefined;
-/** As `npm run bench` (bench/run.ts WARMUP): past V8's compilation of the hot paths. */
-const warmup = Number(process.env.PAIR_WARMUP ?? 15_000);
+/** As `npm run bench`: past V8's compilation of the hot paths. */
+const warmup = Number(process.env.PAIR_WARMUP ?? WARMUP_REQUESTS);
 
 /** Bytes and calls the process wrote (/proc/<pid>/io: wchar, syscw): the commits, checkpoints, log and answers. */
 function io(pid: number): { wchar: number; syscw: number } {
