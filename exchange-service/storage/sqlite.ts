@@ -149,7 +149,7 @@ function checkpointer(db: DatabaseSync, file: string, wal: WalBound, release: ()
   let holding = false;
   let holdTimer: NodeJS.Timeout | undefined;
   let retryAt = 0;
-  /** The WAL passed its bound while a checkpoint was running: hold when it ends. */
+  /** The WAL passed its bound: hold when the checkpoint running (or started for it) ends. */
   let wantHold = false;
 
   const endHold = () => {
