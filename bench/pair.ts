@@ -6,7 +6,8 @@
  * Environment: PAIR_ROUNDS (default 3), PAIR_REQUESTS measured per run (default 4000), PAIR_WARMUP (default 15,000),
  * PAIR_CLI=<path> a second build of the CLI measured as a third column (A/B), PAIR_RATE=<n>/s open loop instead of
  * closed, BENCH_PROFILE=<dir> writes a V8 CPU profile of every service run there, PAIR_NODE_FLAGS more node flags for the
- * service (e.g. `--heap-prof --heap-prof-dir=<dir>` for where it allocates).
+ * service (e.g. `--heap-prof --heap-prof-dir=<dir>` for where it allocates), PAIR_OTHER_NODE_FLAGS node flags for
+ * PAIR_CLI's column instead (an A/B of a flag: PAIR_CLI=build/exchange-service/cli.js).
  */
 import { writeExamplePolicies } from '../testing/example-policies.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,6 +25,9 @@ const warmup = Number(process.env.PAIR_WARMUP ?? WARMUP_REQUESTS);
 const rate = process.env.PAIR_RATE ? Number(process.env.PAIR_RATE) : undefined;
 const otherCli = process.env.PAIR_CLI;
 const profileDir = process.env.BENCH_PROFILE;
+/** Node flags of a service column: PAIR_OTHER_NODE_FLAGS for PAIR_CLI's column when set (an A/B of a flag), else PAIR_NODE_FLAGS. */
+const flagsFor = (cli: string | undefined): string | undefined =>
+  (cli ? process.env.PAIR_OTHER_NODE_FLAGS : undefined) ?? process.env.PAIR_NODE_FLAGS;
 
 interface Sample { rps: number; p50: number; p99: number; cpuUs: number; errors: number }
 
@@ -69,7 +73,7 @@ try {
         const server = await startService({
           issuer: issuer.url, audience: BENCH_AUDIENCE, policies: writeExamplePolicies(issuer.url, join(work, 'examples')), dataDir, logFile,
           ...(cli ? { cli } : {}), ...(profileDir ? { cpuProfileDir: profileDir } : {}),
-          ...(process.env.PAIR_NODE_FLAGS ? { nodeFlags: process.env.PAIR_NODE_FLAGS.split(' ') } : {}),
+          ...(flagsFor(cli) ? { nodeFlags: flagsFor(cli)!.split(' ').filter(Boolean) } : {}),
         });
         try {
           return await measure(server, 'decisions');

@@ -44,8 +44,14 @@ const SITE_COUNTS = [1, 100, 10_000];
 const ROUNDS = 5;
 const AUDIT_ROWS = 1_000_000;
 const ACTION_RUNS = 20;
-/** The open-loop run offers this share of the closed-loop throughput. */
+/** The open-loop runs offer this share of the closed-loop throughput. */
 const OPEN_LOOP_SHARE = 0.5;
+/**
+ * The open loop, too, runs as alternated rounds of the bound (NORMAL) and the service at the same rate; the target uses
+ * the median of the service's rounds. One run's p99 is its slowest 1% of a 4 s window, about 85 answers: one stall of
+ * the host decides it (session 5's single open-loop runs at 2,100/s: 16.8–59 ms; the bound alone at 2,000/s: 6.7–70.6 ms).
+ */
+const OPEN_ROUNDS = 3;
 /** Issue 14's targets. */
 const TARGET = { throughputRatio: 0.9, closedP99Ms: 25, openP99Ms: 10, cpuRatio: 1.25 };
 const PRUNE_ROWS = 50_000;
@@ -236,11 +242,12 @@ function withLog(run: LoadRun, files: string[], warmup: number): LoadRun {
   return { ...run, log: { lines, requests } };
 }
 
-async function boundRun(synchronous: Durability, round?: number): Promise<LoadRun> {
+async function boundRun(synchronous: Durability, round?: number, ratePerSecond?: number): Promise<LoadRun> {
   const dataDir = mkdtempSync(join(work, 'bound-'));
   const server = await startBound({ publicJwk: key.publicJwk, dataDir, synchronous });
   try {
-    return await measure(`bound, synchronous=${synchronous}${round ? `, round ${round}` : ''}`, server, { server: 'bound', synchronous, sites: ['docs'] });
+    const label = `bound, synchronous=${synchronous}${ratePerSecond ? `, open loop at ${ratePerSecond}/s` : ''}${round ? `, round ${round}` : ''}`;
+    return await measure(label, server, { server: 'bound', synchronous, sites: ['docs'], ...(ratePerSecond ? { ratePerSecond } : {}) });
   } finally {
     await server.stop();
     rmSync(dataDir, { recursive: true, force: true });
@@ -424,7 +431,7 @@ function headlineOf(rounds: { bound: LoadRun; service: LoadRun }[]) {
 }
 
 /** Issue 14's targets: the service at its default durability against the bound at NORMAL, over the alternated rounds. */
-function issue14Targets(headline: ReturnType<typeof headlineOf>, rounds: { bound: LoadRun; service: LoadRun }[], openLoop: LoadRun, openRate: number, serviceRuns: LoadRun[]) {
+function issue14Targets(headline: ReturnType<typeof headlineOf>, rounds: { bound: LoadRun; service: LoadRun }[], open: OpenLoop, serviceRuns: LoadRun[]) {
   const logged = { lines: sum(serviceRuns.map((r) => r.log?.lines ?? 0)), requests: sum(serviceRuns.map((r) => r.log?.requests ?? 0)) };
   return [
     {
@@ -433,7 +440,11 @@ function issue14Targets(headline: ReturnType<typeof headlineOf>, rounds: { bound
       met: headline.ratio >= TARGET.throughputRatio,
     },
     { target: `p99 <= ${TARGET.closedP99Ms} ms, 50 connections, closed loop`, value: `${headline.serviceP99} ms (rounds ${rounds.map((r) => r.service.p99Ms).join(', ')}; bound ${headline.boundP99})`, met: headline.serviceP99 <= TARGET.closedP99Ms },
-    { target: `p99 <= ${TARGET.openP99Ms} ms, open loop at half the throughput (${openRate}/s)`, value: `${openLoop.p99Ms} ms (p50 ${openLoop.p50Ms})`, met: openLoop.p99Ms <= TARGET.openP99Ms },
+    {
+      target: `p99 <= ${TARGET.openP99Ms} ms, open loop at half the throughput (${open.rate}/s)`,
+      value: `${open.serviceP99} ms (rounds ${open.rounds.map((r) => `${r.service.p99Ms}`).join(', ')}; p50 ${open.median.p50Ms}; bound ${open.boundP99}: ${open.rounds.map((r) => r.bound.p99Ms).join(', ')})`,
+      met: open.serviceP99 <= TARGET.openP99Ms,
+    },
     {
       target: `CPU per exchange <= ${TARGET.cpuRatio} x the bound's (measured phase)`,
       value: `${round(headline.cpuRatio, 2)} x (rounds ${headline.pairedCpuRatios.map((x) => round(x, 2)).join(', ')}; medians ${headline.serviceCpu} vs ${headline.boundCpu} µs, ${round(headline.cpuRatioOfMedians, 2)} x)`,
@@ -444,10 +455,25 @@ function issue14Targets(headline: ReturnType<typeof headlineOf>, rounds: { bound
   ];
 }
 
+/** The open loop's alternated rounds at one rate, and their medians. */
+interface OpenLoop {
+  rate: number;
+  rounds: { bound: LoadRun; service: LoadRun }[];
+  serviceP99: number;
+  boundP99: number;
+  /** The service's round with the median p99 (the row reported as "the" open-loop run). */
+  median: LoadRun;
+}
+
+function openLoopOf(rate: number, rounds: { bound: LoadRun; service: LoadRun }[]): OpenLoop {
+  const byP99 = [...rounds.map((r) => r.service)].sort((a, b) => a.p99Ms - b.p99Ms);
+  return { rate, rounds, serviceP99: median(rounds.map((r) => r.service.p99Ms)), boundP99: median(rounds.map((r) => r.bound.p99Ms)), median: byP99[byP99.length >> 1]! };
+}
+
 const LOAD_HEAD = ['run', 'exch/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'peak RSS MB', 'CPU µs/req', 'start ms', 'CPU µs/req measured'];
 const coreTable = (runs: LoadRun[]) =>
   table(
-    `1-2, 5. Service against the bound (same load; ${ROUNDS} alternated rounds, then each durability once, then the open loop)`,
+    `1-2, 5. Service against the bound (same load; ${ROUNDS} alternated rounds, then each durability once, then ${OPEN_ROUNDS} alternated rounds of the open loop)`,
     LOAD_HEAD,
     runs.map((r) => [r.label, r.rps, r.p50Ms, r.p99Ms, r.maxMs, r.errors, r.peakRssMB, r.serverCpuUsPerRequest, r.startMs, r.measuredPhase.serverCpuUsPerRequest]),
   );
@@ -524,11 +550,20 @@ try {
     NORMAL: await serviceRun('service, synchronous=NORMAL', { policies: examples, sites: ['docs'], synchronous: 'NORMAL' }),
   };
   const openRate = Math.max(100, Math.round((headline.serviceRps * OPEN_LOOP_SHARE) / 100) * 100);
-  const openLoop = await serviceRun(`service (default), open loop at ${openRate}/s`, { policies: examples, sites: ['docs'], ratePerSecond: openRate });
+  const openRounds: { bound: LoadRun; service: LoadRun }[] = [];
+  for (let r = 1; r <= OPEN_ROUNDS; r++) {
+    openRounds.push({
+      bound: await boundRun('NORMAL', r, openRate),
+      service: await serviceRun(`service (default), open loop at ${openRate}/s, round ${r}`, { policies: examples, sites: ['docs'], ratePerSecond: openRate }),
+    });
+  }
+  const open = openLoopOf(openRate, openRounds);
+  const openLoop = open.median;
+  const openRuns = openRounds.flatMap((r) => [r.bound, r.service]);
   if (process.env.BENCH_ONLY === 'core') {
     // Section 1 alone, with issue 14's targets (while working on the hot path); writes no results file.
-    const runs = [...rounds.flatMap((r) => [r.bound, r.service]), bound.FULL, service.NORMAL, openLoop];
-    process.stdout.write(`${coreTable(runs)}\n${issue14Table(issue14Targets(headline, rounds, openLoop, openRate, [...rounds.map((r) => r.service), service.NORMAL, openLoop]))}\n`);
+    const runs = [...rounds.flatMap((r) => [r.bound, r.service]), bound.FULL, service.NORMAL, ...openRuns];
+    process.stdout.write(`${coreTable(runs)}\n${issue14Table(issue14Targets(headline, rounds, open, [...rounds.map((r) => r.service), service.NORMAL, ...openRounds.map((r) => r.service)]))}\n`);
     await issuer.close();
     rmSync(work, { recursive: true, force: true });
     process.exit();
@@ -613,8 +648,8 @@ try {
   const writeEmpty = cpuOf(micro.storage, 'replay insert + audit write, 50 in flight (FULL, group commit), audit log empty');
   const writeFull = cpuOf(micro.storage, `replay insert + audit write, 50 in flight (FULL, group commit), audit log ${AUDIT_ROWS.toLocaleString('en')} rows`);
   const largestRun = scaling.at(-1)!;
-  const serviceRuns = [...rounds.map((r) => r.service), service.NORMAL, openLoop, ...scaling, audit1M];
-  const issue14 = issue14Targets(headline, rounds, openLoop, openRate, serviceRuns);
+  const serviceRuns = [...rounds.map((r) => r.service), service.NORMAL, ...openRounds.map((r) => r.service), ...scaling, audit1M];
+  const issue14 = issue14Targets(headline, rounds, open, serviceRuns);
   const targets = [
     ...issue14,
     { target: 'throughput >= 90% of the bound at the same durability (FULL)', value: pct(ratio('FULL')), met: ratio('FULL') >= 0.9 },
@@ -639,7 +674,7 @@ try {
   const out = [
     `deploy-sts benchmark — ${new Date().toISOString()} — Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${mb(totalmem())} MB`,
     `load: ${CONCURRENCY} concurrent keep-alive clients in a separate process, ${WARMUP} warm-up requests, then up to ${MAX_REQUESTS} or ${MAX_SECONDS} s; 90% grants / 10% denials, every jti fresh`,
-    coreTable([...rounds.flatMap((r) => [r.bound, r.service]), bound.FULL, service.NORMAL, openLoop]),
+    coreTable([...rounds.flatMap((r) => [r.bound, r.service]), bound.FULL, service.NORMAL, ...openRuns]),
     `ratio service/bound: FULL ${pct(ratio('FULL'))}, NORMAL ${pct(ratio('NORMAL'))}; CPU per exchange, bound/service: FULL ${pct(bound.FULL.serverCpuUsPerRequest / service.FULL.serverCpuUsPerRequest)}, NORMAL ${pct(bound.NORMAL.serverCpuUsPerRequest / service.NORMAL.serverCpuUsPerRequest)}`,
     issue14Table(issue14),
     `durable audit (FULL, group commit) costs ${pct(durableCost)} of NORMAL's throughput; p99 ${service.FULL.p99Ms} vs ${service.NORMAL.p99Ms} ms`,
@@ -672,7 +707,7 @@ try {
     date: new Date().toISOString(),
     machine: { nproc: cpus().length, cpu: cpus()[0]?.model ?? null, memoryMB: mb(totalmem()), freeMemoryMB: mb(freemem()), node: process.version, platform: `${process.platform} ${process.arch}` },
     load: { concurrency: CONCURRENCY, warmup: WARMUP, maxRequests: MAX_REQUESTS, maxSeconds: MAX_SECONDS, mix: '70% production push, 20% preview (pull_request_target), 10% denied', poolSignSeconds: round(pool.signSeconds, 1) },
-    serviceVsBound: { rounds, headline: { ...headline, medianBound: undefined, medianService: undefined }, bound, service, openLoop, ratio: { FULL: round(ratio('FULL'), 3), NORMAL: round(ratio('NORMAL'), 3) } },
+    serviceVsBound: { rounds, headline: { ...headline, medianBound: undefined, medianService: undefined }, bound, service, openLoop, openLoopRounds: openRounds, ratio: { FULL: round(ratio('FULL'), 3), NORMAL: round(ratio('NORMAL'), 3) } },
     durability: { default: 'FULL', fullCostVsNormal: round(durableCost, 3), FULL: { rps: service.FULL.rps, p99Ms: service.FULL.p99Ms }, NORMAL: { rps: service.NORMAL.rps, p99Ms: service.NORMAL.p99Ms } },
     costPerStep: micro,
     prune,
