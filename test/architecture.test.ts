@@ -16,8 +16,9 @@ const SERVICE = join(ROOT, 'exchange-service');
  * part of adding it.
  */
 const LAYERS: readonly (readonly string[])[] = [
-  // Foundations: the closed sets of reasons and errors, clocks, counters, "did you mean", where the package is, PID files. (shared/ — the wire contract — is below all.)
-  ['denial', 'errors', 'time', 'rate-limit', 'suggest', 'package-root', 'pid-file', 'json-names'],
+  // Foundations: the closed sets of reasons and errors, clocks, counters, "did you mean", where the package is, PID files,
+  // the client's address. (shared/ — the wire contract — is below all.)
+  ['denial', 'errors', 'time', 'rate-limit', 'suggest', 'package-root', 'pid-file', 'json-names', 'client-ip'],
   // GitHub's tokens, the policy engine, what is kept, our token and its keys, and what reads the environment (the
   // options' names apart from their validation: `option-names`).
   // `credentials`: the platform credentials the deploy gateway holds; `verify`: our token for relying parties.

@@ -25,7 +25,7 @@ import { DeployTokenError } from '../access-token/errors.js';
 import { bearerToken } from '../verify/index.js';
 import { verifyDeployToken } from '../verify/token.js';
 import { TooLarge, readBounded } from './bounded.js';
-import { clientIp } from './client-ip.js';
+import { clientIp } from '../client-ip.js';
 import type { GatewayConfig } from '../config.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import type { Forward, GatewayBinding, GatewayPlatform, GatewayRequest, Plan } from './platform.js';

@@ -11,6 +11,7 @@ import { OAuthError, rateLimited, unavailable } from '../errors.js';
 import { exchange, type ExchangeDeps } from '../exchange.js';
 import type { KeyRing } from '../keys/key-ring.js';
 import type { Metrics } from '../metrics.js';
+import { clientIp } from '../client-ip.js';
 import { RateLimiter, addressKey } from '../rate-limit.js';
 import type { AuditRecord, Storage } from '../storage/types.js';
 import { deniedRecord } from '../token-exchange/audit.js';
@@ -47,7 +48,8 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 interface RequestContext {
   id: string;
   started: number;
-  ip: string | undefined;
+  /** The client's address (client-ip.ts), null when the socket has none (it closed). */
+  ip: string | null;
   /** `req.path`, read once (Express parses the URL at each read). */
   path: string;
   /**
@@ -205,6 +207,8 @@ export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
+  // Express's own reading of X-Forwarded-For; the service reads the client's address with client-ip.ts instead (one rule for
+  // the audit, the logs and the limits), and sets this only so that anything of Express's that reads req.ip agrees.
   app.set('trust proxy', deps.trustProxy);
   // Exactly `/token`, not `/TOKEN` or `/token/`: one path per endpoint, so every /token answer is audited.
   app.set('case sensitive routing', true);
@@ -234,15 +238,12 @@ export function createApp(deps: AppDeps): express.Express {
     deps.metrics?.httpRequests.inc({ route, status: String(this.statusCode) });
     logRequest(this.statusCode >= 500 ? 'error' : 'info', lineFields(context, this.req.method, route, this.statusCode));
   }
-  // Without a trusted proxy, the client's address is the socket's: Express's `req.ip` would parse X-Forwarded-For
-  // into an array to drop it again.
-  const clientIp = deps.trustProxy === 0 ? (req: Request) => req.socket.remoteAddress : (req: Request) => req.ip;
   app.use((req, res, next) => {
     const started = performance.now();
     const incoming = req.headers['x-request-id'];
     const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     const path = req.path;
-    const context: RequestContext = { id, started, ip: clientIp(req), path, decision: undefined, pending: undefined };
+    const context: RequestContext = { id, started, ip: clientIp(req, deps.trustProxy), path, decision: undefined, pending: undefined };
     res.locals.request = context;
     res.on('finish', finished);
     const endpoint = oauthEndpoint(path);
@@ -295,7 +296,7 @@ export function createApp(deps: AppDeps): express.Express {
       return next(error);
     }
     const context = res.locals.request as RequestContext;
-    const outcome = await exchange(req.body, deps, context.ip ?? null);
+    const outcome = await exchange(req.body, deps, context.ip);
     const seconds = (performance.now() - started) / 1000;
     if (deps.metrics) {
       const a = outcome.audit;
@@ -419,12 +420,13 @@ export function createApp(deps: AppDeps): express.Express {
       deps.log?.('error', 'unhandled error', { path: req.path, error: (error as Error)?.name });
       oauth = new OAuthError('server_error', 'internal error; nothing was issued', 'internal_error');
     }
-    const sampledOut = oauth.reason === 'rate_limited' && !refusalAuditSampler.take(addressKey(req.ip ?? 'unknown')).allowed;
+    const context = res.locals.request as RequestContext;
+    const sampledOut = oauth.reason === 'rate_limited' && !refusalAuditSampler.take(addressKey(context.ip ?? 'unknown')).allowed;
     if (req.path === '/token' && !sampledOut) {
       // Refused before the exchange ran: audited by the same builder as every other /token decision.
-      const record = deniedRecord({ time: deps.now(), clientIp: req.ip ?? null }, oauth);
+      const record = deniedRecord({ time: deps.now(), clientIp: context.ip }, oauth);
       deps.metrics?.denials.inc({ reason: record.reason });
-      (res.locals.request as RequestContext).decision = { result: 'denied', reason: record.reason };
+      context.decision = { result: 'denied', reason: record.reason };
       try {
         await deps.storage.appendAudit(record);
       } catch (failure) {

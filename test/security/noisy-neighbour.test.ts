@@ -73,6 +73,30 @@ describe('behind one trusted proxy (DEPLOY_STS_TRUST_PROXY=1)', () => {
   it('gives another client its own bucket', async () => {
     expect((await exchangeFrom(suite, '198.51.100.8')).status).toBe(200);
   });
+
+  it('audits and logs a refusal before the exchange (a body it cannot parse) with the same address as a decision', async () => {
+    const send = async () => {
+      const response = await fetch(`${suite.svc.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': '10.6.6.6, 198.51.100.9', 'x-request-id': 'refused-before-exchange' },
+        body: '{"grant_type":',
+      });
+      return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+    };
+    const { audit } = await expectRefused(suite.svc, send, { status: 400, error: 'invalid_request', reason: 'malformed_body' });
+    expect(audit.clientIp).toBe('198.51.100.9');
+    const line = suite.svc.logs.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.request_id === 'refused-before-exchange');
+    expect(line).toMatchObject({ msg: 'request', path: '/token', status: 400, client_ip: '198.51.100.9', reason: 'malformed_body' });
+  });
+
+  it('skips empty X-Forwarded-For entries instead of taking one for the address', async () => {
+    const { audit } = await expectRefused(
+      suite.svc,
+      () => postForm(`${suite.svc.url}/token`, { ...TOKEN_EXCHANGE, subject_token: 'not-a-jwt', resource: 'site:docs' }, { 'x-forwarded-for': '10.7.7.7, 198.51.100.10, ,' }),
+      { status: 400, error: 'invalid_request' },
+    );
+    expect(audit.clientIp).toBe('198.51.100.10');
+  });
 });
 
 describe('the per-repository limit (DEPLOY_STS_RATE_LIMIT_REPOSITORY)', () => {
