@@ -117,6 +117,16 @@ export function remoteKeySource(issuer: string, options: RemoteOptions = {}): Ke
 
   let lastError: string | undefined;
 
+  /**
+   * The key set at time `t`, the one rule both `ensure` and `cachedKey` follow: none fetched yet; `stale` (older than
+   * staleMs: no longer trusted); `old` (older than maxAgeMs: served while a refresh runs); or `fresh`.
+   */
+  function freshness(t: number): 'none' | 'stale' | 'old' | 'fresh' {
+    if (!cached) return 'none';
+    const age = t - cached.fetchedAt;
+    return age > staleMs ? 'stale' : age > maxAgeMs ? 'old' : 'fresh';
+  }
+
   /** Fetch now, sharing one fetch between concurrent callers; rejects with a 503 OAuthError. */
   async function refreshOrFail(): Promise<void> {
     try {
@@ -137,20 +147,19 @@ export function remoteKeySource(issuer: string, options: RemoteOptions = {}): Ke
     if (inflight) await inflight.catch(() => {});
     const t = now();
     const coolingDown = t - lastAttempt < cooldownMs;
-    if (!cached) {
-      if (coolingDown) throw unavailable(`the signing keys of issuer ${issuer} (${lastError ?? 'not fetched yet'})`, 'jwks_unavailable');
-      return refreshOrFail();
+    switch (freshness(t)) {
+      case 'none':
+        if (coolingDown) throw unavailable(`the signing keys of issuer ${issuer} (${lastError ?? 'not fetched yet'})`, 'jwks_unavailable');
+        return refreshOrFail();
+      case 'stale':
+        if (!coolingDown) return refreshOrFail();
+        throw unavailable(`the signing keys of issuer ${issuer} (${lastError ?? 'stale'})`, 'jwks_unavailable');
+      case 'old':
+        if (!coolingDown) refreshOrFail().catch(() => {});
+        return;
+      case 'fresh':
+        if (kid !== undefined && !cached?.keys.has(kid) && !coolingDown) await refreshOrFail().catch(() => {});
     }
-    const age = t - cached.fetchedAt;
-    if (age > staleMs) {
-      if (!coolingDown) return refreshOrFail();
-      throw unavailable(`the signing keys of issuer ${issuer} (${lastError ?? 'stale'})`, 'jwks_unavailable');
-    }
-    if (age > maxAgeMs) {
-      if (!coolingDown) refreshOrFail().catch(() => {});
-      return;
-    }
-    if (kid !== undefined && !cached.keys.has(kid) && !coolingDown) await refreshOrFail().catch(() => {});
   }
 
   return {
@@ -160,11 +169,8 @@ export function remoteKeySource(issuer: string, options: RemoteOptions = {}): Ke
       await ensure(undefined);
     },
     cachedKey(kid) {
-      // Exactly the case in which `ensure` does nothing: no fetch in flight, a key set younger than maxAge (and than
-      // staleMs), and the kid in it.
-      if (inflight || !cached) return undefined;
-      const age = now() - cached.fetchedAt;
-      return age > staleMs || age > maxAgeMs ? undefined : cached.keys.get(kid);
+      // Exactly the case in which `ensure` does nothing: no fetch in flight, a fresh key set, and the kid in it.
+      return inflight || freshness(now()) !== 'fresh' ? undefined : cached?.keys.get(kid);
     },
     async resolve(header) {
       await ensure(typeof header.kid === 'string' ? header.kid : undefined);

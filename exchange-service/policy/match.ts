@@ -69,13 +69,12 @@ export interface Binding {
 /** The grant of `rule` in `file` (one of the site's `files`, which may carry its upstream binding). */
 function grantFrom(site: string, file: PolicyFile, rule: PolicyFile['rules'][number], files: readonly PolicyFile[]): Grant {
   const upstream = upstreamOf(files);
-  // Set key by key, in the order a reader (and JSON) sees: for speed, no `...(x ? { x } : {})`, an object each.
-  const grant: { -readonly [K in keyof Grant]: Grant[K] } = { granted: true, site } as Grant;
-  if (file.org !== undefined) grant.org = file.org;
-  grant.file = file.file;
-  grant.issuer = file.issuer;
-  grant.rule = rule;
-  grant.context = rule.context;
+  // The keys in the order a reader (and JSON) sees, every required one checked by the type: two literals, not
+  // `...(x ? { x } : {})` (for speed: an object each), and the optional keys that come last set after.
+  const grant: { -readonly [K in keyof Grant]: Grant[K] } =
+    file.org !== undefined
+      ? { granted: true, site, org: file.org, file: file.file, issuer: file.issuer, rule, context: rule.context }
+      : { granted: true, site, file: file.file, issuer: file.issuer, rule, context: rule.context };
   if (file.tokenAudience !== undefined) grant.tokenAudience = file.tokenAudience;
   if (upstream) grant.upstream = upstream;
   return grant;
