@@ -7,7 +7,8 @@
  * PAIR_CLI=<path> a second build of the CLI measured as a third column (A/B), PAIR_RATE=<n>/s open loop instead of
  * closed, BENCH_PROFILE=<dir> writes a V8 CPU profile of every service run there, PAIR_NODE_FLAGS more node flags for the
  * service (e.g. `--heap-prof --heap-prof-dir=<dir>` for where it allocates), PAIR_OTHER_NODE_FLAGS node flags for
- * PAIR_CLI's column instead (an A/B of a flag: PAIR_CLI=build/exchange-service/cli.js).
+ * PAIR_CLI's column instead (an A/B of a flag: PAIR_CLI=build/exchange-service/cli.js), PAIR_OTHER_SYNCHRONOUS=NORMAL
+ * PAIR_CLI's column at that durability.
  */
 import { writeExamplePolicies } from '../testing/example-policies.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,6 +29,11 @@ const profileDir = process.env.BENCH_PROFILE;
 /** Node flags of a service column: PAIR_OTHER_NODE_FLAGS for PAIR_CLI's column when set (an A/B of a flag), else PAIR_NODE_FLAGS. */
 const flagsFor = (cli: string | undefined): string | undefined =>
   (cli ? process.env.PAIR_OTHER_NODE_FLAGS : undefined) ?? process.env.PAIR_NODE_FLAGS;
+/** PAIR_OTHER_SYNCHRONOUS=NORMAL: PAIR_CLI's column at that durability (e.g. the same build without its WAL syncs). */
+const otherSynchronous = process.env.PAIR_OTHER_SYNCHRONOUS as 'NORMAL' | 'FULL' | undefined;
+if (otherSynchronous !== undefined && otherSynchronous !== 'NORMAL' && otherSynchronous !== 'FULL') {
+  throw new Error(`PAIR_OTHER_SYNCHRONOUS must be NORMAL or FULL, not ${JSON.stringify(otherSynchronous)}`);
+}
 
 interface Sample { rps: number; p50: number; p99: number; cpuUs: number; errors: number }
 
@@ -65,7 +71,7 @@ try {
       },
     },
     ...[undefined, otherCli].filter((cli, i) => i === 0 || cli).map((cli) => ({
-      name: cli ? `service (${cli})` : 'service FULL',
+      name: cli ? `service (${cli}${otherSynchronous ? `, ${otherSynchronous}` : ''})` : 'service FULL',
       async run() {
         const dataDir = mkdtempSync(join(work, 'data-'));
         // Logging as deployed: info, one line per request, into a file.
@@ -73,6 +79,7 @@ try {
         const server = await startService({
           issuer: issuer.url, audience: BENCH_AUDIENCE, policies: writeExamplePolicies(issuer.url, join(work, 'examples')), dataDir, logFile,
           ...(cli ? { cli } : {}), ...(profileDir ? { cpuProfileDir: profileDir } : {}),
+          ...(cli && otherSynchronous ? { synchronous: otherSynchronous } : {}),
           ...(flagsFor(cli) ? { nodeFlags: flagsFor(cli)!.split(' ').filter(Boolean) } : {}),
         });
         try {
