@@ -4,6 +4,10 @@
  * proxies (DEPLOY_STS_TRUST_PROXY=N) the N-th X-Forwarded-For entry from the right: each proxy appends the address it
  * was called from, so entries left of the ones our proxies appended came from the client and are not believed. With
  * fewer entries than N, the leftmost (as Express's `req.ip` does); empty entries are skipped.
+ *
+ * The header is walked from the right and only as far as needed, with nothing allocated for empty entries: the part
+ * left of our proxies' entries is the client's to fill, up to Node's 16 KiB header limit, and is read on every request
+ * before any rate limit (splitting it into arrays cost ~350 µs for a header of 16,000 commas, as much as an exchange).
  */
 import type { IncomingMessage } from 'node:http';
 
@@ -11,6 +15,32 @@ export function clientIp(req: IncomingMessage, trustProxy: number): string | nul
   const socket = req.socket.remoteAddress ?? null;
   if (trustProxy <= 0) return socket;
   const header = req.headers['x-forwarded-for'];
-  const list = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',').map((s) => s.trim()).filter(Boolean);
-  return list[list.length - trustProxy] ?? list[0] ?? socket;
+  const text = Array.isArray(header) ? header.join(',') : header;
+  if (!text) return socket;
+  let leftmost: string | undefined;
+  let found = 0;
+  let end = text.length;
+  for (;;) {
+    // The entry between the comma before `end` (or the start) and `end`.
+    const comma = end === 0 ? -1 : text.lastIndexOf(',', end - 1);
+    const entry = text.slice(comma + 1, end).trim();
+    if (entry !== '') {
+      if (++found === trustProxy) return withoutPort(entry);
+      leftmost = entry;
+    }
+    if (comma < 0) break;
+    end = comma;
+  }
+  return leftmost === undefined ? socket : withoutPort(leftmost);
+}
+
+/**
+ * An entry as an address. Some proxies append the client's port too (`198.51.100.7:5555`, `[2001:db8::1]:443`): kept,
+ * each source port would be an address of its own, with a rate-limit bucket of its own.
+ */
+function withoutPort(entry: string): string {
+  const bracketed = /^\[([0-9A-Fa-f:.]+)\](?::\d{1,5})?$/.exec(entry);
+  if (bracketed) return bracketed[1]!;
+  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(entry);
+  return v4 ? v4[1]! : entry;
 }

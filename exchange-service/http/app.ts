@@ -48,8 +48,8 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 interface RequestContext {
   id: string;
   started: number;
-  /** The client's address (client-ip.ts), null when the socket has none (it closed). */
-  ip: string | null;
+  /** The client's address (client-ip.ts); none when the socket has closed (the log line then has no client_ip). */
+  ip: string | undefined;
   /** `req.path`, read once (Express parses the URL at each read). */
   path: string;
   /**
@@ -243,7 +243,7 @@ export function createApp(deps: AppDeps): express.Express {
     const incoming = req.headers['x-request-id'];
     const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     const path = req.path;
-    const context: RequestContext = { id, started, ip: clientIp(req, deps.trustProxy), path, decision: undefined, pending: undefined };
+    const context: RequestContext = { id, started, ip: clientIp(req, deps.trustProxy) ?? undefined, path, decision: undefined, pending: undefined };
     res.locals.request = context;
     res.on('finish', finished);
     const endpoint = oauthEndpoint(path);
@@ -296,7 +296,7 @@ export function createApp(deps: AppDeps): express.Express {
       return next(error);
     }
     const context = res.locals.request as RequestContext;
-    const outcome = await exchange(req.body, deps, context.ip);
+    const outcome = await exchange(req.body, deps, context.ip ?? null);
     const seconds = (performance.now() - started) / 1000;
     if (deps.metrics) {
       const a = outcome.audit;
@@ -424,7 +424,7 @@ export function createApp(deps: AppDeps): express.Express {
     const sampledOut = oauth.reason === 'rate_limited' && !refusalAuditSampler.take(addressKey(context.ip ?? 'unknown')).allowed;
     if (req.path === '/token' && !sampledOut) {
       // Refused before the exchange ran: audited by the same builder as every other /token decision.
-      const record = deniedRecord({ time: deps.now(), clientIp: context.ip }, oauth);
+      const record = deniedRecord({ time: deps.now(), clientIp: context.ip ?? null }, oauth);
       deps.metrics?.denials.inc({ reason: record.reason });
       context.decision = { result: 'denied', reason: record.reason };
       try {

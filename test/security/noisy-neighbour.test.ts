@@ -74,6 +74,12 @@ describe('behind one trusted proxy (DEPLOY_STS_TRUST_PROXY=1)', () => {
     expect((await exchangeFrom(suite, '198.51.100.8')).status).toBe(200);
   });
 
+  it('limits by the address, not by the port a proxy may append to it: a new source port per request does not refill the bucket', async () => {
+    for (let i = 0; i < LIMIT; i++) expect((await exchangeFrom(suite, `10.0.0.1, 198.51.100.30:${40_000 + i}`)).status).toBe(200);
+    const { audit } = await expectRefused(suite.svc, () => exchangeFrom(suite, '198.51.100.30:49999'), limited);
+    expect(audit.clientIp).toBe('198.51.100.30');
+  });
+
   it('audits and logs a refusal before the exchange (a body it cannot parse) with the same address as a decision', async () => {
     const send = async () => {
       const response = await fetch(`${suite.svc.url}/token`, {
