@@ -62,6 +62,11 @@ export interface SqliteOptions {
   groupCommit?: boolean;
   /** The WAL size that makes the writer wait for a checkpoint to catch up (default WAL_RESTART_BYTES; tests). */
   walRestartBytes?: number;
+  /**
+   * Starts the checkpoint thread (default: CHECKPOINT_THREAD on `file`). Tests only, to inject a thread that fails:
+   * the storage must then fall back to SQLite's automatic checkpoints.
+   */
+  checkpointThread?: (file: string) => Worker;
 }
 
 /** Rows deleted per statement when pruning, so pruning a large backlog never stalls requests for long. */
@@ -144,8 +149,10 @@ interface WalBound {
  * Moves WAL checkpoints off the event loop and bounds the WAL (see the top of this file). `release`: called when a
  * hold ends.
  */
-function checkpointer(db: DatabaseSync, file: string, wal: WalBound, release: () => void): Checkpointer {
+function checkpointer(db: DatabaseSync, file: string, wal: WalBound, release: () => void, startThread: (file: string) => Worker): Checkpointer {
   let worker: Worker | undefined;
+  /** Resolves when the thread has exited, whenever that was (a thread that died early must not hang close()). */
+  let exited: Promise<void> | undefined;
   let ready = false;
   let inFlight = false;
   let failed = false;
@@ -211,12 +218,13 @@ function checkpointer(db: DatabaseSync, file: string, wal: WalBound, release: ()
     if (worker || failed) return;
     let thread: Worker;
     try {
-      thread = new Worker(CHECKPOINT_THREAD, { eval: true, workerData: { file } });
+      thread = startThread(file);
     } catch {
       failed = true; // automatic checkpoints were never turned off
       return;
     }
     worker = thread;
+    exited = new Promise((resolve) => thread.once('exit', () => resolve()));
     thread.unref();
     thread.on('message', (message: { ready: true } | CheckpointDone) => {
       if ('ready' in message) {
@@ -267,14 +275,11 @@ function checkpointer(db: DatabaseSync, file: string, wal: WalBound, release: ()
       if (!thread) return;
       ready = false;
       failed = true;
-      await new Promise<void>((resolve) => {
-        const force = setTimeout(() => void thread.terminate(), 5_000);
-        thread.once('exit', () => {
-          clearTimeout(force);
-          resolve();
-        });
-        thread.postMessage('close');
-      });
+      // A thread that has exited already (it died, and the writer fell back) drops the message; `exited` has resolved.
+      const force = setTimeout(() => void thread.terminate(), 5_000);
+      thread.postMessage('close');
+      await exited;
+      clearTimeout(force);
     },
   };
 }
@@ -416,7 +421,8 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
       }
     },
   };
-  const checkpoints = grouped ? checkpointer(db, file, walBound, () => writer.resume()) : undefined;
+  const startThread = options.checkpointThread ?? ((path: string) => new Worker(CHECKPOINT_THREAD, { eval: true, workerData: { file: path } }));
+  const checkpoints = grouped ? checkpointer(db, file, walBound, () => writer.resume(), startThread) : undefined;
   const writer: Writer = grouped
     ? groupWriter(db, { syncWal, onCommit: () => checkpoints!.afterCommit(), held: () => checkpoints!.held() })
     : directWriter();

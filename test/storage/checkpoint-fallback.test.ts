@@ -1,0 +1,106 @@
+/**
+ * When the checkpoint thread fails, SQLite's automatic checkpoints come back (storage/sqlite.ts "Checkpoints"): on
+ * real files in temp dirs, with a real worker thread that fails the way a thread can — it dies after saying it is
+ * ready, it throws, or every checkpoint it runs fails. The WAL must stay bounded, no write may be lost, and the
+ * storage must still close: without the fallback nothing would checkpoint at all, and the WAL would grow with every
+ * write.
+ */
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openSqlite } from '../../exchange-service/storage/sqlite.js';
+import type { Storage } from '../../exchange-service/storage/types.js';
+import { grantRecord } from '../postgres/support/records.js';
+
+const ISSUER = 'https://token.actions.githubusercontent.com';
+const DATABASE_FILE = 'deploy-sts.sqlite';
+const MiB = 1024 * 1024;
+/**
+ * The thread starts after 200 commits (~10,000 exchanges at 50 in flight; SQLite checkpoints until then); the 30,000
+ * after it would take a WAL nobody checkpoints far past WAL_BOUND (about 2 KB of WAL per exchange).
+ */
+const EXCHANGES = 40_000;
+const IN_FLIGHT = 50;
+/** SQLite's automatic checkpoint runs past 1,000 pages (4 MiB); a batch's commit can add a little more. */
+const WAL_BOUND = 12 * MiB;
+
+/** Checkpoint threads that fail, as eval'd worker code (each starts as the real one does: it says it is ready). */
+const FAILING_THREADS = {
+  'dies after saying it is ready': `
+    const { parentPort } = require('node:worker_threads');
+    parentPort.postMessage({ ready: true });
+    setTimeout(() => process.exit(3), 20);`,
+  'throws': `
+    const { parentPort } = require('node:worker_threads');
+    parentPort.postMessage({ ready: true });
+    parentPort.on('message', () => { throw new Error('checkpoint thread broke'); });`,
+  'fails every checkpoint': `
+    const { parentPort } = require('node:worker_threads');
+    parentPort.postMessage({ ready: true });
+    parentPort.on('message', (m) => { if (m !== 'close') parentPort.postMessage({ done: true, ok: false, error: 'disk I/O error' }); });`,
+} as const;
+
+const dirs: string[] = [];
+const storages: Storage[] = [];
+const connections: DatabaseSync[] = [];
+
+afterEach(async () => {
+  for (const db of connections.splice(0)) if (db.isOpen) db.close();
+  await Promise.all(storages.splice(0).map((s) => s.close().catch(() => undefined)));
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function walSize(dir: string): number {
+  try {
+    return statSync(join(dir, `${DATABASE_FILE}-wal`)).size;
+  } catch {
+    return 0;
+  }
+}
+
+describe('when the checkpoint thread fails', () => {
+  it.each(Object.keys(FAILING_THREADS) as (keyof typeof FAILING_THREADS)[])(
+    'falls back to SQLite\'s own checkpoints when the thread %s: the WAL stays bounded and every write is kept',
+    async (failure) => {
+      const dir = mkdtempSync(join(tmpdir(), 'deploy-sts-checkpoint-fallback-'));
+      dirs.push(dir);
+      let started = 0;
+      const storage = openSqlite(dir, {
+        synchronous: 'FULL',
+        checkpointThread: () => {
+          started++;
+          return new Worker(FAILING_THREADS[failure], { eval: true });
+        },
+      });
+      storages.push(storage);
+      const other = new DatabaseSync(join(dir, DATABASE_FILE));
+      connections.push(other);
+
+      let peak = 0;
+      let next = 0;
+      let firsts = 0;
+      await Promise.all(
+        Array.from({ length: IN_FLIGHT }, async () => {
+          while (next < EXCHANGES) {
+            const jti = `jti-${next++}`;
+            const use = await storage.recordExchange({ issuer: ISSUER, jti, expiresAt: 2_000_000_000 }, (u) => grantRecord({ detail: `${jti} ${u}` }));
+            if (use === 'first') firsts++;
+            if (started > 0) peak = Math.max(peak, walSize(dir));
+          }
+        }),
+      );
+
+      // A graceful shutdown must not wait for a thread that is gone (it waited forever before session 6).
+      await Promise.race([storage.close(), new Promise((_, reject) => setTimeout(() => reject(new Error('close() hung on the dead thread')), 10_000))]);
+      expect(started, 'the checkpoint thread was started (after the first commits)').toBe(1);
+      expect(firsts).toBe(EXCHANGES);
+      expect(peak, `the WAL peaked at ${(peak / MiB).toFixed(1)} MiB after the thread started`).toBeLessThan(WAL_BOUND);
+      expect(Number((other.prepare('SELECT count(*) AS n FROM replay').get() as { n: number }).n)).toBe(EXCHANGES);
+      expect(Number((other.prepare('SELECT count(*) AS n FROM audit').get() as { n: number }).n)).toBe(EXCHANGES);
+    },
+    60_000,
+  );
+});
