@@ -167,7 +167,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
   const logger = options.logger ?? createLogger(config.logLevel, ownDestination);
   let metrics: Metrics | undefined;
   const policies = await openLivePolicies(config.policies, { load: policyLoadOptions(config), onReload: (result) => reported(result, metrics, logger) });
-  const opened = await openStorage(config);
+  const opened = await openStorage(config, { warn: (message) => logger.warn({ event: 'storage_warning' }, message) });
   const { storage } = opened;
   let closing = false;
   try {

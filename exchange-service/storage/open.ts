@@ -18,6 +18,11 @@ export interface StorageConfig {
   databaseUrl?: string | undefined;
 }
 
+export interface OpenStorageOptions {
+  /** Something the operator should know, that does not stop the storage (SQLite: its checkpoint thread failed). */
+  warn?: (message: string) => void;
+}
+
 /** Where the data is, for whatever else keeps state beside it (the key ring). */
 export type Backend = { kind: 'sqlite'; dataDir: string } | { kind: 'postgres'; pool: Pool; shownUrl: string };
 
@@ -28,10 +33,19 @@ export interface OpenedStorage {
   description: string;
 }
 
-export async function openStorage(config: StorageConfig): Promise<OpenedStorage> {
+export async function openStorage(config: StorageConfig, options: OpenStorageOptions = {}): Promise<OpenedStorage> {
   if (config.databaseUrl) return openPostgres(config.databaseUrl);
+  const warn = options.warn;
   return {
-    storage: openSqlite(config.dataDir, { synchronous: config.synchronous }),
+    storage: openSqlite(config.dataDir, {
+      synchronous: config.synchronous,
+      ...(warn
+        ? {
+            onCheckpointFallback: (cause: string) =>
+              warn(`the SQLite checkpoint thread stopped (${cause}); checkpoints now run on the event loop, which slows answers under load; restart the service to start the thread again`),
+          }
+        : {}),
+    }),
     backend: { kind: 'sqlite', dataDir: config.dataDir },
     description: `sqlite (${config.dataDir}/deploy-sts.sqlite, synchronous=${config.synchronous})`,
   };

@@ -67,6 +67,12 @@ export interface SqliteOptions {
    * the storage must then fall back to SQLite's automatic checkpoints.
    */
   checkpointThread?: (file: string) => Worker;
+  /**
+   * Told once, with the cause, when the checkpoint thread fails and checkpoints move back onto the event loop (SQLite's
+   * automatic checkpoints: the WAL stays bounded, answers wait for them). The service logs it; a restart brings the
+   * thread back.
+   */
+  onCheckpointFallback?: (cause: string) => void;
 }
 
 /** Rows deleted per statement when pruning, so pruning a large backlog never stalls requests for long. */
@@ -134,6 +140,8 @@ interface CheckpointDone {
   busy?: number;
   log?: number;
   checkpointed?: number;
+  /** Why the checkpoint failed (`ok: false`). */
+  error?: string;
 }
 
 /** When the WAL is too large (bounding the WAL, at the top of this file). */
@@ -149,7 +157,14 @@ interface WalBound {
  * Moves WAL checkpoints off the event loop and bounds the WAL (see the top of this file). `release`: called when a
  * hold ends.
  */
-function checkpointer(db: DatabaseSync, file: string, wal: WalBound, release: () => void, startThread: (file: string) => Worker): Checkpointer {
+function checkpointer(
+  db: DatabaseSync,
+  file: string,
+  wal: WalBound,
+  release: () => void,
+  startThread: (file: string) => Worker,
+  onFallback: (cause: string) => void,
+): Checkpointer {
   let worker: Worker | undefined;
   /** Resolves when the thread has exited, whenever that was (a thread that died early must not hang close()). */
   let exited: Promise<void> | undefined;
@@ -178,7 +193,7 @@ function checkpointer(db: DatabaseSync, file: string, wal: WalBound, release: ()
   };
   const checkpointDone = (message: CheckpointDone) => {
     inFlight = false;
-    if (!message.ok) return fallBack();
+    if (!message.ok) return fallBack(`a checkpoint failed: ${message.error ?? 'no reason given'}`);
     const log = message.log ?? -1;
     const complete = message.busy === 0 && log >= 0 && message.checkpointed === log;
     if (holding) {
@@ -202,10 +217,11 @@ function checkpointer(db: DatabaseSync, file: string, wal: WalBound, release: ()
     checkpoint();
   };
 
-  const fallBack = () => {
+  const fallBack = (cause: string) => {
     endHold();
     if (failed) return;
     failed = true;
+    onFallback(cause);
     ready = false;
     try {
       db.exec('PRAGMA wal_autocheckpoint = 1000');
@@ -232,16 +248,16 @@ function checkpointer(db: DatabaseSync, file: string, wal: WalBound, release: ()
         try {
           db.exec('PRAGMA wal_autocheckpoint = 0');
           ready = true;
-        } catch {
-          fallBack();
+        } catch (error) {
+          fallBack(`automatic checkpoints could not be turned off: ${(error as Error).message}`);
         }
       } else {
         checkpointDone(message);
       }
     });
-    thread.on('error', fallBack);
-    thread.on('exit', () => {
-      if (ready) fallBack();
+    thread.on('error', (error) => fallBack(`the thread failed: ${error.message}`));
+    thread.on('exit', (code) => {
+      if (ready) fallBack(`the thread exited (code ${code})`);
     });
   };
 
@@ -422,7 +438,9 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     },
   };
   const startThread = options.checkpointThread ?? ((path: string) => new Worker(CHECKPOINT_THREAD, { eval: true, workerData: { file: path } }));
-  const checkpoints = grouped ? checkpointer(db, file, walBound, () => writer.resume(), startThread) : undefined;
+  const checkpoints = grouped
+    ? checkpointer(db, file, walBound, () => writer.resume(), startThread, options.onCheckpointFallback ?? (() => {}))
+    : undefined;
   const writer: Writer = grouped
     ? groupWriter(db, { syncWal, onCommit: () => checkpoints!.afterCommit(), held: () => checkpoints!.held() })
     : directWriter();

@@ -27,8 +27,16 @@ const IN_FLIGHT = 50;
 /** SQLite's automatic checkpoint runs past 1,000 pages (4 MiB); a batch's commit can add a little more. */
 const WAL_BOUND = 12 * MiB;
 
-/** Checkpoint threads that fail, as eval'd worker code (each starts as the real one does: it says it is ready). */
-const FAILING_THREADS = {
+/**
+ * Checkpoint threads that fail, as eval'd worker code (each starts as the real one does: it says it is ready), and
+ * the cause the storage must report for each.
+ */
+const CAUSES = {
+  'dies after saying it is ready': /^the thread exited \(code 3\)$/,
+  'throws': /^the thread failed: checkpoint thread broke$/,
+  'fails every checkpoint': /^a checkpoint failed: disk I\/O error$/,
+} as const;
+const FAILING_THREADS: Record<keyof typeof CAUSES, string> = {
   'dies after saying it is ready': `
     const { parentPort } = require('node:worker_threads');
     parentPort.postMessage({ ready: true });
@@ -41,7 +49,7 @@ const FAILING_THREADS = {
     const { parentPort } = require('node:worker_threads');
     parentPort.postMessage({ ready: true });
     parentPort.on('message', (m) => { if (m !== 'close') parentPort.postMessage({ done: true, ok: false, error: 'disk I/O error' }); });`,
-} as const;
+};
 
 const dirs: string[] = [];
 const storages: Storage[] = [];
@@ -62,14 +70,16 @@ function walSize(dir: string): number {
 }
 
 describe('when the checkpoint thread fails', () => {
-  it.each(Object.keys(FAILING_THREADS) as (keyof typeof FAILING_THREADS)[])(
+  it.each(Object.keys(CAUSES) as (keyof typeof CAUSES)[])(
     'falls back to SQLite\'s own checkpoints when the thread %s: the WAL stays bounded and every write is kept',
     async (failure) => {
       const dir = mkdtempSync(join(tmpdir(), 'deploy-sts-checkpoint-fallback-'));
       dirs.push(dir);
       let started = 0;
+      const causes: string[] = [];
       const storage = openSqlite(dir, {
         synchronous: 'FULL',
+        onCheckpointFallback: (cause) => causes.push(cause),
         checkpointThread: () => {
           started++;
           return new Worker(FAILING_THREADS[failure], { eval: true });
@@ -96,6 +106,9 @@ describe('when the checkpoint thread fails', () => {
       // A graceful shutdown must not wait for a thread that is gone (it waited forever before session 6).
       await Promise.race([storage.close(), new Promise((_, reject) => setTimeout(() => reject(new Error('close() hung on the dead thread')), 10_000))]);
       expect(started, 'the checkpoint thread was started (after the first commits)').toBe(1);
+      // The operator is told once, with the cause (the service logs it as a warning).
+      expect(causes).toHaveLength(1);
+      expect(causes[0]).toMatch(CAUSES[failure]);
       expect(firsts).toBe(EXCHANGES);
       expect(peak, `the WAL peaked at ${(peak / MiB).toFixed(1)} MiB after the thread started`).toBeLessThan(WAL_BOUND);
       expect(Number((other.prepare('SELECT count(*) AS n FROM replay').get() as { n: number }).n)).toBe(EXCHANGES);
