@@ -5,18 +5,13 @@
  * storage must still close: without the fallback nothing would checkpoint at all, and the WAL would grow with every
  * write.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openSqlite } from '../../exchange-service/storage/sqlite.js';
-import type { Storage } from '../../exchange-service/storage/types.js';
+import { sqliteFiles, walSize } from '../helpers/sqlite-files.js';
 import { grantRecord } from '../postgres/support/records.js';
 
 const ISSUER = 'https://token.actions.githubusercontent.com';
-const DATABASE_FILE = 'deploy-sts.sqlite';
 const MiB = 1024 * 1024;
 /**
  * The thread starts after 200 commits (~10,000 exchanges at 50 in flight; SQLite checkpoints until then); the 30,000
@@ -51,43 +46,24 @@ const FAILING_THREADS: Record<keyof typeof CAUSES, string> = {
     parentPort.on('message', (m) => { if (m !== 'close') parentPort.postMessage({ done: true, ok: false, error: 'disk I/O error' }); });`,
 };
 
-const dirs: string[] = [];
-const storages: Storage[] = [];
-const connections: DatabaseSync[] = [];
-
-afterEach(async () => {
-  for (const db of connections.splice(0)) if (db.isOpen) db.close();
-  await Promise.all(storages.splice(0).map((s) => s.close().catch(() => undefined)));
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
-function walSize(dir: string): number {
-  try {
-    return statSync(join(dir, `${DATABASE_FILE}-wal`)).size;
-  } catch {
-    return 0;
-  }
-}
+const files = sqliteFiles('deploy-sts-checkpoint-fallback-');
 
 describe('when the checkpoint thread fails', () => {
   it.each(Object.keys(CAUSES) as (keyof typeof CAUSES)[])(
     'falls back to SQLite\'s own checkpoints when the thread %s: the WAL stays bounded and every write is kept',
     async (failure) => {
-      const dir = mkdtempSync(join(tmpdir(), 'deploy-sts-checkpoint-fallback-'));
-      dirs.push(dir);
+      const dir = files.dataDir();
       let started = 0;
       const causes: string[] = [];
-      const storage = openSqlite(dir, {
+      const storage = files.storage(openSqlite(dir, {
         synchronous: 'FULL',
         onCheckpointFallback: (cause) => causes.push(cause),
         checkpointThread: () => {
           started++;
           return new Worker(FAILING_THREADS[failure], { eval: true });
         },
-      });
-      storages.push(storage);
-      const other = new DatabaseSync(join(dir, DATABASE_FILE));
-      connections.push(other);
+      }));
+      const other = files.connection(dir);
 
       let peak = 0;
       let next = 0;

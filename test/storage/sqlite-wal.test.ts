@@ -4,17 +4,13 @@
  * checkpoint thread catches up, the next commit rewinds the WAL, `journal_size_limit` truncates the file), and holding
  * commits loses, reorders and hastens no answer.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
-import { afterEach, describe, expect, it } from 'vitest';
+import type { DatabaseSync } from 'node:sqlite';
+import { describe, expect, it } from 'vitest';
 import { openSqlite, type Synchronous } from '../../exchange-service/storage/sqlite.js';
-import type { Storage } from '../../exchange-service/storage/types.js';
+import { sqliteFiles, walSize } from '../helpers/sqlite-files.js';
 import { grantRecord } from '../postgres/support/records.js';
 
 const ISSUER = 'https://token.actions.githubusercontent.com';
-const DATABASE_FILE = 'deploy-sts.sqlite';
 const MiB = 1024 * 1024;
 /** Small, so that a few seconds of writes cross it many times (the default is 64 MiB). */
 const RESTART_BYTES = 2 * MiB;
@@ -27,29 +23,7 @@ const WAL_BOUND = 48 * MiB;
 const EXCHANGES = 20_000;
 const IN_FLIGHT = 50;
 
-const dirs: string[] = [];
-const storages: Storage[] = [];
-const connections: DatabaseSync[] = [];
-
-afterEach(async () => {
-  for (const db of connections.splice(0)) if (db.isOpen) db.close();
-  await Promise.all(storages.splice(0).map((s) => s.close().catch(() => undefined)));
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
-function dataDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'deploy-sts-sqlite-wal-'));
-  dirs.push(dir);
-  return dir;
-}
-
-function walSize(dir: string): number {
-  try {
-    return statSync(join(dir, `${DATABASE_FILE}-wal`)).size;
-  } catch {
-    return 0;
-  }
-}
+const files = sqliteFiles('deploy-sts-sqlite-wal-');
 
 function count(db: DatabaseSync, sql: string, ...params: string[]): number {
   return Number((db.prepare(sql).get(...params) as { n: number }).n);
@@ -58,12 +32,10 @@ function count(db: DatabaseSync, sql: string, ...params: string[]): number {
 describe('the SQLite storage under sustained writes', () => {
   describe.each<Synchronous>(['FULL', 'NORMAL'])('with synchronous=%s', (synchronous) => {
     it(`keeps the WAL under ${WAL_BOUND / MiB} MiB through ${EXCHANGES.toLocaleString('en')} exchanges, ${IN_FLIGHT} in flight, and loses none`, async () => {
-      const dir = dataDir();
-      const storage = openSqlite(dir, { synchronous, walRestartBytes: RESTART_BYTES });
-      storages.push(storage);
+      const dir = files.dataDir();
+      const storage = files.storage(openSqlite(dir, { synchronous, walRestartBytes: RESTART_BYTES }));
       // Another connection, as an operator's shell: an answer means the exchange's rows are committed.
-      const other = new DatabaseSync(join(dir, DATABASE_FILE));
-      connections.push(other);
+      const other = files.connection(dir);
       const visible = other.prepare('SELECT count(*) AS n FROM replay WHERE jti = ?');
 
       let peak = 0;
