@@ -73,6 +73,8 @@ export interface SqliteOptions {
    * thread back.
    */
   onCheckpointFallback?: (cause: string) => void;
+  /** Default CHECKPOINT_STALL_MS (tests). */
+  checkpointStallMs?: number;
 }
 
 /** Rows deleted per statement when pruning, so pruning a large backlog never stalls requests for long. */
@@ -95,6 +97,13 @@ const CHECKPOINT_INTERVAL_MS = 500;
 export const WAL_RESTART_BYTES = 64 * 1024 * 1024;
 /** The longest the writer holds its commits for a checkpoint to catch up. */
 export const HOLD_MAX_MS = 300;
+/**
+ * The longest the checkpoint thread may take to start, or to answer one checkpoint, before the writer gives up on it
+ * and falls back to SQLite's automatic checkpoints. A wedged thread would otherwise leave the WAL to grow without
+ * limit (automatic checkpoints are off while the thread is trusted). A checkpoint that copies the whole 64 MiB bound
+ * takes well under a second here.
+ */
+export const CHECKPOINT_STALL_MS = 10_000;
 /** After a hold whose checkpoint could not copy every frame, the next hold waits this long. */
 const RESTART_RETRY_MS = 1_000;
 
@@ -164,10 +173,13 @@ function checkpointer(
   release: () => void,
   startThread: (file: string) => Worker,
   onFallback: (cause: string) => void,
+  stallMs: number,
 ): Checkpointer {
   let worker: Worker | undefined;
   /** Resolves when the thread has exited, whenever that was (a thread that died early must not hang close()). */
   let exited: Promise<void> | undefined;
+  let startedAt = 0;
+  let closing: Promise<void> | undefined;
   let ready = false;
   let inFlight = false;
   let failed = false;
@@ -235,10 +247,12 @@ function checkpointer(
     let thread: Worker;
     try {
       thread = startThread(file);
-    } catch {
-      failed = true; // automatic checkpoints were never turned off
+    } catch (error) {
+      // Automatic checkpoints were never turned off: only the report is needed.
+      fallBack(`the thread could not start: ${(error as Error).message}`);
       return;
     }
+    startedAt = performance.now();
     worker = thread;
     exited = new Promise((resolve) => thread.once('exit', () => resolve()));
     thread.unref();
@@ -256,9 +270,8 @@ function checkpointer(
       }
     });
     thread.on('error', (error) => fallBack(`the thread failed: ${error.message}`));
-    thread.on('exit', (code) => {
-      if (ready) fallBack(`the thread exited (code ${code})`);
-    });
+    // Whenever it exits except when closed (close() sets `failed` first): before it was ready too.
+    thread.on('exit', (code) => fallBack(`the thread exited (code ${code})`));
   };
 
   return {
@@ -269,6 +282,9 @@ function checkpointer(
         if (commits >= CHECKPOINTER_AFTER_COMMITS) start();
         return;
       }
+      const now = performance.now();
+      if (!ready && now - startedAt > stallMs) return fallBack(`the thread did not start within ${stallMs / 1000} s`);
+      if (inFlight && now - lastAt > stallMs) return fallBack(`a checkpoint did not answer within ${stallMs / 1000} s`);
       if (!ready || holding) return;
       // After a rewind the file is truncated to exactly wal.bytes: it grows past that only when the WAL does.
       if (performance.now() >= retryAt && wal.size() > wal.bytes) {
@@ -285,17 +301,21 @@ function checkpointer(
     },
     held: () => holding,
     start,
-    async close() {
-      endHold();
-      const thread = worker;
-      if (!thread) return;
-      ready = false;
-      failed = true;
-      // A thread that has exited already (it died, and the writer fell back) drops the message; `exited` has resolved.
-      const force = setTimeout(() => void thread.terminate(), 5_000);
-      thread.postMessage('close');
-      await exited;
-      clearTimeout(force);
+    close() {
+      // Every caller waits for the same shutdown.
+      closing ??= (async () => {
+        endHold();
+        const thread = worker;
+        failed = true;
+        if (!thread) return;
+        ready = false;
+        // A thread that has exited already (it died, and the writer fell back) drops the message; `exited` has resolved.
+        const force = setTimeout(() => void thread.terminate(), 5_000);
+        thread.postMessage('close');
+        await exited;
+        clearTimeout(force);
+      })();
+      return closing;
     },
   };
 }
@@ -439,7 +459,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
   };
   const startThread = options.checkpointThread ?? ((path: string) => new Worker(CHECKPOINT_THREAD, { eval: true, workerData: { file: path } }));
   const checkpoints = grouped
-    ? checkpointer(db, file, walBound, () => writer.resume(), startThread, options.onCheckpointFallback ?? (() => {}))
+    ? checkpointer(db, file, walBound, () => writer.resume(), startThread, options.onCheckpointFallback ?? (() => {}), options.checkpointStallMs ?? CHECKPOINT_STALL_MS)
     : undefined;
   const writer: Writer = grouped
     ? groupWriter(db, { syncWal, onCommit: () => checkpoints!.afterCommit(), held: () => checkpoints!.held() })
@@ -460,6 +480,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
                        WHERE a.result = 'granted' AND a.token_jti IS NOT NULL`;
 
   let closed = false;
+  let closing: Promise<void> | undefined;
   const open = () => {
     if (closed) throw new Error('storage is closed');
     writer.check();
@@ -563,13 +584,16 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
       open();
       stmt('SELECT 1').get();
     },
-    async close() {
-      if (closed) return;
-      closed = true;
-      await writer.drain();
-      await checkpoints?.close();
-      db.close();
-      closeWal();
+    close() {
+      // Every caller waits for the same shutdown: a second close() must not return while the database is still open.
+      closing ??= (async () => {
+        closed = true;
+        await writer.drain();
+        await checkpoints?.close();
+        db.close();
+        closeWal();
+      })();
+      return closing;
     },
   };
 }

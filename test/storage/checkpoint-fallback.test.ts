@@ -1,9 +1,9 @@
 /**
  * When the checkpoint thread fails, SQLite's automatic checkpoints come back (storage/sqlite.ts "Checkpoints"): on
- * real files in temp dirs, with a real worker thread that fails the way a thread can — it dies after saying it is
- * ready, it throws, or every checkpoint it runs fails. The WAL must stay bounded, no write may be lost, and the
- * storage must still close: without the fallback nothing would checkpoint at all, and the WAL would grow with every
- * write.
+ * real files in temp dirs, with a real worker thread that fails the ways a thread can — it dies, throws, fails or
+ * never answers its checkpoints, exits or stalls before it is ready, or cannot be started. The WAL must stay bounded,
+ * no write may be lost, the operator is told once why, and the storage must still close: without the fallback
+ * nothing would checkpoint at all, and the WAL would grow with every write.
  */
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
@@ -19,37 +19,64 @@ const MiB = 1024 * 1024;
  */
 const EXCHANGES = 40_000;
 const IN_FLIGHT = 50;
-/** SQLite's automatic checkpoint runs past 1,000 pages (4 MiB); a batch's commit can add a little more. */
+/**
+ * SQLite's automatic checkpoint runs past 1,000 pages (4 MiB), and a batch's commit can add a little more. Without the
+ * fallback the WAL reaches ~175 MiB here.
+ */
 const WAL_BOUND = 12 * MiB;
 
 /**
- * Checkpoint threads that fail, as eval'd worker code (each starts as the real one does: it says it is ready), and
- * the cause the storage must report for each.
+ * How long the writer waits for a thread that does not start or a checkpoint that does not answer (default 10 s):
+ * long enough here for a thread to start on a loaded CI machine, except where the case is the stall itself.
  */
-const CAUSES = {
-  'dies after saying it is ready': /^the thread exited \(code 3\)$/,
-  'throws': /^the thread failed: checkpoint thread broke$/,
-  'fails every checkpoint': /^a checkpoint failed: disk I\/O error$/,
-} as const;
-const FAILING_THREADS: Record<keyof typeof CAUSES, string> = {
-  'dies after saying it is ready': `
-    const { parentPort } = require('node:worker_threads');
-    parentPort.postMessage({ ready: true });
-    setTimeout(() => process.exit(3), 20);`,
-  'throws': `
-    const { parentPort } = require('node:worker_threads');
-    parentPort.postMessage({ ready: true });
-    parentPort.on('message', () => { throw new Error('checkpoint thread broke'); });`,
-  'fails every checkpoint': `
-    const { parentPort } = require('node:worker_threads');
-    parentPort.postMessage({ ready: true });
-    parentPort.on('message', (m) => { if (m !== 'close') parentPort.postMessage({ done: true, ok: false, error: 'disk I/O error' }); });`,
-};
+const STALL_MS = 60_000;
+
+/** A worker running `code` (eval'd, as the real checkpoint thread is). */
+const thread = (code: string) => () => new Worker(`const { parentPort } = require('node:worker_threads');\n${code}`, { eval: true });
+
+/** Checkpoint threads that fail the ways a thread can, and the cause the storage must report for each. */
+const FAILURES = {
+  'dies after saying it is ready': {
+    start: thread(`parentPort.postMessage({ ready: true }); setTimeout(() => process.exit(3), 20);`),
+    cause: /^the thread exited \(code 3\)$/,
+  },
+  'throws': {
+    start: thread(`parentPort.postMessage({ ready: true }); parentPort.on('message', () => { throw new Error('checkpoint thread broke'); });`),
+    cause: /^the thread failed: checkpoint thread broke$/,
+  },
+  'fails every checkpoint': {
+    start: thread(`parentPort.postMessage({ ready: true });
+      parentPort.on('message', (m) => { if (m !== 'close') parentPort.postMessage({ done: true, ok: false, error: 'disk I/O error' }); });`),
+    cause: /^a checkpoint failed: disk I\/O error$/,
+  },
+  'never answers a checkpoint': {
+    start: thread(`parentPort.postMessage({ ready: true }); parentPort.on('message', (m) => { if (m === 'close') process.exit(0); });`),
+    cause: /^a checkpoint did not answer within 0\.5 s$/,
+    stallMs: 500,
+    // Half a second of writes at full speed lands in the WAL before the writer gives up on the thread.
+    walBound: 64 * MiB,
+  },
+  'exits before it is ready': {
+    start: thread(`process.exit(0);`),
+    cause: /^the thread exited \(code 0\)$/,
+  },
+  'never says it is ready': {
+    start: thread(`parentPort.on('message', (m) => { if (m === 'close') process.exit(0); });`),
+    cause: /^the thread did not start within 0\.5 s$/,
+    stallMs: 500,
+  },
+  'cannot be started': {
+    start: (): Worker => {
+      throw new Error('too many threads');
+    },
+    cause: /^the thread could not start: too many threads$/,
+  },
+} as const satisfies Record<string, { start: () => Worker; cause: RegExp; stallMs?: number; walBound?: number }>;
 
 const files = sqliteFiles('deploy-sts-checkpoint-fallback-');
 
 describe('when the checkpoint thread fails', () => {
-  it.each(Object.keys(CAUSES) as (keyof typeof CAUSES)[])(
+  it.each(Object.keys(FAILURES) as (keyof typeof FAILURES)[])(
     'falls back to SQLite\'s own checkpoints when the thread %s: the WAL stays bounded and every write is kept',
     async (failure) => {
       const dir = files.dataDir();
@@ -58,9 +85,10 @@ describe('when the checkpoint thread fails', () => {
       const storage = files.storage(openSqlite(dir, {
         synchronous: 'FULL',
         onCheckpointFallback: (cause) => causes.push(cause),
+        checkpointStallMs: 'stallMs' in FAILURES[failure] ? FAILURES[failure].stallMs : STALL_MS,
         checkpointThread: () => {
           started++;
-          return new Worker(FAILING_THREADS[failure], { eval: true });
+          return FAILURES[failure].start();
         },
       }));
       const other = files.connection(dir);
@@ -84,12 +112,40 @@ describe('when the checkpoint thread fails', () => {
       expect(started, 'the checkpoint thread was started (after the first commits)').toBe(1);
       // The operator is told once, with the cause (the service logs it as a warning).
       expect(causes).toHaveLength(1);
-      expect(causes[0]).toMatch(CAUSES[failure]);
+      expect(causes[0]).toMatch(FAILURES[failure].cause);
       expect(firsts).toBe(EXCHANGES);
-      expect(peak, `the WAL peaked at ${(peak / MiB).toFixed(1)} MiB after the thread started`).toBeLessThan(WAL_BOUND);
+      const bound = 'walBound' in FAILURES[failure] ? FAILURES[failure].walBound : WAL_BOUND;
+      expect(peak, `the WAL peaked at ${(peak / MiB).toFixed(1)} MiB after the thread started`).toBeLessThan(bound);
       expect(Number((other.prepare('SELECT count(*) AS n FROM replay').get() as { n: number }).n)).toBe(EXCHANGES);
       expect(Number((other.prepare('SELECT count(*) AS n FROM audit').get() as { n: number }).n)).toBe(EXCHANGES);
     },
     60_000,
   );
+
+  it('makes a second close() wait for the first: neither returns while the database is still open', async () => {
+    const dir = files.dataDir();
+    const storage = files.storage(
+      openSqlite(dir, {
+        synchronous: 'FULL',
+        // A thread that takes 300 ms to shut down.
+        checkpointThread: thread(`parentPort.postMessage({ ready: true });
+          parentPort.on('message', (m) => { if (m === 'close') setTimeout(() => process.exit(0), 300); else parentPort.postMessage({ done: true, ok: true, busy: 0, log: 0, checkpointed: 0 }); });`),
+      }),
+    );
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: IN_FLIGHT }, async () => {
+        while (next < 12_000) {
+          const jti = `jti-${next++}`;
+          await storage.recordExchange({ issuer: ISSUER, jti, expiresAt: 2_000_000_000 }, (u) => grantRecord({ detail: `${jti} ${u}` }));
+        }
+      }),
+    );
+    const order: string[] = [];
+    const first = storage.close().then(() => order.push('first'));
+    const second = storage.close().then(() => order.push('second'));
+    await Promise.all([first, second]);
+    expect(order).toEqual(['first', 'second']);
+    await expect(storage.recordExchange({ issuer: ISSUER, jti: 'after', expiresAt: 2_000_000_000 }, () => grantRecord({}))).rejects.toThrow(/closed/);
+  });
 });
