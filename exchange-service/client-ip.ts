@@ -5,11 +5,16 @@
  * was called from, so entries left of the ones our proxies appended came from the client and are not believed. With
  * fewer entries than N, the leftmost (as Express's `req.ip` does); empty entries are skipped.
  *
- * The header is walked from the right and only as far as needed, with nothing allocated for empty entries: the part
- * left of our proxies' entries is the client's to fill, up to Node's 16 KiB header limit, and is read on every request
- * before any rate limit (splitting it into arrays cost ~350 µs for a header of 16,000 commas, as much as an exchange).
+ * The header is walked from the right and only as far as needed, stepping over empty entries a character at a time:
+ * the part left of our proxies' entries is the client's to fill, up to Node's 16 KiB header limit, and is read on
+ * every request before any rate limit (splitting it into arrays cost ~350 µs for a header of 16,000 commas, as much
+ * as an exchange; a `lastIndexOf`, `slice` and `trim` per empty entry still ~250 µs; stepping over them ~15 µs).
  */
 import type { IncomingMessage } from 'node:http';
+
+const COMMA = 0x2c;
+const SPACE = 0x20;
+const TAB = 0x09;
 
 export function clientIp(req: IncomingMessage, trustProxy: number): string | null {
   const socket = req.socket.remoteAddress ?? null;
@@ -20,16 +25,23 @@ export function clientIp(req: IncomingMessage, trustProxy: number): string | nul
   let leftmost: string | undefined;
   let found = 0;
   let end = text.length;
-  for (;;) {
+  while (end > 0) {
+    // Empty entries and the blanks around entries, stepped over a character at a time: nothing is looked up or
+    // allocated for them.
+    let c = text.charCodeAt(end - 1);
+    while (c === COMMA || c === SPACE || c === TAB) {
+      if (--end === 0) break;
+      c = text.charCodeAt(end - 1);
+    }
+    if (end === 0) break;
     // The entry between the comma before `end` (or the start) and `end`.
-    const comma = end === 0 ? -1 : text.lastIndexOf(',', end - 1);
+    const comma = text.lastIndexOf(',', end - 1);
     const entry = text.slice(comma + 1, end).trim();
     if (entry !== '') {
       if (++found === trustProxy) return withoutPort(entry);
       leftmost = entry;
     }
-    if (comma < 0) break;
-    end = comma;
+    end = comma < 0 ? 0 : comma;
   }
   return leftmost === undefined ? socket : withoutPort(leftmost);
 }
@@ -39,7 +51,8 @@ export function clientIp(req: IncomingMessage, trustProxy: number): string | nul
  * each source port would be an address of its own, with a rate-limit bucket of its own.
  */
 function withoutPort(entry: string): string {
-  const bracketed = /^\[([0-9A-Fa-f:.]+)\](?::\d{1,5})?$/.exec(entry);
+  // Whatever is in the brackets (an IPv6 address, with a zone such as `%eth0`): only a proxy writes this entry.
+  const bracketed = /^\[([^\]\s]+)\](?::\d{1,5})?$/.exec(entry);
   if (bracketed) return bracketed[1]!;
   const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(entry);
   return v4 ? v4[1]! : entry;

@@ -57,18 +57,20 @@ describe('behind trusted proxies', () => {
     expect(clientIp(request('6.6.6.6, 198.51.100.7:5555'), 1)).toBe('198.51.100.7');
     expect(clientIp(request('[2001:db8::1]:443'), 1)).toBe('2001:db8::1');
     expect(clientIp(request('[2001:db8::1]'), 1)).toBe('2001:db8::1');
+    expect(clientIp(request('[fe80::1%eth0]:443'), 1)).toBe('fe80::1%eth0');
     expect(clientIp(request('2001:db8::1'), 1)).toBe('2001:db8::1');
     expect(clientIp(request('::ffff:192.0.2.1'), 1)).toBe('::ffff:192.0.2.1');
   });
 
-  it('reads a header of 16 KiB of commas (the client fills the left part, up to Node\'s header limit) as no entry', () => {
+  it('reads a header of 16 KiB of commas and blanks (the client fills the left part, up to Node\'s header limit) as no entry', () => {
     expect(clientIp(request(','.repeat(16 * 1024)), 1)).toBe(SOCKET);
+    expect(clientIp(request(', \t'.repeat(5 * 1024)), 1)).toBe(SOCKET);
     expect(clientIp(request(`${','.repeat(16 * 1024)}198.51.100.7`), 2)).toBe('198.51.100.7');
   });
 
   it('agrees with the plain reading of the rule on any header without ports', () => {
     const entry = fc.oneof(
-      fc.constantFrom('', ' ', '\t', '198.51.100.7', '2001:db8::5', 'unknown', '10.0.0.1'),
+      fc.constantFrom('', ' ', '\t', '  \t ', '\u00a0', ' 198.51.100.8\u00a0', '198.51.100.7', '2001:db8::5', 'unknown', '10.0.0.1'),
       fc.ipV4(),
       fc.ipV6(),
       fc.string({ maxLength: 6 }).filter((s) => !s.includes(',')),
