@@ -167,13 +167,14 @@ export async function startService(config: Config, options: StartOptions = {}): 
   const logger = options.logger ?? createLogger(config.logLevel, ownDestination);
   let metrics: Metrics | undefined;
   const policies = await openLivePolicies(config.policies, { load: policyLoadOptions(config), onReload: (result) => reported(result, metrics, logger) });
-  const opened = await openStorage(config, { warn: (message) => logger.warn({ event: 'storage_warning' }, message) });
+  const storageWarning = (message: string) => logger.warn({ event: 'storage_warning' }, message);
+  const opened = await openStorage(config, { warn: storageWarning });
   const { storage } = opened;
   let closing = false;
   try {
     const { keys, description: storageDescription } = await openSigningKeys(opened, {
       keyEncryptionKeyFile: config.keyEncryptionKeyFile,
-      warn: (message) => logger.warn({ event: 'storage_warning' }, message),
+      warn: storageWarning,
     });
     const sources = new Map<string, KeySource>();
     for (const issuer of config.issuers) {

@@ -35,16 +35,11 @@ export interface OpenedStorage {
 
 export async function openStorage(config: StorageConfig, options: OpenStorageOptions = {}): Promise<OpenedStorage> {
   if (config.databaseUrl) return openPostgres(config.databaseUrl);
-  const warn = options.warn;
   return {
     storage: openSqlite(config.dataDir, {
       synchronous: config.synchronous,
-      ...(warn
-        ? {
-            onCheckpointFallback: (cause: string) =>
-              warn(`the SQLite checkpoint thread stopped (${cause}); checkpoints now run on the event loop, which slows answers under load; restart the service to start the thread again`),
-          }
-        : {}),
+      onCheckpointFallback: (cause) =>
+        options.warn?.(`the SQLite checkpoint thread stopped (${cause}); checkpoints now run on the event loop, which slows answers under load; restart the service to start the thread again`),
     }),
     backend: { kind: 'sqlite', dataDir: config.dataDir },
     description: `sqlite (${config.dataDir}/deploy-sts.sqlite, synchronous=${config.synchronous})`,

@@ -287,7 +287,7 @@ function checkpointer(
       if (inFlight && now - lastAt > stallMs) return fallBack(`a checkpoint did not answer within ${stallMs / 1000} s`);
       if (!ready || holding) return;
       // After a rewind the file is truncated to exactly wal.bytes: it grows past that only when the WAL does.
-      if (performance.now() >= retryAt && wal.size() > wal.bytes) {
+      if (now >= retryAt && wal.size() > wal.bytes) {
         // Hold only once a checkpoint has just ended, so that the held one copies only what was committed while that
         // one ran (a few ms of commits), not everything since the last checkpoint (up to CHECKPOINT_INTERVAL_MS of
         // them): a hold of one or two disk syncs (the open loop at 1,500/s: holds of 6–15 ms every half second were
@@ -296,7 +296,7 @@ function checkpointer(
         if (!inFlight) checkpoint();
         return;
       }
-      if (inFlight || performance.now() - lastAt < CHECKPOINT_INTERVAL_MS) return;
+      if (inFlight || now - lastAt < CHECKPOINT_INTERVAL_MS) return;
       checkpoint();
     },
     held: () => holding,
