@@ -21,7 +21,7 @@ import { remoteKeySource, staticKeySource, type KeySource } from './oidc/jwks.js
 import { CLOCK_TOLERANCE_SECONDS, verifyGitHubToken } from './oidc/verify-oidc.js';
 import { openLivePolicies, type ReloadResult } from './policy/live.js';
 import type { PolicyLoadOptions } from './policy/load.js';
-import { openStorage } from './storage/open.js';
+import { openStorage, type SqliteTestHooks } from './storage/open.js';
 import type { Storage } from './storage/types.js';
 
 export interface RunningService {
@@ -49,6 +49,8 @@ export interface StartOptions {
   logDestination?: LineDestination;
   /** Write the human-readable start-up banner here (default: stderr). */
   banner?: (text: string) => void;
+  /** Tests only: fail SQLite's checkpoint thread or hold its WAL syncs back, as a real disk or thread can. */
+  sqliteTestHooks?: SqliteTestHooks | undefined;
 }
 
 const SECONDS = () => Math.floor(Date.now() / 1000);
@@ -168,7 +170,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
   let metrics: Metrics | undefined;
   const policies = await openLivePolicies(config.policies, { load: policyLoadOptions(config), onReload: (result) => reported(result, metrics, logger) });
   const storageWarning = (message: string) => logger.warn({ event: 'storage_warning' }, message);
-  const opened = await openStorage(config, { warn: storageWarning });
+  const opened = await openStorage(config, { warn: storageWarning, sqliteTestHooks: options.sqliteTestHooks });
   const { storage } = opened;
   let closing = false;
   try {

@@ -82,6 +82,11 @@ export interface Writer {
   check(): void;
   /** Commit what was held. */
   resume(): void;
+  /**
+   * How long the oldest WAL sync still in flight has been running at `now` (a `performance.now()` reading), in ms; 0
+   * when none is. A sync that does not end holds every durable answer behind it (sqlite.ts: readiness).
+   */
+  syncRunningFor(now: number): number;
 }
 
 type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
@@ -104,6 +109,8 @@ interface Committed {
 
 interface InFlightSync {
   lane: SyncLane;
+  /** When it began (`performance.now()`). */
+  startedAt: number;
   /** Committed writes this sync answers (emptied once answered, possibly by a later sync). */
   covered: Committed[];
 }
@@ -126,6 +133,7 @@ export function directWriter(): Writer {
     async drain() {},
     check() {},
     resume() {},
+    syncRunningFor: () => 0,
   };
 }
 
@@ -213,7 +221,7 @@ export function groupWriter(db: DatabaseSync, options: GroupWriterOptions): Writ
     }
     const lane: SyncLane = inFlight.length === 0 ? 0 : inFlight[0]!.lane === 0 ? 1 : 0;
     lastStart = performance.now();
-    const sync: InFlightSync = { lane, covered: unsynced };
+    const sync: InFlightSync = { lane, startedAt: lastStart, covered: unsynced };
     unsynced = [];
     urgent = false;
     inFlight.push(sync);
@@ -366,6 +374,10 @@ export function groupWriter(db: DatabaseSync, options: GroupWriterOptions): Writ
     },
     resume() {
       if (queue.length > 0) schedule();
+    },
+    syncRunningFor(now: number) {
+      // Oldest first: the first in flight has run longest.
+      return inFlight.length === 0 ? 0 : Math.max(0, now - inFlight[0]!.startedAt);
     },
   };
 }

@@ -8,7 +8,7 @@ import type { Pool } from 'pg';
 import { redactDatabaseUrl } from './database-url.js';
 import { migrate } from './pg-migrations.js';
 import { createPool, postgresStorage } from './postgres.js';
-import { openSqlite, type Synchronous } from './sqlite.js';
+import { openSqlite, type SqliteOptions, type Synchronous } from './sqlite.js';
 import type { Storage } from './types.js';
 
 export interface StorageConfig {
@@ -21,7 +21,12 @@ export interface StorageConfig {
 export interface OpenStorageOptions {
   /** Something the operator should know, that does not stop the storage (SQLite: its checkpoint thread failed). */
   warn?: (message: string) => void;
+  /** Tests only: SQLite's hooks for a checkpoint thread that fails and a WAL sync held back (sqlite.ts). */
+  sqliteTestHooks?: SqliteTestHooks | undefined;
 }
+
+/** The SQLite options a test may set through the service, to fail what a real disk or thread can fail. */
+export type SqliteTestHooks = Pick<SqliteOptions, 'checkpointThread' | 'checkpointStallMs' | 'wrapSyncWal' | 'syncStallMs'>;
 
 /** Where the data is, for whatever else keeps state beside it (the key ring). */
 export type Backend = { kind: 'sqlite'; dataDir: string } | { kind: 'postgres'; pool: Pool; shownUrl: string };
@@ -37,6 +42,7 @@ export async function openStorage(config: StorageConfig, options: OpenStorageOpt
   if (config.databaseUrl) return openPostgres(config.databaseUrl);
   return {
     storage: openSqlite(config.dataDir, {
+      ...options.sqliteTestHooks,
       synchronous: config.synchronous,
       onCheckpointFallback: (cause) =>
         options.warn?.(`the SQLite checkpoint thread stopped (${cause}); checkpoints now run on the event loop, which slows answers under load; restart the service to start the thread again`),

@@ -75,6 +75,13 @@ export interface SqliteOptions {
   onCheckpointFallback?: (cause: string) => void;
   /** Default CHECKPOINT_STALL_MS (tests). */
   checkpointStallMs?: number;
+  /** Default SYNC_STALL_MS (tests). */
+  syncStallMs?: number;
+  /**
+   * Tests only: wraps the WAL sync under FULL (`fdatasync` of a lane's descriptor), to hold a real sync's answer back
+   * as a disk that stops answering would.
+   */
+  wrapSyncWal?: (sync: SyncWal) => SyncWal;
 }
 
 /** Rows deleted per statement when pruning, so pruning a large backlog never stalls requests for long. */
@@ -104,6 +111,12 @@ export const HOLD_MAX_MS = 300;
  * takes well under a second here.
  */
 export const CHECKPOINT_STALL_MS = 10_000;
+/**
+ * A WAL sync running longer than this makes the storage not ready (`ping`, so /readyz answers 503): every answer that
+ * must be durable waits for it, so a load balancer should send exchanges elsewhere. A sync takes 0.3–15 ms here; a
+ * disk that has not answered one in seconds has stopped (a failing device, a network volume that went away).
+ */
+export const SYNC_STALL_MS = 5_000;
 /** After a hold whose checkpoint could not copy every frame, the next hold waits this long. */
 const RESTART_RETRY_MS = 1_000;
 
@@ -443,7 +456,9 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
    */
   const walFds = opened.length === 2 ? ([opened[0]!, opened[1]!] as const) : undefined;
   const walFd = walFds?.[0];
-  const syncWal: SyncWal | undefined = walFds && ((lane, done) => fdatasync(walFds[lane], done));
+  const realSync: SyncWal | undefined = walFds && ((lane, done) => fdatasync(walFds[lane], done));
+  const syncWal = realSync && options.wrapSyncWal ? options.wrapSyncWal(realSync) : realSync;
+  const syncStallMs = options.syncStallMs ?? SYNC_STALL_MS;
   // A WAL frame is a page and its 24-byte header.
   const pageSize = Number((db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size);
   const walBound: WalBound = {
@@ -582,6 +597,13 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     },
     async ping() {
       open();
+      const running = writer.syncRunningFor(performance.now());
+      if (running > syncStallMs) {
+        throw new Error(
+          `a sync of the write-ahead log (${wal}) has not finished in ${(running / 1000).toFixed(1)} s, and every exchange waits for it: ` +
+            'the disk is not answering; check the device (dmesg, iostat). The service is ready again once the sync ends',
+        );
+      }
       stmt('SELECT 1').get();
     },
     close() {

@@ -97,7 +97,10 @@ export interface Storage {
   findAudit(id: number): Promise<StoredAudit | undefined>;
   /** Delete replay and revocation rows whose expiry has passed; returns how many. Audit rows are kept. */
   prune(now: number): Promise<number>;
-  /** Cheap liveness probe for /readyz. */
+  /**
+   * Cheap readiness probe for /readyz: throws, saying why, when the storage cannot take an exchange now (closed, not
+   * reachable; SQLite: a WAL sync that has not finished within SYNC_STALL_MS).
+   */
   ping(): Promise<void>;
   close(): Promise<void>;
   /** The deploy gateway's credentials, deploys and audit log (storage/gateway-types.ts). */

@@ -11,6 +11,7 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll } from 'vitest';
 import { loadConfig } from '../../exchange-service/config.js';
 import { startService as start, type RunningService } from '../../exchange-service/service.js';
+import type { SqliteTestHooks } from '../../exchange-service/storage/open.js';
 import { EXAMPLE_POLICIES, writeExamplePolicies } from '../../testing/example-policies.js';
 import { DEFAULT_AUDIENCE, startIssuer, type TestIssuer } from './issuer.js';
 
@@ -36,6 +37,8 @@ export interface ServiceOptions {
   dataDir?: string;
   /** More DEPLOY_STS_* variables. */
   env?: Record<string, string>;
+  /** Fail SQLite's checkpoint thread or hold its WAL syncs back (storage/open.ts). */
+  sqliteTestHooks?: SqliteTestHooks;
 }
 
 export interface TestService {
@@ -115,7 +118,7 @@ export async function startService(options: ServiceOptions): Promise<TestService
   });
   let service: RunningService;
   try {
-    service = await start(loadConfig(envFor(options, dataDir)), { logDestination: sink, banner: (text) => logs.push(text) });
+    service = await start(loadConfig(envFor(options, dataDir)), { logDestination: sink, banner: (text) => logs.push(text), sqliteTestHooks: options.sqliteTestHooks });
   } catch (error) {
     if (ownDir) rmSync(dataDir, { recursive: true, force: true });
     throw error;
