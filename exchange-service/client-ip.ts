@@ -48,12 +48,22 @@ export function clientIp(req: IncomingMessage, trustProxy: number): string | nul
 
 /**
  * An entry as an address. Some proxies append the client's port too (`198.51.100.7:5555`, `[2001:db8::1]:443`): kept,
- * each source port would be an address of its own, with a rate-limit bucket of its own.
+ * each source port would be an address of its own, with a rate-limit bucket of its own. A port is dropped only where
+ * the entry without it is an address and with it is not; `2001:db8::1:443` is a valid IPv6 address as it stands, so it
+ * is kept whole.
  */
 function withoutPort(entry: string): string {
   // Whatever is in the brackets (an IPv6 address, with a zone such as `%eth0`): only a proxy writes this entry.
-  const bracketed = /^\[([^\]\s]+)\](?::\d{1,5})?$/.exec(entry);
+  const bracketed = BRACKETED.exec(entry);
   if (bracketed) return bracketed[1]!;
-  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(entry);
-  return v4 ? v4[1]! : entry;
+  const unbracketed = V4_WITH_PORT.exec(entry) ?? V6_DOTTED_WITH_PORT.exec(entry) ?? V6_FULL_WITH_PORT.exec(entry);
+  return unbracketed ? unbracketed[1]! : entry;
 }
+
+const BRACKETED = /^\[([^\]\s]+)\](?::\d{1,5})?$/;
+/** `198.51.100.7:5555`. */
+const V4_WITH_PORT = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/;
+/** `::ffff:198.51.100.7:80`: nothing may follow an IPv6 address's dotted quad but a port. */
+const V6_DOTTED_WITH_PORT = /^([0-9a-fA-F:]*:\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/;
+/** `2001:db8:0:0:0:0:0:1:443`: nine groups without `::`, one more than an IPv6 address has. */
+const V6_FULL_WITH_PORT = /^((?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}):\d{1,5}$/;

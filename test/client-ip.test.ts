@@ -60,6 +60,26 @@ describe('behind trusted proxies', () => {
     expect(clientIp(request('[fe80::1%eth0]:443'), 1)).toBe('fe80::1%eth0');
     expect(clientIp(request('2001:db8::1'), 1)).toBe('2001:db8::1');
     expect(clientIp(request('::ffff:192.0.2.1'), 1)).toBe('::ffff:192.0.2.1');
+    // Unbracketed IPv6 with a port, where the address alone could not end that way.
+    expect(clientIp(request('::ffff:192.0.2.1:80'), 1)).toBe('::ffff:192.0.2.1');
+    expect(clientIp(request('2001:db8:0:0:0:0:0:1:443'), 1)).toBe('2001:db8:0:0:0:0:0:1');
+    // A valid address as it stands: its last group is not taken for a port.
+    expect(clientIp(request('2001:db8::1:443'), 1)).toBe('2001:db8::1:443');
+    expect(clientIp(request('2001:db8:0:0:0:0:1:443'), 1)).toBe('2001:db8:0:0:0:0:1:443');
+  });
+
+  it('drops the port from every valid address written with one, and from no valid address written without', () => {
+    const address = fc.oneof(fc.ipV4(), fc.ipV6());
+    fc.assert(
+      fc.property(address, fc.integer({ min: 0, max: 65535 }), (ip, port) => {
+        expect(clientIp(request(ip), 1)).toBe(ip);
+        expect(clientIp(request(`[${ip}]:${port}`), 1)).toBe(ip);
+        // Unbracketed, a port is recognised only where the address could not end that way.
+        const bare = clientIp(request(`${ip}:${port}`), 1);
+        if (!ip.includes(':') || /\d\.\d+$/.test(ip) || (ip.split(':').length === 8 && !ip.includes('::'))) expect(bare).toBe(ip);
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('reads a header of 16 KiB of commas and blanks (the client fills the left part, up to Node\'s header limit) as no entry', () => {
