@@ -4,6 +4,7 @@
  * of that came from the client.
  */
 import type { IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { clientIp } from '../exchange-service/client-ip.js';
@@ -60,12 +61,17 @@ describe('behind trusted proxies', () => {
     expect(clientIp(request('[fe80::1%eth0]:443'), 1)).toBe('fe80::1%eth0');
     expect(clientIp(request('2001:db8::1'), 1)).toBe('2001:db8::1');
     expect(clientIp(request('::ffff:192.0.2.1'), 1)).toBe('::ffff:192.0.2.1');
-    // Unbracketed IPv6 with a port, where the address alone could not end that way.
+    // Unbracketed IPv6 with a port, where the entry as it stands is not an address.
     expect(clientIp(request('::ffff:192.0.2.1:80'), 1)).toBe('::ffff:192.0.2.1');
     expect(clientIp(request('2001:db8:0:0:0:0:0:1:443'), 1)).toBe('2001:db8:0:0:0:0:0:1');
-    // A valid address as it stands: its last group is not taken for a port.
+    // A Linux source port has five digits: never a group of an IPv6 address.
+    expect(clientIp(request('2001:db8::7:40001'), 1)).toBe('2001:db8::7');
+    // A valid address as it stands: its last group is not taken for a port (a proxy that appends ports must bracket IPv6).
     expect(clientIp(request('2001:db8::1:443'), 1)).toBe('2001:db8::1:443');
     expect(clientIp(request('2001:db8:0:0:0:0:1:443'), 1)).toBe('2001:db8:0:0:0:0:1:443');
+    // Nothing that is not an address becomes one by losing a port-shaped tail.
+    expect(clientIp(request('unknown:80'), 1)).toBe('unknown:80');
+    expect(clientIp(request(`${'1:'.repeat(40)}1:80`), 1)).toBe(`${'1:'.repeat(40)}1:80`);
   });
 
   it('drops the port from every valid address written with one, and from no valid address written without', () => {
@@ -74,9 +80,9 @@ describe('behind trusted proxies', () => {
       fc.property(address, fc.integer({ min: 0, max: 65535 }), (ip, port) => {
         expect(clientIp(request(ip), 1)).toBe(ip);
         expect(clientIp(request(`[${ip}]:${port}`), 1)).toBe(ip);
-        // Unbracketed, a port is recognised only where the address could not end that way.
-        const bare = clientIp(request(`${ip}:${port}`), 1);
-        if (!ip.includes(':') || /\d\.\d+$/.test(ip) || (ip.split(':').length === 8 && !ip.includes('::'))) expect(bare).toBe(ip);
+        // Unbracketed, the port is dropped unless the entry with it is an address as it stands (`2001:db8::1:443`).
+        const entry = `${ip}:${port}`;
+        expect(clientIp(request(entry), 1)).toBe(isIP(entry) === 0 ? ip : entry);
       }),
       { numRuns: 2000 },
     );
@@ -103,6 +109,15 @@ describe('behind trusted proxies', () => {
         // The plain reading keeps a port-shaped entry as it is; clientIp drops the port (the test above).
         if (expected !== undefined && /^\[|^\d{1,3}(\.\d{1,3}){3}:\d/.test(expected)) return;
         expect(got).toBe(expected ?? SOCKET);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('drops any ephemeral source port (five digits) from an unbracketed IPv6 address, compressed or not', () => {
+    fc.assert(
+      fc.property(fc.ipV6(), fc.integer({ min: 10000, max: 65535 }), (ip, port) => {
+        expect(clientIp(request(`${ip}:${port}`), 1)).toBe(ip);
       }),
       { numRuns: 2000 },
     );

@@ -39,6 +39,9 @@ export const SERVE_OPTION_HELP: Record<OptionName, { value: string; description:
 /** Camel-cased commander key of an option (`DATA_DIR` → `dataDir`). */
 const key = (o: string) => flagName(o).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
+/** How long SIGTERM or SIGINT waits for in-flight requests and the storage before the process exits anyway (code 1). */
+const SHUTDOWN_LIMIT_MS = 10_000;
+
 async function serve(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Promise<number> {
   const values: Record<string, string | undefined> = {};
   for (const o of OPTION_NAMES) {
@@ -68,11 +71,21 @@ async function serve(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
     if (stopping) return;
     stopping = true;
     service.logger.info({ event: 'shutdown', signal }, 'draining in-flight requests');
-    const force = setTimeout(() => process.exit(1), 10_000);
+    const force = setTimeout(() => {
+      // The logger's pending lines are written at exit.
+      service.logger.error(
+        { event: 'shutdown_forced' },
+        `the service did not stop within ${SHUTDOWN_LIMIT_MS / 1000} s (a request still in flight, or a write-ahead log sync the disk has not answered); exiting with code 1`,
+      );
+      process.exit(1);
+    }, SHUTDOWN_LIMIT_MS);
     force.unref();
     service.close().then(
       () => process.exit(0),
-      () => process.exit(1),
+      (error: Error) => {
+        service.logger.error({ event: 'shutdown_failed', error: error.message }, 'the service could not close cleanly; exiting with code 1');
+        process.exit(1);
+      },
     );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -83,10 +83,11 @@ export interface Writer {
   /** Commit what was held. */
   resume(): void;
   /**
-   * How long the oldest WAL sync still in flight has been running at `now` (a `performance.now()` reading), in ms; 0
-   * when none is. A sync that does not end holds every durable answer behind it (sqlite.ts: readiness).
+   * How long, at `now` (a `performance.now()` reading), syncs have been in flight with none ending, in ms: since the
+   * later of the oldest one's start and the last one's end; 0 when none is in flight. While no sync ends, no durable
+   * write is answered (sqlite.ts: readiness); one stuck lane beside another whose syncs end holds nothing back.
    */
-  syncRunningFor(now: number): number;
+  syncStalledFor(now: number): number;
 }
 
 type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
@@ -133,7 +134,7 @@ export function directWriter(): Writer {
     async drain() {},
     check() {},
     resume() {},
-    syncRunningFor: () => 0,
+    syncStalledFor: () => 0,
   };
 }
 
@@ -157,6 +158,8 @@ export function groupWriter(db: DatabaseSync, options: GroupWriterOptions): Writ
   let patientTimer: NodeJS.Timeout | undefined;
   /** When the last sync began; the next begins SYNC_SPACING_MS later at the earliest. */
   let lastStart = -Infinity;
+  /** When a sync last ended (readiness: syncStalledFor). */
+  let lastEnd = -Infinity;
   /** Wakes the writer when a sync may begin again. */
   let laneTimer: NodeJS.Timeout | undefined;
   let draining = false;
@@ -192,6 +195,7 @@ export function groupWriter(db: DatabaseSync, options: GroupWriterOptions): Writ
   };
 
   const syncDone = (sync: InFlightSync, error: Error | null) => {
+    lastEnd = performance.now();
     if (laneTimer !== undefined) {
       clearTimeout(laneTimer);
       laneTimer = undefined;
@@ -375,9 +379,9 @@ export function groupWriter(db: DatabaseSync, options: GroupWriterOptions): Writ
     resume() {
       if (queue.length > 0) schedule();
     },
-    syncRunningFor(now: number) {
-      // Oldest first: the first in flight has run longest.
-      return inFlight.length === 0 ? 0 : Math.max(0, now - inFlight[0]!.startedAt);
+    syncStalledFor(now: number) {
+      // Oldest first: the first in flight has waited longest.
+      return inFlight.length === 0 ? 0 : Math.max(0, now - Math.max(inFlight[0]!.startedAt, lastEnd));
     },
   };
 }

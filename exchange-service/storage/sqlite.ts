@@ -112,9 +112,10 @@ export const HOLD_MAX_MS = 300;
  */
 export const CHECKPOINT_STALL_MS = 10_000;
 /**
- * A WAL sync running longer than this makes the storage not ready (`ping`, so /readyz answers 503): every answer that
- * must be durable waits for it, so a load balancer should send exchanges elsewhere. A sync takes 0.3–15 ms here; a
- * disk that has not answered one in seconds has stopped (a failing device, a network volume that went away).
+ * WAL syncs in flight with none ending for longer than this make the storage not ready (`ping`, so /readyz answers
+ * 503): every answer that must be durable waits for one, so a load balancer should send exchanges elsewhere. A sync
+ * takes 0.3–15 ms here; a disk that has not answered one in seconds has stopped (a failing device, a network volume
+ * that went away), or the syncs wait in libuv's thread pool behind tasks that do not end.
  */
 export const SYNC_STALL_MS = 5_000;
 /** After a hold whose checkpoint could not copy every frame, the next hold waits this long. */
@@ -597,11 +598,12 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     },
     async ping() {
       open();
-      const running = writer.syncRunningFor(performance.now());
-      if (running > syncStallMs) {
+      const stalled = writer.syncStalledFor(performance.now());
+      if (stalled > syncStallMs) {
         throw new Error(
-          `a sync of the write-ahead log (${wal}) has not finished in ${(running / 1000).toFixed(1)} s, and every exchange waits for it: ` +
-            'the disk is not answering; check the device (dmesg, iostat). The service is ready again once the sync ends',
+          `no sync of the write-ahead log (${wal}) has finished in ${(stalled / 1000).toFixed(1)} s, and every exchange waits for one: ` +
+            'the disk is not answering (check the device: dmesg, iostat), or every thread of Node\'s I/O pool is busy ' +
+            '(a DNS lookup that hangs; UV_THREADPOOL_SIZE). The service is ready again once a sync ends',
         );
       }
       stmt('SELECT 1').get();

@@ -5,6 +5,7 @@
  * subject token that was accepted — across a restart. And SIGTERM drains an in-flight exchange before exiting.
  */
 import { rmSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -161,4 +162,32 @@ describe('SIGTERM', () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
+
+  it('gives up after 10 s on a request that does not finish: logs shutdown_forced, saying why, and exits 1', async () => {
+    const issuer = await startIssuer();
+    const dataDir = tempDir('deploy-sts-forced-');
+    const client = new Socket();
+    try {
+      const service = await spawnService({ issuer: issuer.url, dataDir, env: NO_RATE_LIMITS });
+      // A request whose body never finishes arriving (the slow-body limit is 30 s): in flight for as long as it likes.
+      const { port } = new URL(service.url);
+      await new Promise<void>((resolve, reject) => client.connect(Number(port), '127.0.0.1', resolve).once('error', reject));
+      client.write('POST /token HTTP/1.1\r\nHost: deploy-sts\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ngrant_type=');
+      await new Promise((r) => setTimeout(r, 200));
+
+      const signalled = performance.now();
+      service.child.kill('SIGTERM');
+      expect(await service.stop()).toBe(1);
+      expect(performance.now() - signalled).toBeGreaterThanOrEqual(9_500);
+      const lines = service.stdout.join('').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.find((l) => l.event === 'shutdown_forced')).toMatchObject({
+        level: 50,
+        msg: 'the service did not stop within 10 s (a request still in flight, or a write-ahead log sync the disk has not answered); exiting with code 1',
+      });
+    } finally {
+      client.destroy();
+      await issuer.close().catch(() => undefined);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
