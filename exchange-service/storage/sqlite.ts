@@ -185,10 +185,11 @@ function checkpointer(
   file: string,
   wal: WalBound,
   release: () => void,
-  startThread: (file: string) => Worker,
-  onFallback: (cause: string) => void,
-  stallMs: number,
+  options: Pick<SqliteOptions, 'checkpointThread' | 'onCheckpointFallback' | 'checkpointStallMs'>,
 ): Checkpointer {
+  const startThread = options.checkpointThread ?? ((path: string) => new Worker(CHECKPOINT_THREAD, { eval: true, workerData: { file: path } }));
+  const onFallback = options.onCheckpointFallback ?? (() => {});
+  const stallMs = options.checkpointStallMs ?? CHECKPOINT_STALL_MS;
   let worker: Worker | undefined;
   /** Resolves when the thread has exited, whenever that was (a thread that died early must not hang close()). */
   let exited: Promise<void> | undefined;
@@ -473,10 +474,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
       }
     },
   };
-  const startThread = options.checkpointThread ?? ((path: string) => new Worker(CHECKPOINT_THREAD, { eval: true, workerData: { file: path } }));
-  const checkpoints = grouped
-    ? checkpointer(db, file, walBound, () => writer.resume(), startThread, options.onCheckpointFallback ?? (() => {}), options.checkpointStallMs ?? CHECKPOINT_STALL_MS)
-    : undefined;
+  const checkpoints = grouped ? checkpointer(db, file, walBound, () => writer.resume(), options) : undefined;
   const writer: Writer = grouped
     ? groupWriter(db, { syncWal, onCommit: () => checkpoints!.afterCommit(), held: () => checkpoints!.held() })
     : directWriter();
@@ -495,10 +493,10 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
   const tokenSelect = `SELECT a.*, r.jti AS revoked FROM audit a LEFT JOIN revoked r ON r.jti = a.token_jti
                        WHERE a.result = 'granted' AND a.token_jti IS NOT NULL`;
 
-  let closed = false;
+  /** Set by the first close(): every later call waits for the same shutdown. */
   let closing: Promise<void> | undefined;
   const open = () => {
-    if (closed) throw new Error('storage is closed');
+    if (closing) throw new Error('storage is closed');
     writer.check();
   };
   /** Delete up to about PRUNE_CHUNK expired rows of `table`, oldest first, by a range of its expiry index. */
@@ -611,7 +609,6 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     close() {
       // Every caller waits for the same shutdown: a second close() must not return while the database is still open.
       closing ??= (async () => {
-        closed = true;
         await writer.drain();
         await checkpoints?.close();
         db.close();
