@@ -170,7 +170,7 @@ export async function startService(config: Config, options: StartOptions = {}): 
   let metrics: Metrics | undefined;
   const policies = await openLivePolicies(config.policies, { load: policyLoadOptions(config), onReload: (result) => reported(result, metrics, logger) });
   const storageWarning = (message: string) => logger.warn({ event: 'storage_warning' }, message);
-  const opened = await openStorage(config, { warn: storageWarning, sqliteTestHooks: options.sqliteTestHooks });
+  const opened = await openStorage(config, { serve: true, warn: storageWarning, sqliteTestHooks: options.sqliteTestHooks });
   const { storage } = opened;
   let closing = false;
   try {

@@ -19,6 +19,11 @@ export interface StorageConfig {
 }
 
 export interface OpenStorageOptions {
+  /**
+   * The serving process (default false): with SQLite, take the data directory's lock and check replays. Every other
+   * verb runs beside it without the lock and cannot consume a jti.
+   */
+  serve?: boolean;
   /** Something the operator should know, that does not stop the storage (SQLite: its checkpoint thread failed). */
   warn?: (message: string) => void;
   /** Tests only: SQLite's hooks for a checkpoint thread that fails and a WAL sync held back (sqlite.ts). */
@@ -43,6 +48,7 @@ export async function openStorage(config: StorageConfig, options: OpenStorageOpt
   return {
     storage: openSqlite(config.dataDir, {
       ...options.sqliteTestHooks,
+      lock: options.serve ?? false,
       synchronous: config.synchronous,
       onCheckpointFallback: (cause) =>
         options.warn?.(`the SQLite checkpoint thread stopped (${cause}); checkpoints now run on the event loop, which slows answers under load; restart the service to start the thread again`),

@@ -11,6 +11,13 @@
  * and at the latest GATEWAY_AUDIT_WITHIN_MS (sqlite-gateway.ts) after it was written; a process crash in that window
  * loses it, as a crash before any commit loses what is not yet committed.
  *
+ * The replay check. The serving process holds the data directory's lock (data-dir-lock.ts), so no other process checks
+ * replays against this file, and it checks them in memory (consumed-jtis.ts): the jtis of unexpired tokens, read from
+ * the `replay` table at open. Each first use is appended to that table in the exchange's own write, so it is as
+ * durable as the exchange's audit record; a replay is answered from memory without a row. A jti is spent the moment
+ * it is checked: if its write then fails, it stays spent (fail closed: its token can only be refused from then on).
+ * Opened without the lock (`lock: false`, the CLI's verbs beside a serving process), the storage checks no replays.
+ *
  * Durability (`synchronous`). `NORMAL`: a commit survives a process crash, not a power loss. `FULL`: every
  * acknowledged audit record and revocation survives a power loss. FULL is not bought with a blocking fsync per
  * commit (node:sqlite is synchronous: that would stall the event loop for each fsync). SQLite commits in
@@ -46,6 +53,8 @@ import { dirname, join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { AUDIT_COLUMNS, auditFromRow, auditParams, tokenFromRow, type Row } from './audit-row.js';
+import { consumedJtis, type ConsumedJtis } from './consumed-jtis.js';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 import { directWriter, groupWriter, type SyncWal, type Writer } from './group-commit.js';
 import { SQLITE_GATEWAY_MIGRATION, SQLITE_GATEWAY_TOKEN_DEPLOYS_MIGRATION, sqliteGatewayStorage } from './sqlite-gateway.js';
 import type { JtiUse, Storage } from './types.js';
@@ -53,6 +62,11 @@ import type { JtiUse, Storage } from './types.js';
 export type Synchronous = 'NORMAL' | 'FULL';
 
 export interface SqliteOptions {
+  /**
+   * Take the data directory's lock and check replays (default true): the serving process. `false` for verbs that run
+   * beside it (reading the audit log, revoking): they cannot consume a jti.
+   */
+  lock?: boolean;
   /** `FULL` (default): acknowledged audit records and revocations survive power loss. `NORMAL`: a process crash. */
   synchronous?: Synchronous;
   /**
@@ -375,6 +389,15 @@ export const MIGRATIONS: readonly string[] = [
    INSERT INTO replay_by_expiry (expires_at, issuer, jti) SELECT expires_at, issuer, jti FROM replay;
    DROP TABLE replay;
    ALTER TABLE replay_by_expiry RENAME TO replay;`,
+  // 6: the replay cache checked in memory by the process holding the data directory's lock (consumed-jtis.ts); its
+  // table only keeps the used jtis across restarts, appended in arrival order (a rowid table: each commit's rows on
+  // its last page, instead of one random page of the current expiry second each) with an index on expiry to prune.
+  `CREATE TABLE replay_log (
+     id INTEGER PRIMARY KEY, expires_at INTEGER NOT NULL, issuer TEXT NOT NULL, jti TEXT NOT NULL);
+   INSERT INTO replay_log (expires_at, issuer, jti) SELECT expires_at, issuer, jti FROM replay ORDER BY expires_at;
+   DROP TABLE replay;
+   ALTER TABLE replay_log RENAME TO replay;
+   CREATE INDEX replay_expiry ON replay (expires_at);`,
 ];
 
 
@@ -410,7 +433,15 @@ export function migrate(db: DatabaseSync): number {
 export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storage {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = join(dataDir, 'deploy-sts.sqlite');
-  const db = new DatabaseSync(file);
+  // Before the database is touched: a second serving process stops here, having changed nothing.
+  const lock: DataDirLock | undefined = (options.lock ?? true) ? lockDataDir(dataDir) : undefined;
+  let db: DatabaseSync;
+  try {
+    db = new DatabaseSync(file);
+  } catch (error) {
+    lock?.release();
+    throw error;
+  }
   chmodSync(file, 0o600);
   const synchronous = options.synchronous ?? 'FULL';
   const grouped = options.groupCommit ?? true;
@@ -432,8 +463,15 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
   const closeWal = () => {
     for (const fd of opened.splice(0)) closeSync(fd);
   };
+  let consumed: ConsumedJtis | undefined;
   try {
     migrate(db);
+    if (lock) {
+      consumed = consumedJtis();
+      for (const row of db.prepare('SELECT expires_at, issuer, jti FROM replay').iterate() as Iterable<{ expires_at: number; issuer: string; jti: string }>) {
+        consumed.consume(row.issuer, row.jti, Number(row.expires_at));
+      }
+    }
     if (grouped && synchronous === 'FULL') {
       // The WAL exists while this connection is open (it was read and written above). Make the migrations and the
       // WAL's directory entry durable once, then keep the descriptors that sync the WAL after each group of commits.
@@ -449,6 +487,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
   } catch (error) {
     closeWal();
     db.close();
+    lock?.release();
     throw error;
   }
   /**
@@ -488,7 +527,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     }
     return s;
   };
-  const insertReplay = 'INSERT INTO replay (issuer, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING';
+  const insertReplay = 'INSERT INTO replay (issuer, jti, expires_at) VALUES (?, ?, ?)';
   const insertAudit = `INSERT INTO audit (${AUDIT_COLUMNS.join(', ')}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`;
   const tokenSelect = `SELECT a.*, r.jti AS revoked FROM audit a LEFT JOIN revoked r ON r.jti = a.token_jti
                        WHERE a.result = 'granted' AND a.token_jti IS NOT NULL`;
@@ -498,6 +537,12 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
   const open = () => {
     if (closing) throw new Error('storage is closed');
     writer.check();
+  };
+  /** The replay check, for a caller that holds the lock. */
+  const replayCheck = (): ConsumedJtis => {
+    open();
+    if (!consumed) throw new Error('this storage was opened without the data directory\'s lock, so it checks no replays: only the serving process does');
+    return consumed;
   };
   /** Delete up to about PRUNE_CHUNK expired rows of `table`, oldest first, by a range of its expiry index. */
   const pruneChunk = async (table: 'replay' | 'revoked' | 'gateway_token_deploys', now: number): Promise<number> => {
@@ -515,11 +560,11 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     kind: 'sqlite',
     gateway: sqliteGatewayStorage({ stmt, submit: (run, durable, withinMs) => writer.submit(run, durable, withinMs), open }),
     async consumeJti(issuer, jti, expiresAt) {
-      open();
-      return writer.submit(
-        () => Number(stmt(insertReplay).run(issuer, jti, expiresAt).changes) === 1,
-        false,
-      );
+      if (!replayCheck().consume(issuer, jti, expiresAt)) return false;
+      await writer.submit(() => {
+        stmt(insertReplay).run(issuer, jti, expiresAt);
+      }, false);
+      return true;
     },
     async appendAudit(record) {
       open();
@@ -529,17 +574,19 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
       }, true);
     },
     async recordExchange({ issuer, jti, expiresAt }, recordFor) {
-      open();
+      const first = replayCheck().consume(issuer, jti, expiresAt);
       // One write, so both inserts share the batch's transaction and its one sync: answered once durable.
       return writer.submit((): JtiUse => {
-        let use: JtiUse;
-        try {
-          use = Number(stmt(insertReplay).run(issuer, jti, expiresAt).changes) === 1 ? 'first' : 'replay';
-        } catch (error) {
-          // A failed statement (a constraint, a trigger) leaves the batch's transaction as it was; an error that
-          // rolled the transaction back fails the whole write instead, so nothing runs in autocommit behind it.
-          if (grouped && !db.isTransaction) throw error;
-          use = 'unavailable';
+        let use: JtiUse = first ? 'first' : 'replay';
+        if (first) {
+          try {
+            stmt(insertReplay).run(issuer, jti, expiresAt);
+          } catch (error) {
+            // A failed statement leaves the batch's transaction as it was; an error that rolled the transaction back
+            // fails the whole write instead, so nothing runs in autocommit behind it. The jti stays spent.
+            if (grouped && !db.isTransaction) throw error;
+            use = 'unavailable';
+          }
         }
         stmt(insertAudit).run(...auditParams(recordFor(use)));
         return use;
@@ -584,6 +631,9 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
       open();
       // Chunks, each committed with the requests' writes of its loop turn: requests run in between.
       checkpoints?.start();
+      // The memory first: what it forgets, the table deletes next (a crash in between: the next start reads the rows
+      // left back in, and the next prune deletes them).
+      consumed?.prune(now);
       let total = 0;
       for (const table of ['replay', 'revoked', 'gateway_token_deploys'] as const) {
         for (;;) {
@@ -613,6 +663,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
         await checkpoints?.close();
         db.close();
         closeWal();
+        lock?.release();
       })();
       return closing;
     },

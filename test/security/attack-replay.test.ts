@@ -1,7 +1,8 @@
 /**
  * Attacks on the replay cache after its re-keying by (expires_at, issuer, jti) — SQLite migration 5, PostgreSQL
  * migration 4. The invariant under attack: a GitHub OIDC token, known by its issuer, jti and exp (all signed), is exchanged at most
- * once — by one service, by two processes sharing one SQLite file, by two replicas sharing one PostgreSQL database —
+ * once — by one service, by a service restarted on its SQLite file (a second one at once refuses to start), by two
+ * replicas sharing one PostgreSQL database —
  * and the cache neither refuses legitimate tokens nor keeps rows for tokens that can no longer be accepted.
  * The attacker holds a captured valid token, or is a misbehaving but trusted issuer (it signs what it likes).
  */
@@ -170,27 +171,31 @@ describe('the replay cache (SQLite) under attack', () => {
   });
 });
 
-describe('two processes sharing one SQLite file', () => {
+// The replay check of SQLite lives in the serving process's memory (storage/consumed-jtis.ts), so a second process
+// serving from the same file would accept a token the first has exchanged. It must refuse to start.
+describe('two processes started on one SQLite data directory', () => {
   let issuer: TestIssuer;
   const processes: SpawnedService[] = [];
   let dataDir: string;
+  let refusal: string;
   const now = nowSeconds();
   const ISSUER_BEFORE = 'https://issuer.before.test';
 
   beforeAll(async () => {
     issuer = await startIssuer();
     dataDir = tempDir();
-    // A database as version 4 left it, with replay rows keyed by (issuer, jti); then both processes start at once
-    // and race to run migration 5 on it.
+    // A database as version 4 left it, with replay rows keyed by (issuer, jti); then both processes start at once.
     const old = sqliteAtVersion(join(dataDir, DATABASE_FILE), 4);
     const insert = old.prepare('INSERT INTO replay (issuer, jti, expires_at) VALUES (?, ?, ?)');
     range(200).forEach((i) => insert.run(ISSUER_BEFORE, `before-${i}`, now + i));
     old.close();
-    processes.push(
-      ...(await Promise.all(
-        [0, 1].map(() => spawnService({ issuer: issuer.url, dataDir, env: { ...NO_RATE_LIMITS, DEPLOY_STS_SYNCHRONOUS: 'FULL' } })),
-      )),
+    const started = await Promise.allSettled(
+      [0, 1].map(() => spawnService({ issuer: issuer.url, dataDir, env: { ...NO_RATE_LIMITS, DEPLOY_STS_SYNCHRONOUS: 'FULL' } })),
     );
+    for (const outcome of started) {
+      if (outcome.status === 'fulfilled') processes.push(outcome.value);
+      else refusal = String(outcome.reason);
+    }
   }, 60_000);
   afterAll(async () => {
     await Promise.all(processes.map((p) => p.stop()));
@@ -198,12 +203,18 @@ describe('two processes sharing one SQLite file', () => {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('migrate a version-4 file once when both start together, keeping every replay row', () => {
+  it('serve one of them; the other exits saying which directory is taken and what to do instead', () => {
+    expect(processes).toHaveLength(1);
+    expect(refusal).toMatch(/service exited with 1/);
+    expect(refusal).toContain(`another deploy-sts serve is using the data directory ${dataDir}`);
+    expect(refusal).toContain('to run replicas, use PostgreSQL (DEPLOY_STS_DATABASE_URL)');
+  });
+
+  it('migrate the version-4 file once, keeping every replay row', () => {
     const db = new DatabaseSync(join(dataDir, DATABASE_FILE), { readOnly: true });
     try {
       const versions = (db.prepare('SELECT version FROM schema_version ORDER BY version').all() as { version: number }[]).map((r) => Number(r.version));
-      expect(versions.slice(0, SQLITE_MIGRATIONS.length)).toEqual(SQLITE_MIGRATIONS.map((_, i) => i + 1));
-      expect(versions).toHaveLength(SQLITE_MIGRATIONS.length);
+      expect(versions).toEqual(SQLITE_MIGRATIONS.map((_, i) => i + 1));
       const kept = db.prepare('SELECT count(*) AS n FROM replay WHERE issuer = ? AND jti LIKE ? AND expires_at = ? + CAST(substr(jti, 8) AS INTEGER)').get(ISSUER_BEFORE, 'before-%', now) as { n: number };
       expect(Number(kept.n)).toBe(200);
     } finally {
@@ -211,11 +222,21 @@ describe('two processes sharing one SQLite file', () => {
     }
   });
 
-  it('grant a token sent to both at the same instant exactly once, round after round', async () => {
-    const [a, b] = processes as [SpawnedService, SpawnedService];
-    await grantedOnceAcross(issuer, a.url, b.url);
+  it('grant a token sent many times at the same instant exactly once, round after round', async () => {
+    const [serving] = processes as [SpawnedService];
+    await grantedOnceAcross(issuer, serving.url, serving.url);
   });
 
+  it('let a third start once the serving one has stopped, still refusing every token the first exchanged', async () => {
+    const token = await issuer.token();
+    expect((await exchangeToken(processes[0]!.url, token)).status).toBe(200);
+    expect(await processes.shift()!.stop()).toBe(0);
+    const next = await spawnService({ issuer: issuer.url, dataDir, env: { ...NO_RATE_LIMITS, DEPLOY_STS_SYNCHRONOUS: 'FULL' } });
+    processes.push(next);
+    const again = await exchangeToken(next.url, token);
+    expect(again.status, shown(again.body)).toBe(400);
+    expect(again.body.error_description).toMatch(/was already exchanged/);
+  }, 30_000);
 });
 
 describe.skipIf(SKIP_POSTGRES)('two replicas sharing one PostgreSQL database', () => {

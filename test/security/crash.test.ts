@@ -100,7 +100,7 @@ describe('SIGKILL in the middle of a burst of exchanges', () => {
 
     const restarted = await spawnService({ issuer: issuer.url, dataDir, env: NO_RATE_LIMITS });
     try {
-      const storage = openSqlite(dataDir);
+      const storage = openSqlite(dataDir, { lock: false }); // beside the serving process, as the CLI's verbs
       try {
         for (const { tokenJti } of granted) {
           const record = await storage.findToken(tokenJti);

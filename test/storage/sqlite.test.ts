@@ -14,6 +14,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_BATCH } from '../../exchange-service/storage/group-commit.js';
+import { LOCK_FILE } from '../../exchange-service/storage/data-dir-lock.js';
 import { MIGRATIONS, openSqlite, PRUNE_CHUNK, type Synchronous } from '../../exchange-service/storage/sqlite.js';
 import type { Storage } from '../../exchange-service/storage/types.js';
 import { sqliteAtVersion } from '../helpers/schema-version.js';
@@ -342,8 +343,10 @@ describe('the SQLite storage', () => {
       expect(await storage.findToken(grant.tokenJti!)).toBeUndefined();
       expect(await storage.isRevoked('token-revoked-while-locked')).toBe(false);
       expect(await storage.listAudit({})).toHaveLength(1);
-      // Not poisoned: once the lock is gone, writes commit again (and the failed jti was never recorded).
-      expect(await storage.consumeJti(ISSUER, 'jti-while-locked', now + 300)).toBe(true);
+      // Not poisoned: once the lock is gone, writes commit again. The jti whose write failed stays spent (fail
+      // closed: its token could have been answered by a caller that ignored the failure).
+      expect(await storage.consumeJti(ISSUER, 'jti-while-locked', now + 300)).toBe(false);
+      expect(await storage.consumeJti(ISSUER, 'jti-after-the-lock', now + 300)).toBe(true);
       await storage.appendAudit(grant);
       expect(await storage.findToken(grant.tokenJti!)).toBeDefined();
     }, 20_000);
@@ -544,14 +547,25 @@ describe('the SQLite storage', () => {
       expect(await third.findToken(record.tokenJti!)).toBeDefined();
     });
 
-    it('let two storages open one directory at once', async () => {
+    it('let one storage check replays in a directory, and others beside it only read and revoke', async () => {
       const dir = dataDir();
-      const a = openStorage(dir, 'FULL');
-      const b = openStorage(dir, 'FULL');
+      const serving = openStorage(dir, 'FULL');
       const expiresAt = nowSeconds() + 300;
-      const results = await Promise.all(range(20).map((i) => (i % 2 ? a : b).consumeJti(ISSUER, 'shared', expiresAt)));
-      expect(results.filter(Boolean)).toHaveLength(1);
-      await Promise.all([a.close(), b.close()]);
+      expect(() => openSqlite(dir, { synchronous: 'FULL' })).toThrow(
+        `another deploy-sts serve is using the data directory ${dir} (it holds ${join(dir, LOCK_FILE)}; \`fuser ${join(dir, LOCK_FILE)}\` names it): ` +
+          'stop it first, or give this one its own data directory (DEPLOY_STS_DATA_DIR / --data-dir). ' +
+          'One process serves from a SQLite data directory; to run replicas, use PostgreSQL (DEPLOY_STS_DATABASE_URL)',
+      );
+      const beside = openSqlite(dir, { synchronous: 'FULL', lock: false });
+      await expect(beside.consumeJti(ISSUER, 'shared', expiresAt)).rejects.toThrow(/opened without the data directory's lock, so it checks no replays/);
+      await expect(beside.recordExchange({ issuer: ISSUER, jti: 'shared', expiresAt }, () => denialRecord())).rejects.toThrow(/checks no replays/);
+      await beside.revoke('revoked-beside', expiresAt);
+      expect(await serving.isRevoked('revoked-beside')).toBe(true);
+      expect(await serving.consumeJti(ISSUER, 'shared', expiresAt)).toBe(true);
+      await Promise.all([serving.close(), beside.close()]);
+      // Closing gives the lock back.
+      const next = openStorage(dir, 'FULL');
+      expect(await next.consumeJti(ISSUER, 'shared', expiresAt)).toBe(false);
       const versions = schemaVersions(dir);
       expect(versions).toEqual(range(versions.length).map((i) => i + 1));
     });
@@ -571,7 +585,7 @@ describe('the SQLite storage', () => {
       expect(schemaVersions(dir)).toEqual([...range(current).map((i) => i + 1), current + 1]);
     });
 
-    it('keep every replay row across the re-keying of the replay cache (migration 5)', async () => {
+    it('keep every replay row across the re-keyings of the replay cache (migrations 5 and 6)', async () => {
       const dir = dataDir();
       const now = nowSeconds();
       // A database as version 4 left it: the replay cache keyed by (issuer, jti).
@@ -584,7 +598,9 @@ describe('the SQLite storage', () => {
       const storage = openStorage(dir, 'FULL');
       expect(schemaVersions(dir)).toEqual(range(MIGRATIONS.length).map((i) => i + 1));
       const probe = connect(dir);
-      expect(count(probe, "SELECT count(*) AS n FROM sqlite_master WHERE name = 'replay_expiry'")).toBe(0);
+      // Migration 6: rows in arrival order (a rowid table) and one index, on expiry, to prune by.
+      expect(count(probe, "SELECT count(*) AS n FROM pragma_table_info('replay') WHERE name = 'id' AND pk = 1")).toBe(1);
+      expect((probe.prepare("SELECT name FROM pragma_index_list('replay')").all() as { name: string }[]).map((r) => r.name)).toEqual(['replay_expiry']);
       // Each token used before the upgrade is still refused once, with the expiry it carries.
       const again = await Promise.all(range(300).map((i) => storage.consumeJti(ISSUER, `before-${i}`, now + i)));
       expect(again.every((first) => first === false)).toBe(true);
