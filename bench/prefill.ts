@@ -19,8 +19,8 @@ export async function prefillDataDir(dataDir: string, rows: number, issuer: stri
     db.exec('BEGIN');
     // Bulk load without the secondary indexes and the audit log's triggers (a per-row lookup, a full scan without
     // the indexes), then restore both from their own definitions: each index is built by one sort.
-    const indexes = db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('audit', 'replay') AND sql IS NOT NULL").all() as { name: string; sql: string }[];
-    const triggers = db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ('audit', 'replay')").all() as { name: string; sql: string }[];
+    const indexes = db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('audit', 'replay_log') AND sql IS NOT NULL").all() as { name: string; sql: string }[];
+    const triggers = db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ('audit', 'replay_log')").all() as { name: string; sql: string }[];
     for (const index of indexes) db.exec(`DROP INDEX ${index.name}`);
     for (const trigger of triggers) db.exec(`DROP TRIGGER ${trigger.name}`);
     db.prepare(
@@ -45,7 +45,7 @@ export async function prefillDataDir(dataDir: string, rows: number, issuer: stri
     ).run(rows, now, rows, now, rows);
     db.prepare(
       `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-       INSERT INTO replay (issuer, jti, expires_at)
+       INSERT INTO replay_log (issuer, jti, expires_at)
        SELECT ?, jti, ? + 300 FROM (SELECT lower(hex(randomblob(16))) AS jti FROM n) ORDER BY jti`,
     ).run(rows, issuer, now);
     for (const index of indexes) db.exec(index.sql);

@@ -23,7 +23,7 @@ function fillExpired(file: string, rows: number): void {
   db.exec('PRAGMA busy_timeout = 5000');
   db.prepare(
     `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-     INSERT INTO replay (issuer, jti, expires_at) SELECT 'http://127.0.0.1', lower(hex(randomblob(16))), 1000 + i % 1000 FROM n`,
+     INSERT INTO replay_log (issuer, jti, expires_at) SELECT 'http://127.0.0.1', lower(hex(randomblob(16))), 1000 + i % 1000 FROM n`,
   ).run(rows);
   db.close();
 }
@@ -63,7 +63,7 @@ export async function benchPrune(work: string, rows: number): Promise<PruneResul
     const db = new DatabaseSync(file);
     db.exec('PRAGMA synchronous = FULL');
     const started = performance.now();
-    db.prepare('DELETE FROM replay WHERE expires_at < ?').run(2_000_000_000);
+    db.prepare('DELETE FROM replay_log WHERE expires_at < ?').run(2_000_000_000);
     const singleDeleteMs = performance.now() - started;
     db.close();
     return { rows, pruneMs: round(pruneMs, 1), longestStallMs: round(longestStallMs, 1), singleDeleteMs: round(singleDeleteMs, 1) };

@@ -27,7 +27,11 @@ export function consumedJtis(): ConsumedJtis {
   const byExpiry = new Map<number, Map<string, Set<string>>>();
   let size = 0;
   return {
-    consume(issuer, jti, expiresAt) {
+    consume(issuerGiven, jtiGiven, expiresAt) {
+      // As SQLite stores them (UTF-8, a lone surrogate as U+FFFD), so that what is read back at the next start is the
+      // same key: a jti that is not well-formed UTF-16 would otherwise be a new token after a restart.
+      const issuer = issuerGiven.isWellFormed() ? issuerGiven : issuerGiven.toWellFormed();
+      const jti = jtiGiven.isWellFormed() ? jtiGiven : jtiGiven.toWellFormed();
       let issuers = byExpiry.get(expiresAt);
       if (issuers === undefined) {
         issuers = new Map();

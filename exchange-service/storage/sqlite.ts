@@ -11,9 +11,9 @@
  * and at the latest GATEWAY_AUDIT_WITHIN_MS (sqlite-gateway.ts) after it was written; a process crash in that window
  * loses it, as a crash before any commit loses what is not yet committed.
  *
- * The replay check. The serving process holds the data directory's lock (data-dir-lock.ts), so no other process checks
+ * The replay check. The serving process holds the database's lock (data-dir-lock.ts), so no other process checks
  * replays against this file, and it checks them in memory (consumed-jtis.ts): the jtis of unexpired tokens, read from
- * the `replay` table at open. Each first use is appended to that table in the exchange's own write, so it is as
+ * the `replay_log` table at open. Each first use is appended to that table in the exchange's own write, so it is as
  * durable as the exchange's audit record; a replay is answered from memory without a row. A jti is spent the moment
  * it is checked: if its write then fails, it stays spent (fail closed: its token can only be refused from then on).
  * Opened without the lock (`lock: false`, the CLI's verbs beside a serving process), the storage checks no replays.
@@ -54,7 +54,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { AUDIT_COLUMNS, auditFromRow, auditParams, tokenFromRow, type Row } from './audit-row.js';
 import { consumedJtis, type ConsumedJtis } from './consumed-jtis.js';
-import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
+import { DATABASE_FILE, lockDatabase, type DataDirLock } from './data-dir-lock.js';
 import { directWriter, groupWriter, type SyncWal, type Writer } from './group-commit.js';
 import { SQLITE_GATEWAY_MIGRATION, SQLITE_GATEWAY_TOKEN_DEPLOYS_MIGRATION, sqliteGatewayStorage } from './sqlite-gateway.js';
 import type { JtiUse, Storage } from './types.js';
@@ -132,6 +132,11 @@ export const CHECKPOINT_STALL_MS = 10_000;
  * that went away), or the syncs wait in libuv's thread pool behind tasks that do not end.
  */
 export const SYNC_STALL_MS = 5_000;
+/**
+ * How often the serving process confirms that it still holds the database's lock (a lock file deleted under it would
+ * let a second process lock a new one): on a timer, and before consuming a jti when the last check is older. A `stat`.
+ */
+const LOCK_CHECK_MS = 200;
 /** After a hold whose checkpoint could not copy every frame, the next hold waits this long. */
 const RESTART_RETRY_MS = 1_000;
 
@@ -389,24 +394,37 @@ export const MIGRATIONS: readonly string[] = [
    INSERT INTO replay_by_expiry (expires_at, issuer, jti) SELECT expires_at, issuer, jti FROM replay;
    DROP TABLE replay;
    ALTER TABLE replay_by_expiry RENAME TO replay;`,
-  // 6: the replay cache checked in memory by the process holding the data directory's lock (consumed-jtis.ts); its
-  // table only keeps the used jtis across restarts, appended in arrival order (a rowid table: each commit's rows on
-  // its last page, instead of one random page of the current expiry second each) with an index on expiry to prune.
+  // 6: the replay cache checked in memory by the process holding the database's lock (consumed-jtis.ts); its table
+  // only keeps the used jtis across restarts, appended in arrival order (a rowid table: each commit's rows on its last
+  // page, instead of one random page of the current expiry second each) with an index on expiry to prune. A new name,
+  // not `replay` without its unique key: a release before this one still serving the file (it takes no lock) then
+  // fails closed on its replay insert (no such table: 503) instead of inserting every replay as a new row.
   `CREATE TABLE replay_log (
      id INTEGER PRIMARY KEY, expires_at INTEGER NOT NULL, issuer TEXT NOT NULL, jti TEXT NOT NULL);
    INSERT INTO replay_log (expires_at, issuer, jti) SELECT expires_at, issuer, jti FROM replay ORDER BY expires_at;
    DROP TABLE replay;
-   ALTER TABLE replay_log RENAME TO replay;
-   CREATE INDEX replay_expiry ON replay (expires_at);`,
+   CREATE INDEX replay_log_expiry ON replay_log (expires_at);`,
 ];
 
 
-export function migrate(db: DatabaseSync): number {
+/**
+ * Brings the schema up to date. `upgrade: false` (a verb running beside the serving process, without its lock): a
+ * new database is created, but an older one is left as it is and refused — a release before this one may be serving
+ * it, and a migration under a running process changes what its statements mean.
+ */
+export function migrate(db: DatabaseSync, { upgrade = true }: { upgrade?: boolean } = {}): number {
   db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
   const row = db.prepare('SELECT MAX(version) AS v FROM schema_version').get() as { v: number | null };
   let version = row.v ?? 0;
   if (version > MIGRATIONS.length) {
     throw new Error(`the database has schema version ${version}, newer than this deploy-sts (${MIGRATIONS.length}); upgrade deploy-sts`);
+  }
+  if (!upgrade && version > 0 && version < MIGRATIONS.length) {
+    throw new Error(
+      `the database has schema version ${version}, older than this deploy-sts (${MIGRATIONS.length}), and this command does not upgrade it: ` +
+        'a deploy-sts serve of the previous release may still be running on it. Restart the service with this release (`deploy-sts serve` ' +
+        'upgrades the database when it starts), then run the command again',
+    );
   }
   while (version < MIGRATIONS.length) {
     db.exec('BEGIN IMMEDIATE');
@@ -432,9 +450,10 @@ export function migrate(db: DatabaseSync): number {
 
 export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storage {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const file = join(dataDir, 'deploy-sts.sqlite');
+  const file = join(dataDir, DATABASE_FILE);
   // Before the database is touched: a second serving process stops here, having changed nothing.
-  const lock: DataDirLock | undefined = (options.lock ?? true) ? lockDataDir(dataDir) : undefined;
+  const locking = options.lock ?? true;
+  const lock: DataDirLock | undefined = locking ? lockDatabase(dataDir, file) : undefined;
   let db: DatabaseSync;
   try {
     db = new DatabaseSync(file);
@@ -465,10 +484,10 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
   };
   let consumed: ConsumedJtis | undefined;
   try {
-    migrate(db);
+    migrate(db, { upgrade: locking });
     if (lock) {
       consumed = consumedJtis();
-      for (const row of db.prepare('SELECT expires_at, issuer, jti FROM replay').iterate() as Iterable<{ expires_at: number; issuer: string; jti: string }>) {
+      for (const row of db.prepare('SELECT expires_at, issuer, jti FROM replay_log').iterate() as Iterable<{ expires_at: number; issuer: string; jti: string }>) {
         consumed.consume(row.issuer, row.jti, Number(row.expires_at));
       }
     }
@@ -527,7 +546,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     }
     return s;
   };
-  const insertReplay = 'INSERT INTO replay (issuer, jti, expires_at) VALUES (?, ?, ?)';
+  const insertReplay = 'INSERT INTO replay_log (issuer, jti, expires_at) VALUES (?, ?, ?)';
   const insertAudit = `INSERT INTO audit (${AUDIT_COLUMNS.join(', ')}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`;
   const tokenSelect = `SELECT a.*, r.jti AS revoked FROM audit a LEFT JOIN revoked r ON r.jti = a.token_jti
                        WHERE a.result = 'granted' AND a.token_jti IS NOT NULL`;
@@ -538,14 +557,30 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     if (closing) throw new Error('storage is closed');
     writer.check();
   };
-  /** The replay check, for a caller that holds the lock. */
+  let lockCheckedAt = 0;
+  // Also between exchanges: a lock file deleted by a clean-up script is taken again before a second serve can start.
+  const lockWatch = lock
+    ? setInterval(() => {
+        try {
+          lock.check();
+        } catch {
+          // Lost for good: the next exchange and /readyz report it.
+        }
+      }, LOCK_CHECK_MS).unref()
+    : undefined;
+  /** The replay check, for a caller that holds the lock (confirmed at most every LOCK_CHECK_MS). */
   const replayCheck = (): ConsumedJtis => {
     open();
-    if (!consumed) throw new Error('this storage was opened without the data directory\'s lock, so it checks no replays: only the serving process does');
+    if (!consumed || !lock) throw new Error('this storage was opened without the data directory\'s lock, so it checks no replays: only the serving process does');
+    const now = performance.now();
+    if (now - lockCheckedAt >= LOCK_CHECK_MS) {
+      lock.check();
+      lockCheckedAt = now;
+    }
     return consumed;
   };
   /** Delete up to about PRUNE_CHUNK expired rows of `table`, oldest first, by a range of its expiry index. */
-  const pruneChunk = async (table: 'replay' | 'revoked' | 'gateway_token_deploys', now: number): Promise<number> => {
+  const pruneChunk = async (table: 'replay_log' | 'revoked' | 'gateway_token_deploys', now: number): Promise<number> => {
     open();
     return writer.submit(() => {
       const edge = stmt(`SELECT expires_at AS e FROM ${table} WHERE expires_at < ? ORDER BY expires_at LIMIT 1 OFFSET ?`).get(now, PRUNE_CHUNK - 1) as
@@ -635,7 +670,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
       // left back in, and the next prune deletes them).
       consumed?.prune(now);
       let total = 0;
-      for (const table of ['replay', 'revoked', 'gateway_token_deploys'] as const) {
+      for (const table of ['replay_log', 'revoked', 'gateway_token_deploys'] as const) {
         for (;;) {
           const deleted = await pruneChunk(table, now);
           total += deleted;
@@ -654,11 +689,13 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
             '(a DNS lookup that hangs; UV_THREADPOOL_SIZE). The service is ready again once a sync ends',
         );
       }
+      lock?.check();
       stmt('SELECT 1').get();
     },
     close() {
       // Every caller waits for the same shutdown: a second close() must not return while the database is still open.
       closing ??= (async () => {
+        clearInterval(lockWatch);
         await writer.drain();
         await checkpoints?.close();
         db.close();

@@ -34,7 +34,7 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 function replayRows(dataDir: string, jti?: string): number {
   const db = new DatabaseSync(join(dataDir, DATABASE_FILE), { readOnly: true });
   try {
-    const row = (jti === undefined ? db.prepare('SELECT count(*) AS n FROM replay').get() : db.prepare('SELECT count(*) AS n FROM replay WHERE jti = ?').get(jti)) as { n: number };
+    const row = (jti === undefined ? db.prepare('SELECT count(*) AS n FROM replay_log').get() : db.prepare('SELECT count(*) AS n FROM replay_log WHERE jti = ?').get(jti)) as { n: number };
     return Number(row.n);
   } finally {
     db.close();
@@ -215,7 +215,7 @@ describe('two processes started on one SQLite data directory', () => {
     try {
       const versions = (db.prepare('SELECT version FROM schema_version ORDER BY version').all() as { version: number }[]).map((r) => Number(r.version));
       expect(versions).toEqual(SQLITE_MIGRATIONS.map((_, i) => i + 1));
-      const kept = db.prepare('SELECT count(*) AS n FROM replay WHERE issuer = ? AND jti LIKE ? AND expires_at = ? + CAST(substr(jti, 8) AS INTEGER)').get(ISSUER_BEFORE, 'before-%', now) as { n: number };
+      const kept = db.prepare('SELECT count(*) AS n FROM replay_log WHERE issuer = ? AND jti LIKE ? AND expires_at = ? + CAST(substr(jti, 8) AS INTEGER)').get(ISSUER_BEFORE, 'before-%', now) as { n: number };
       expect(Number(kept.n)).toBe(200);
     } finally {
       db.close();

@@ -68,7 +68,7 @@ describe('the SQLite file refuses writes', () => {
   const exchange = (token: string) => () => exchangeToken(suite.svc.url, token);
 
   it('replay cache: 503, no token, and the failure is audited', async () => {
-    refuse('replay_full', 'replay');
+    refuse('replay_full', 'replay_log');
     try {
       const token = await suite.issuer.token();
       const { audit } = await expectRefused(suite.svc, exchange(token), unavailable('storage_unavailable'));

@@ -116,7 +116,7 @@ describe('when the checkpoint thread fails', () => {
       expect(firsts).toBe(EXCHANGES);
       const bound = 'walBound' in FAILURES[failure] ? FAILURES[failure].walBound : WAL_BOUND;
       expect(peak, `the WAL peaked at ${(peak / MiB).toFixed(1)} MiB after the thread started`).toBeLessThan(bound);
-      expect(Number((other.prepare('SELECT count(*) AS n FROM replay').get() as { n: number }).n)).toBe(EXCHANGES);
+      expect(Number((other.prepare('SELECT count(*) AS n FROM replay_log').get() as { n: number }).n)).toBe(EXCHANGES);
       expect(Number((other.prepare('SELECT count(*) AS n FROM audit').get() as { n: number }).n)).toBe(EXCHANGES);
     },
     60_000,

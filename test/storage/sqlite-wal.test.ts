@@ -36,7 +36,7 @@ describe('the SQLite storage under sustained writes', () => {
       const storage = files.storage(openSqlite(dir, { synchronous, walRestartBytes: RESTART_BYTES }));
       // Another connection, as an operator's shell: an answer means the exchange's rows are committed.
       const other = files.connection(dir);
-      const visible = other.prepare('SELECT count(*) AS n FROM replay WHERE jti = ?');
+      const visible = other.prepare('SELECT count(*) AS n FROM replay_log WHERE jti = ?');
 
       let peak = 0;
       let shrank = 0;
@@ -74,7 +74,7 @@ describe('the SQLite storage under sustained writes', () => {
       );
       await storage.close();
       expect(await Promise.all(late)).toEqual(late.map(() => 'first'));
-      expect(count(other, 'SELECT count(*) AS n FROM replay')).toBe(EXCHANGES + 2_000);
+      expect(count(other, 'SELECT count(*) AS n FROM replay_log')).toBe(EXCHANGES + 2_000);
       expect(count(other, 'SELECT count(*) AS n FROM audit')).toBe(EXCHANGES + 2_000);
       expect(walSize(dir)).toBeLessThan(WAL_BOUND);
     }, 30_000);

@@ -60,7 +60,7 @@ function count(db: DatabaseSync, sql: string, ...params: (string | number)[]): n
 }
 
 /** Counts rows of a closed storage's file with a short-lived connection. */
-function rowsIn(dir: string, table: 'audit' | 'replay' | 'revoked'): number {
+function rowsIn(dir: string, table: 'audit' | 'replay_log' | 'revoked'): number {
   const db = new DatabaseSync(join(dir, DATABASE_FILE));
   try {
     return count(db, `SELECT count(*) AS n FROM ${table}`);
@@ -187,12 +187,14 @@ describe('the SQLite storage', () => {
         const dir = dataDir();
         const storage = openStorage(dir, synchronous);
         const db = connect(dir);
-        db.exec("CREATE TRIGGER replay_full BEFORE INSERT ON replay BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END");
+        db.exec("CREATE TRIGGER replay_full BEFORE INSERT ON replay_log BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END");
         const grant = grantRecord();
         const subject = { issuer: ISSUER, jti: grant.subjectJti!, expiresAt: nowSeconds() + 300 };
         expect(await storage.recordExchange(subject, recordFor(grant))).toBe('unavailable');
         expect(count(db, 'SELECT COUNT(*) AS n FROM audit WHERE subject_jti = ?', subject.jti)).toBe(1);
         expect(count(db, "SELECT COUNT(*) AS n FROM audit WHERE reason = 'storage_unavailable'")).toBe(1);
+        // The jti was spent when it was checked, and stays spent (fail closed).
+        expect(await storage.recordExchange(subject, recordFor(grantRecord({ subjectJti: subject.jti })))).toBe('replay');
         db.exec("CREATE TRIGGER audit_full BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END");
         await expect(storage.recordExchange({ ...subject, jti: 'another' }, recordFor(grantRecord()))).rejects.toThrow(/full/);
         db.exec('DROP TRIGGER audit_full');
@@ -262,7 +264,7 @@ describe('the SQLite storage', () => {
 
         const outcomes = await Promise.allSettled(writes);
         expect(outcomes.filter((o) => o.status === 'rejected')).toEqual([]);
-        expect([rowsIn(dir, 'audit'), rowsIn(dir, 'replay'), rowsIn(dir, 'revoked')]).toEqual([n, 10, 10]);
+        expect([rowsIn(dir, 'audit'), rowsIn(dir, 'replay_log'), rowsIn(dir, 'revoked')]).toEqual([n, 10, 10]);
 
         const reopened = openStorage(dir, synchronous);
         expect(await reopened.listAudit({ limit: n + 10 })).toHaveLength(n);
@@ -407,7 +409,7 @@ describe('the SQLite storage', () => {
       await Promise.all(range(expired).map((i) => storage.revoke(`old-token-${i}`, expiry(i))));
       await Promise.all(range(50).map((i) => storage.appendAudit(denialRecord({ time: expiry(i) }))));
       const probe = connect(dir);
-      const replayRows = () => count(probe, 'SELECT count(*) AS n FROM replay');
+      const replayRows = () => count(probe, 'SELECT count(*) AS n FROM replay_log');
 
       let pruned: number | undefined;
       const pruning = storage.prune(now).then((n) => (pruned = n));
@@ -415,7 +417,7 @@ describe('the SQLite storage', () => {
       expect(await storage.consumeJti(ISSUER, 'during-first-chunk', now + 600)).toBe(true);
       expect(pruned).toBeUndefined();
       expect(replayRows()).toBe(expired - PRUNE_CHUNK + 1);
-      expect(count(probe, 'SELECT count(*) AS n FROM replay WHERE expires_at < ?', expiry(PRUNE_CHUNK))).toBe(0);
+      expect(count(probe, 'SELECT count(*) AS n FROM replay_log WHERE expires_at < ?', expiry(PRUNE_CHUNK))).toBe(0);
 
       expect(await storage.consumeJti(ISSUER, 'during-second-chunk', now + 600)).toBe(true);
       expect(pruned).toBeUndefined();
@@ -599,14 +601,14 @@ describe('the SQLite storage', () => {
       expect(schemaVersions(dir)).toEqual(range(MIGRATIONS.length).map((i) => i + 1));
       const probe = connect(dir);
       // Migration 6: rows in arrival order (a rowid table) and one index, on expiry, to prune by.
-      expect(count(probe, "SELECT count(*) AS n FROM pragma_table_info('replay') WHERE name = 'id' AND pk = 1")).toBe(1);
-      expect((probe.prepare("SELECT name FROM pragma_index_list('replay')").all() as { name: string }[]).map((r) => r.name)).toEqual(['replay_expiry']);
+      expect(count(probe, "SELECT count(*) AS n FROM pragma_table_info('replay_log') WHERE name = 'id' AND pk = 1")).toBe(1);
+      expect((probe.prepare("SELECT name FROM pragma_index_list('replay_log')").all() as { name: string }[]).map((r) => r.name)).toEqual(['replay_log_expiry']);
       // Each token used before the upgrade is still refused once, with the expiry it carries.
       const again = await Promise.all(range(300).map((i) => storage.consumeJti(ISSUER, `before-${i}`, now + i)));
       expect(again.every((first) => first === false)).toBe(true);
       expect(await storage.consumeJti(ISSUER, 'after', now + 300)).toBe(true);
       expect(await storage.prune(now)).toBe(1);
-      expect(count(probe, 'SELECT count(*) AS n FROM replay')).toBe(301);
+      expect(count(probe, 'SELECT count(*) AS n FROM replay_log')).toBe(301);
     });
 
     // BUG: migrate() reads the schema version before BEGIN IMMEDIATE. A second process opening a fresh data
