@@ -7,46 +7,68 @@
  * two data directories linking one database file share one lock): `<database file>.lock`, by default
  * `DATA_DIR/deploy-sts.sqlite.lock`. A connection in exclusive locking mode that has written keeps its exclusive
  * lock until it is closed, and the operating system drops the lock when the process ends, however it ends: there is
- * no stale lock to clean up after a crash. A database file with a second hard link is refused (SQLite finds its
- * write-ahead log by name, so it would be corrupted, and the lock would not be shared).
+ * no stale lock to clean up after a crash. A database file with a second hard link is refused, by every verb (SQLite
+ * finds its write-ahead log by the file's name, so a second name is a second log: corruption).
  *
- * A lock file deleted or replaced while the service runs (a clean-up script) would let a second process lock the new
- * one. `check()` (throttled by the caller) sees that the name no longer leads to the file it holds, and takes the lock
- * on the new file at once; if another process got there first, the lock is lost for good and every check throws: the
- * caller refuses to consume a jti from then on (fail closed).
+ * Names can change under a running process; the file it serves does not. So the lock is watched (`fs.watch` on the
+ * lock file, and a few `stat`s every LOCK_CHECK_MS for the database's name and in case the watch misses):
+ * - the database's name no longer leads to the file this process opened (moved, replaced, re-linked): the process
+ *   stops exchanging for good — whoever opens the name now serves another file, or this one under another name;
+ * - the lock file's name leads to another file (a clean-up script deleted it): the process locks the new file at once,
+ *   and keeps the old one locked too (a lock is never let go before `release()`: a name may still lead to it); if
+ *   another process locked the new file first, this one stops exchanging for good.
+ * "Stops" is `assertHeld()` throwing: the storage refuses to consume a jti (503), and `/readyz` is not ready. A second
+ * process can only lock a new file after the old one's name is gone, and it reads the used jtis at its start; what this
+ * one grants between those two moments and its noticing (a deleted lock file: at once, by the watch; a moved
+ * database: within LOCK_CHECK_MS) it could grant again.
  *
  * The lock is advisory (fcntl): it holds between processes of one machine on a local file system. Verbs that only read
  * or revoke (`audit`, `tokens`, `credentials`, `keys`) take no lock and run beside a serving process.
  */
-import { chmodSync, lstatSync, realpathSync, statSync } from 'node:fs';
+import { chmodSync, lstatSync, realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 
 export const DATABASE_FILE = 'deploy-sts.sqlite';
 /** The lock file's name beside a database that is not a link (in the data directory). */
 export const LOCK_FILE = `${DATABASE_FILE}.lock`;
+/** How often the lock and the database's name are confirmed when no watch event came (a `stat` or two). */
+export const LOCK_CHECK_MS = 200;
 
 export interface DataDirLock {
   /** The lock file. */
   readonly file: string;
-  /** Throws (with what happened and what to do) unless this process still holds the lock. */
+  /** Throws, saying what happened and what to do, once this process has stopped holding the database alone. No I/O. */
+  assertHeld(): void;
+  /** Confirms the lock and the database's name now (a few `stat`s), then as `assertHeld`. */
   check(): void;
   release(): void;
 }
 
 /** The database file as SQLite will open it: symbolic links followed (the file may not exist yet). */
-function resolvedDatabase(file: string): string {
+export function resolvedDatabase(file: string): string {
   let link: boolean;
   try {
     link = lstatSync(file).isSymbolicLink();
   } catch {
-    return join(realpathSync(dirname(file)), basename(file)); // not there yet: created in the data directory
+    return join(realpathSync.native(dirname(file)), basename(file)); // not there yet: created in the data directory
   }
-  if (!link) return join(realpathSync(dirname(file)), basename(file));
+  if (!link) return join(realpathSync.native(dirname(file)), basename(file));
   try {
-    return realpathSync(file);
+    return realpathSync.native(file);
   } catch (error) {
     throw new Error(`the database file ${file} is a symbolic link to nothing (${(error as NodeJS.ErrnoException).code}); point it at the database, or remove the link`);
+  }
+}
+
+/** Refuses a database file with more than one hard link (every verb: each name would have its own write-ahead log). */
+export function refuseHardLinks(database: string): void {
+  const links = statSync(database, { throwIfNoEntry: false })?.nlink ?? 1;
+  if (links > 1) {
+    throw new Error(
+      `the database file ${database} has ${links} hard links: SQLite finds its write-ahead log by the file's name, so a hard-linked database can be ` +
+        'corrupted, and a process opening it by another name would not see the serving process\'s lock or its latest writes. Keep one name (a symbolic link is fine)',
+    );
   }
 }
 
@@ -82,41 +104,89 @@ const identity = (file: string): string | undefined => {
   }
 };
 
-/** Takes the lock for the SQLite database `databaseFile` in `dataDir` (which exists), or throws saying what to do. */
-export function lockDatabase(dataDir: string, databaseFile: string): DataDirLock {
+/**
+ * Takes the lock for the SQLite database `databaseFile` (in `dataDir`), or throws saying what to do. `opened()` must be
+ * called once SQLite has opened the database: it records which file that is (and refuses a hard-linked one).
+ */
+export function lockDatabase(dataDir: string, databaseFile: string): DataDirLock & { opened(): void } {
   const database = resolvedDatabase(databaseFile);
   const file = `${database}.lock`;
   const taken = lockFile(file);
   if (!taken) {
     throw new Error(
-      `another deploy-sts serve is using the data directory ${dataDir} (it holds ${file}; \`fuser ${file}\` names it): ` +
+      `another deploy-sts serve is using the database ${database} (it holds ${file}; \`fuser ${file}\` names it): ` +
         'stop it first, or give this one its own data directory (DEPLOY_STS_DATA_DIR / --data-dir). ' +
-        'One process serves from a SQLite data directory; to run replicas, use PostgreSQL (DEPLOY_STS_DATABASE_URL)',
+        'One process serves from a SQLite database; to run replicas, use PostgreSQL (DEPLOY_STS_DATABASE_URL)',
     );
   }
-  let held: DatabaseSync = taken;
-  let heldId = identity(file);
+  /** Every connection that has held a lock: kept until release(), since a name may still lead to each. */
+  const held: DatabaseSync[] = [taken];
+  const watchers: FSWatcher[] = [];
+  let lockId = identity(file);
+  let databaseId: string | undefined;
   let lost: Error | undefined;
   let released = false;
-  try {
-    const links = statSync(database, { throwIfNoEntry: false })?.nlink ?? 1;
-    if (links > 1) {
-      throw new Error(
-        `the database file ${database} has ${links} hard links: SQLite finds its write-ahead log by the file's name, so a hard-linked database can be ` +
-          'corrupted, and a process opening it by another name would not see this lock. Keep one name (a symbolic link is fine)',
-      );
+  let timer: NodeJS.Timeout | undefined;
+
+  const stop = (error: Error): never => {
+    lost ??= error;
+    throw lost;
+  };
+  const watchFile = (path: string) => {
+    try {
+      // A rename, a deletion (the link count changes) or a write: look again now.
+      const watcher = watch(path, { persistent: false }, () => {
+        try {
+          lock.check();
+        } catch {
+          // Recorded in `lost`: the next exchange and /readyz report it.
+        }
+      });
+      watcher.on('error', () => watcher.close());
+      watchers.push(watcher);
+    } catch {
+      // Not watchable here (some file systems): the poll still runs.
     }
-  } catch (error) {
-    held.close();
-    throw error;
-  }
-  return {
+  };
+
+  const lock = {
     file,
-    check() {
+    opened() {
+      refuseHardLinks(database);
+      databaseId = identity(database);
+      // Not the database: every checkpoint writes it. Nothing writes the lock file.
+      watchFile(file);
+      timer = setInterval(() => {
+        try {
+          lock.check();
+        } catch {
+          // as above
+        }
+      }, LOCK_CHECK_MS).unref();
+    },
+    assertHeld() {
       if (lost) throw lost;
-      if (released) throw new Error('the data directory lock was released');
-      if (heldId !== undefined && identity(file) === heldId) return;
-      // The name no longer leads to the file this process holds: lock what is there now, before anyone else does.
+      if (released) throw new Error('the database lock was released');
+    },
+    check() {
+      lock.assertHeld();
+      let now: string | undefined;
+      try {
+        now = resolvedDatabase(databaseFile) === database ? identity(database) : undefined;
+      } catch {
+        now = undefined;
+      }
+      if (databaseId !== undefined && now !== databaseId) {
+        stop(
+          new Error(
+            `the database file ${database} was moved, replaced or re-linked while this service was using it (${databaseFile} no longer leads to the file it opened): ` +
+              'this process refuses every exchange, since another process opening that name would check replays without it. ' +
+              'Put the file back, or stop every deploy-sts serve on it and start one',
+          ),
+        );
+      }
+      if (identity(file) === lockId) return;
+      // The lock's name no longer leads to a file this process holds: lock what is there now, before anyone else does.
       let again: DatabaseSync | undefined;
       try {
         again = lockFile(file);
@@ -124,22 +194,26 @@ export function lockDatabase(dataDir: string, databaseFile: string): DataDirLock
         again = undefined;
       }
       if (again) {
-        held.close();
-        held = again;
-        heldId = identity(file);
+        held.push(again);
+        lockId = identity(file);
+        watchFile(file);
         return;
       }
-      lost = new Error(
-        `the lock file ${file} was deleted or replaced while this service held it, and it could not be taken again (another deploy-sts serve holds it, ` +
-          'or the file cannot be written): this process no longer checks replays alone, so it refuses every exchange. Stop every deploy-sts serve on ' +
-          `${dataDir}, start one, and keep clean-up scripts away from the lock file`,
+      stop(
+        new Error(
+          `the lock file ${file} was deleted or replaced while this service held it, and it could not be taken again (another deploy-sts serve holds it, ` +
+            'or the file cannot be written): this process no longer checks replays alone, so it refuses every exchange. Stop every deploy-sts serve on ' +
+            `${dataDir}, start one, and keep clean-up scripts away from the lock file`,
+        ),
       );
-      throw lost;
     },
     release() {
       if (released) return;
       released = true;
-      held.close();
+      clearInterval(timer);
+      for (const watcher of watchers.splice(0)) watcher.close();
+      for (const db of held.splice(0)) db.close();
     },
   };
+  return lock;
 }

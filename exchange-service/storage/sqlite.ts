@@ -54,7 +54,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { AUDIT_COLUMNS, auditFromRow, auditParams, tokenFromRow, type Row } from './audit-row.js';
 import { consumedJtis, type ConsumedJtis } from './consumed-jtis.js';
-import { DATABASE_FILE, lockDatabase, type DataDirLock } from './data-dir-lock.js';
+import { DATABASE_FILE, lockDatabase, refuseHardLinks, resolvedDatabase } from './data-dir-lock.js';
 import { directWriter, groupWriter, type SyncWal, type Writer } from './group-commit.js';
 import { SQLITE_GATEWAY_MIGRATION, SQLITE_GATEWAY_TOKEN_DEPLOYS_MIGRATION, sqliteGatewayStorage } from './sqlite-gateway.js';
 import type { JtiUse, Storage } from './types.js';
@@ -132,11 +132,6 @@ export const CHECKPOINT_STALL_MS = 10_000;
  * that went away), or the syncs wait in libuv's thread pool behind tasks that do not end.
  */
 export const SYNC_STALL_MS = 5_000;
-/**
- * How often the serving process confirms that it still holds the database's lock (a lock file deleted under it would
- * let a second process lock a new one): on a timer, and before consuming a jti when the last check is older. A `stat`.
- */
-const LOCK_CHECK_MS = 200;
 /** After a hold whose checkpoint could not copy every frame, the next hold waits this long. */
 const RESTART_RETRY_MS = 1_000;
 
@@ -453,15 +448,18 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
   const file = join(dataDir, DATABASE_FILE);
   // Before the database is touched: a second serving process stops here, having changed nothing.
   const locking = options.lock ?? true;
-  const lock: DataDirLock | undefined = locking ? lockDatabase(dataDir, file) : undefined;
+  const lock = locking ? lockDatabase(dataDir, file) : undefined;
   let db: DatabaseSync;
   try {
     db = new DatabaseSync(file);
+    chmodSync(file, 0o600);
+    // Now that SQLite has opened (or created) the file: which file it is, and never a hard-linked one.
+    if (lock) lock.opened();
+    else refuseHardLinks(resolvedDatabase(file));
   } catch (error) {
     lock?.release();
     throw error;
   }
-  chmodSync(file, 0o600);
   const synchronous = options.synchronous ?? 'FULL';
   const grouped = options.groupCommit ?? true;
   db.exec('PRAGMA journal_mode = WAL');
@@ -557,26 +555,11 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     if (closing) throw new Error('storage is closed');
     writer.check();
   };
-  let lockCheckedAt = 0;
-  // Also between exchanges: a lock file deleted by a clean-up script is taken again before a second serve can start.
-  const lockWatch = lock
-    ? setInterval(() => {
-        try {
-          lock.check();
-        } catch {
-          // Lost for good: the next exchange and /readyz report it.
-        }
-      }, LOCK_CHECK_MS).unref()
-    : undefined;
-  /** The replay check, for a caller that holds the lock (confirmed at most every LOCK_CHECK_MS). */
+  /** The replay check, for a caller that still holds the database alone (the lock watches itself: data-dir-lock.ts). */
   const replayCheck = (): ConsumedJtis => {
     open();
     if (!consumed || !lock) throw new Error('this storage was opened without the data directory\'s lock, so it checks no replays: only the serving process does');
-    const now = performance.now();
-    if (now - lockCheckedAt >= LOCK_CHECK_MS) {
-      lock.check();
-      lockCheckedAt = now;
-    }
+    lock.assertHeld();
     return consumed;
   };
   /** Delete up to about PRUNE_CHUNK expired rows of `table`, oldest first, by a range of its expiry index. */
@@ -695,7 +678,6 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
     close() {
       // Every caller waits for the same shutdown: a second close() must not return while the database is still open.
       closing ??= (async () => {
-        clearInterval(lockWatch);
         await writer.drain();
         await checkpoints?.close();
         db.close();

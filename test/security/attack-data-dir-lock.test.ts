@@ -75,7 +75,7 @@ describe('a second serve on the same data directory, spelled another way', () =>
     for (const spelling of spellings) {
       const second = await serve(spelling);
       expect(typeof second, `${spelling}: a second serve started`).toBe('string');
-      expect(second).toContain('another deploy-sts serve is using the data directory');
+      expect(second).toContain('another deploy-sts serve is using the database');
     }
   }, 60_000);
 });
@@ -252,6 +252,7 @@ describe('a trusted issuer that signs a jti which is not well-formed UTF-16', ()
     let firstStatus: number;
     try {
       firstStatus = (await exchangeToken(first.url, token)).status;
+      expect(firstStatus, 'the token is granted once').toBe(200);
       expect((await exchangeToken(first.url, token)).status, 'a replay to the same process').not.toBe(200);
     } finally {
       await first.stop();

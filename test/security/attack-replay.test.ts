@@ -206,7 +206,7 @@ describe('two processes started on one SQLite data directory', () => {
   it('serve one of them; the other exits saying which directory is taken and what to do instead', () => {
     expect(processes).toHaveLength(1);
     expect(refusal).toMatch(/service exited with 1/);
-    expect(refusal).toContain(`another deploy-sts serve is using the data directory ${dataDir}`);
+    expect(refusal).toContain(`another deploy-sts serve is using the database ${join(dataDir, DATABASE_FILE)}`);
     expect(refusal).toContain('to run replicas, use PostgreSQL (DEPLOY_STS_DATABASE_URL)');
   });
 

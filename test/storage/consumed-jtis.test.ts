@@ -29,6 +29,14 @@ describe('the jtis consumed in memory', () => {
     expect(consumed.size).toBe(5);
   });
 
+  it('keys a jti as SQLite stores it (UTF-8: a lone surrogate is U+FFFD), so the row read back at start matches', () => {
+    const consumed = consumedJtis();
+    expect(consumed.consume(ISSUER, '\ud800-x', EXP)).toBe(true);
+    expect(consumed.consume(ISSUER, '\ufffd-x', EXP)).toBe(false);
+    expect(consumed.consume(ISSUER, '\udfff-x', EXP)).toBe(false);
+    expect(consumed.consume(ISSUER, '\ud83d\ude00-x', EXP)).toBe(true); // a well-formed pair is its own character
+  });
+
   it('forgets only the expiries before the second it is given, and says how many', () => {
     const consumed = consumedJtis();
     for (const [jti, exp] of [['old-1', EXP - 2], ['old-2', EXP - 1], ['edge', EXP], ['live', EXP + 1]] as const) consumed.consume(ISSUER, jti, exp);

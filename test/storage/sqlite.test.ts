@@ -554,9 +554,9 @@ describe('the SQLite storage', () => {
       const serving = openStorage(dir, 'FULL');
       const expiresAt = nowSeconds() + 300;
       expect(() => openSqlite(dir, { synchronous: 'FULL' })).toThrow(
-        `another deploy-sts serve is using the data directory ${dir} (it holds ${join(dir, LOCK_FILE)}; \`fuser ${join(dir, LOCK_FILE)}\` names it): ` +
+        `another deploy-sts serve is using the database ${join(dir, DATABASE_FILE)} (it holds ${join(dir, LOCK_FILE)}; \`fuser ${join(dir, LOCK_FILE)}\` names it): ` +
           'stop it first, or give this one its own data directory (DEPLOY_STS_DATA_DIR / --data-dir). ' +
-          'One process serves from a SQLite data directory; to run replicas, use PostgreSQL (DEPLOY_STS_DATABASE_URL)',
+          'One process serves from a SQLite database; to run replicas, use PostgreSQL (DEPLOY_STS_DATABASE_URL)',
       );
       const beside = openSqlite(dir, { synchronous: 'FULL', lock: false });
       await expect(beside.consumeJti(ISSUER, 'shared', expiresAt)).rejects.toThrow(/opened without the data directory's lock, so it checks no replays/);
