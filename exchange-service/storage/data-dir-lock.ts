@@ -34,6 +34,11 @@ export const DATABASE_FILE = 'deploy-sts.sqlite';
 export const LOCK_FILE = `${DATABASE_FILE}.lock`;
 /** How often the lock and the database's name are confirmed when no watch event came (a `stat` or two). */
 export const LOCK_CHECK_MS = 200;
+/**
+ * The most lock files one process holds (each a descriptor and a watch): a lock file deleted this many times is not
+ * a one-off clean-up but something deleting it on purpose, and the process stops rather than keep one file per try.
+ */
+const MAX_LOCKS_HELD = 8;
 
 export interface DataDirLock {
   /** The lock file. */
@@ -187,6 +192,14 @@ export function lockDatabase(dataDir: string, databaseFile: string): DataDirLock
       }
       if (identity(file) === lockId) return;
       // The lock's name no longer leads to a file this process holds: lock what is there now, before anyone else does.
+      if (held.length >= MAX_LOCKS_HELD) {
+        stop(
+          new Error(
+            `the lock file ${file} was deleted or replaced ${held.length} times while this service held it: something keeps removing it, ` +
+              'so this process refuses every exchange rather than go on. Find what deletes it (a clean-up script, tmpfiles), then restart the service',
+          ),
+        );
+      }
       let again: DatabaseSync | undefined;
       try {
         again = lockFile(file);

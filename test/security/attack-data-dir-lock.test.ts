@@ -156,6 +156,27 @@ describe('the lock file removed from under the serving process', () => {
     }, 60_000);
   }
 
+  it('(deleted again and again) stops the service after a few, rather than hold one file per deletion', async () => {
+    const dataDir = dir();
+    const service = await startService({ issuer: issuer.url, dataDir, env: ENV });
+    const lockFile = join(dataDir, LOCK_FILE);
+    try {
+      // Seven deletions: each time the service locks a new file at the name (it holds eight).
+      for (let i = 0; i < 7; i++) {
+        rmSync(lockFile);
+        await until(() => existsSync(lockFile), 'the service to lock the file again', 5_000);
+      }
+      expect((await exchangeToken(service.url, await issuer.token())).status).toBe(200);
+      rmSync(lockFile);
+      await until(async () => (await fetch(`${service.url}/readyz`)).status === 503, 'the service to stop', 5_000);
+      expect(existsSync(lockFile)).toBe(false);
+      expect((await exchangeToken(service.url, await issuer.token())).status).toBe(503);
+      expect(service.logs.join('\n')).toContain(`the lock file ${lockFile} was deleted or replaced 8 times while this service held it`);
+    } finally {
+      await service.stop();
+    }
+  }, 30_000);
+
   it('(deleted, and locked by another process before the service noticed) stops the service exchanging, and says why', async () => {
     const dataDir = dir();
     const service = await startService({ issuer: issuer.url, dataDir, env: ENV });
