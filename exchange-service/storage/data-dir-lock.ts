@@ -25,7 +25,7 @@
  * The lock is advisory (fcntl): it holds between processes of one machine on a local file system. Verbs that only read
  * or revoke (`audit`, `tokens`, `credentials`, `keys`) take no lock and run beside a serving process.
  */
-import { chmodSync, lstatSync, realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, lstatSync, openSync, realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 
@@ -35,8 +35,9 @@ export const LOCK_FILE = `${DATABASE_FILE}.lock`;
 /** How often the lock and the database's name are confirmed when no watch event came (a `stat` or two). */
 export const LOCK_CHECK_MS = 200;
 /**
- * The most lock files one process holds (each a descriptor and a watch): a lock file deleted this many times is not
- * a one-off clean-up but something deleting it on purpose, and the process stops rather than keep one file per try.
+ * The most lock files one process holds (each two descriptors and a watch). A deleted lock file is let go (no name
+ * leads to it); one moved away is kept locked, so this many moves is something doing it on purpose, and the process
+ * stops rather than hold one file per move.
  */
 const MAX_LOCKS_HELD = 8;
 
@@ -100,23 +101,63 @@ function lockFile(file: string): DatabaseSync | undefined {
   }
 }
 
+/** A file's identity (device and inode), or undefined when the name leads nowhere. */
 const identity = (file: string): string | undefined => {
   try {
-    const s = statSync(file);
+    const s = statSync(file, { bigint: true });
     return `${s.dev}:${s.ino}`;
   } catch {
     return undefined;
   }
 };
 
+/** A lock this process holds: SQLite's connection (the lock itself) and a descriptor of the same file. */
+interface Held {
+  db: DatabaseSync;
+  /**
+   * Our own descriptor of the locked file: which file that is (the name may change), and whether any name still
+   * leads to it (`nlink`). Closed only after `db`: closing any descriptor of a file drops this process's locks on it.
+   */
+  fd: number;
+  id: string;
+  watcher?: FSWatcher | undefined;
+}
+
+/** Locks `file` and opens our descriptor of the very file locked (a rename in between is retried), or undefined. */
+function hold(file: string): Held | undefined {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const before = identity(file);
+    const db = lockFile(file);
+    if (!db) return undefined;
+    let fd: number | undefined;
+    try {
+      fd = openSync(file, 'r');
+      const s = fstatSync(fd, { bigint: true });
+      const id = `${s.dev}:${s.ino}`;
+      if (before === undefined || before === id) return { db, fd, id };
+    } catch {
+      // retried below
+    }
+    // The name was swapped while it was being locked: let go of both (the lock first) and try again.
+    db.close();
+    if (fd !== undefined) closeSync(fd);
+  }
+  throw new Error(`the lock file ${(file)} keeps being replaced while it is being locked; find what replaces it, then start again`);
+}
+
+export interface LockOptions {
+  /** Told when something the operator should know happened to the lock, that does not stop the service. */
+  warn?: ((message: string) => void) | undefined;
+}
+
 /**
  * Takes the lock for the SQLite database `databaseFile` (in `dataDir`), or throws saying what to do. `opened()` must be
  * called once SQLite has opened the database: it records which file that is (and refuses a hard-linked one).
  */
-export function lockDatabase(dataDir: string, databaseFile: string): DataDirLock & { opened(): void } {
+export function lockDatabase(dataDir: string, databaseFile: string, options: LockOptions = {}): DataDirLock & { opened(): void } {
   const database = resolvedDatabase(databaseFile);
   const file = `${database}.lock`;
-  const taken = lockFile(file);
+  const taken = hold(file);
   if (!taken) {
     throw new Error(
       `another deploy-sts serve is using the database ${database} (it holds ${file}; \`fuser ${file}\` names it): ` +
@@ -124,10 +165,11 @@ export function lockDatabase(dataDir: string, databaseFile: string): DataDirLock
         'One process serves from a SQLite database; to run replicas, use PostgreSQL (DEPLOY_STS_DATABASE_URL)',
     );
   }
-  /** Every connection that has held a lock: kept until release(), since a name may still lead to each. */
-  const held: DatabaseSync[] = [taken];
-  const watchers: FSWatcher[] = [];
-  let lockId = identity(file);
+  /**
+   * Every lock this process holds, the one at the lock file's name first: a lock is let go only when no name leads to
+   * its file any more (deleted: nobody can open it), or at release().
+   */
+  const held: Held[] = [taken];
   let databaseId: string | undefined;
   let lost: Error | undefined;
   let released = false;
@@ -137,33 +179,47 @@ export function lockDatabase(dataDir: string, databaseFile: string): DataDirLock
     lost ??= error;
     throw lost;
   };
-  const watchFile = (path: string) => {
+  const letGo = (lock: Held) => {
+    lock.watcher?.close();
+    lock.db.close();
+    closeSync(lock.fd);
+  };
+  const watchHeld = (lock: Held) => {
     try {
-      // A rename, a deletion (the link count changes) or a write: look again now.
-      const watcher = watch(path, { persistent: false }, () => {
+      // A rename, a deletion (the link count changes): look again now. Nothing writes a lock file.
+      const watcher = watch(file, { persistent: false }, () => {
         try {
-          lock.check();
+          self.check();
         } catch {
           // Recorded in `lost`: the next exchange and /readyz report it.
         }
       });
       watcher.on('error', () => watcher.close());
-      watchers.push(watcher);
+      lock.watcher = watcher;
     } catch {
       // Not watchable here (some file systems): the poll still runs.
     }
   };
+  /** Lets go of the locks on files no name leads to any more. */
+  const forgetDeleted = () => {
+    for (let i = held.length - 1; i >= 1; i--) {
+      const lock = held[i]!;
+      if (fstatSync(lock.fd).nlink === 0) {
+        held.splice(i, 1);
+        letGo(lock);
+      }
+    }
+  };
 
-  const lock = {
+  const self = {
     file,
     opened() {
       refuseHardLinks(database);
       databaseId = identity(database);
-      // Not the database: every checkpoint writes it. Nothing writes the lock file.
-      watchFile(file);
+      watchHeld(taken);
       timer = setInterval(() => {
         try {
-          lock.check();
+          self.check();
         } catch {
           // as above
         }
@@ -174,7 +230,7 @@ export function lockDatabase(dataDir: string, databaseFile: string): DataDirLock
       if (released) throw new Error('the database lock was released');
     },
     check() {
-      lock.assertHeld();
+      self.assertHeld();
       let now: string | undefined;
       try {
         now = resolvedDatabase(databaseFile) === database ? identity(database) : undefined;
@@ -185,48 +241,57 @@ export function lockDatabase(dataDir: string, databaseFile: string): DataDirLock
         stop(
           new Error(
             `the database file ${database} was moved, replaced or re-linked while this service was using it (${databaseFile} no longer leads to the file it opened): ` +
-              'this process refuses every exchange, since another process opening that name would check replays without it. ' +
-              'Put the file back, or stop every deploy-sts serve on it and start one',
+              'this process refuses every exchange from now on, since another process opening that name would check replays without it. ' +
+              'Put the file back where it was, then restart the service (it stays stopped until restarted)',
           ),
         );
       }
-      if (identity(file) === lockId) return;
-      // The lock's name no longer leads to a file this process holds: lock what is there now, before anyone else does.
-      if (held.length >= MAX_LOCKS_HELD) {
-        stop(
-          new Error(
-            `the lock file ${file} was deleted or replaced ${held.length} times while this service held it: something keeps removing it, ` +
-              'so this process refuses every exchange rather than go on. Find what deletes it (a clean-up script, tmpfiles), then restart the service',
-          ),
-        );
+      const atName = identity(file);
+      if (atName === held[0]!.id) return;
+      // The name leads to another file. One this process holds already (a lock file moved aside and back)?
+      const mine = held.findIndex((lock) => lock.id === atName);
+      if (mine > 0) {
+        held.unshift(...held.splice(mine, 1));
+      } else {
+        forgetDeleted();
+        if (held.length >= MAX_LOCKS_HELD) {
+          stop(
+            new Error(
+              `the lock file ${file} was moved away ${held.length} times while this service held it (each old file is kept locked, since a name still leads to it): ` +
+                'this process refuses every exchange rather than hold more. Find what moves it, then restart the service',
+            ),
+          );
+        }
+        // Lock what is there now, before anyone else does.
+        let again: Held | undefined;
+        try {
+          again = hold(file);
+        } catch {
+          again = undefined;
+        }
+        if (!again) {
+          stop(
+            new Error(
+              `the lock file ${file} was deleted or replaced while this service held it, and it could not be taken again (another deploy-sts serve holds it, ` +
+                'or the file cannot be written): this process no longer checks replays alone, so it refuses every exchange from now on. Stop every deploy-sts serve on ' +
+                `${dataDir}, start one, and keep clean-up scripts away from the lock file`,
+            ),
+          );
+        }
+        held.unshift(again!);
+        watchHeld(again!);
       }
-      let again: DatabaseSync | undefined;
-      try {
-        again = lockFile(file);
-      } catch {
-        again = undefined;
-      }
-      if (again) {
-        held.push(again);
-        lockId = identity(file);
-        watchFile(file);
-        return;
-      }
-      stop(
-        new Error(
-          `the lock file ${file} was deleted or replaced while this service held it, and it could not be taken again (another deploy-sts serve holds it, ` +
-            'or the file cannot be written): this process no longer checks replays alone, so it refuses every exchange. Stop every deploy-sts serve on ' +
-            `${dataDir}, start one, and keep clean-up scripts away from the lock file`,
-        ),
+      options.warn?.(
+        `the lock file ${file} was deleted or moved while this service held it (a clean-up script? tmpfiles?); the service locked the file now at that name ` +
+          'at once and goes on. Keep clean-up away from it: a second deploy-sts serve that got there first would stop this one',
       );
     },
     release() {
       if (released) return;
       released = true;
       clearInterval(timer);
-      for (const watcher of watchers.splice(0)) watcher.close();
-      for (const db of held.splice(0)) db.close();
+      for (const lock of held.splice(0)) letGo(lock);
     },
   };
-  return lock;
+  return self;
 }

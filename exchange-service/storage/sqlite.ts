@@ -67,6 +67,8 @@ export interface SqliteOptions {
    * beside it (reading the audit log, revoking): they cannot consume a jti.
    */
   lock?: boolean;
+  /** Told when the lock file was deleted or moved and the service locked the new one (the service logs it). */
+  onLockWarning?: (message: string) => void;
   /** `FULL` (default): acknowledged audit records and revocations survive power loss. `NORMAL`: a process crash. */
   synchronous?: Synchronous;
   /**
@@ -448,7 +450,7 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
   const file = join(dataDir, DATABASE_FILE);
   // Before the database is touched: a second serving process stops here, having changed nothing.
   const locking = options.lock ?? true;
-  const lock = locking ? lockDatabase(dataDir, file) : undefined;
+  const lock = locking ? lockDatabase(dataDir, file, { warn: options.onLockWarning }) : undefined;
   let db: DatabaseSync;
   try {
     db = new DatabaseSync(file);

@@ -156,22 +156,24 @@ describe('the lock file removed from under the serving process', () => {
     }, 60_000);
   }
 
-  it('(deleted again and again) stops the service after a few, rather than hold one file per deletion', async () => {
+  it('(moved away again and again) stops the service after a few, rather than hold one file per move', async () => {
     const dataDir = dir();
     const service = await startService({ issuer: issuer.url, dataDir, env: ENV });
     const lockFile = join(dataDir, LOCK_FILE);
     try {
-      // Seven deletions: each time the service locks a new file at the name (it holds eight).
-      for (let i = 0; i < 7; i++) {
-        rmSync(lockFile);
+      // Seven moves: each time the service locks a new file at the name, and keeps the moved one locked (a name still
+      // leads to it): it holds eight.
+      for (let i = 1; i <= 7; i++) {
+        renameSync(lockFile, `${lockFile}.${i}`);
         await until(() => existsSync(lockFile), 'the service to lock the file again', 5_000);
       }
       expect((await exchangeToken(service.url, await issuer.token())).status).toBe(200);
-      rmSync(lockFile);
+      expect(service.logs.join('\n')).toContain(`the lock file ${lockFile} was deleted or moved while this service held it`);
+      renameSync(lockFile, `${lockFile}.8`);
       await until(async () => (await fetch(`${service.url}/readyz`)).status === 503, 'the service to stop', 5_000);
       expect(existsSync(lockFile)).toBe(false);
       expect((await exchangeToken(service.url, await issuer.token())).status).toBe(503);
-      expect(service.logs.join('\n')).toContain(`the lock file ${lockFile} was deleted or replaced 8 times while this service held it`);
+      expect(service.logs.join('\n')).toContain(`the lock file ${lockFile} was moved away 8 times while this service held it`);
     } finally {
       await service.stop();
     }
