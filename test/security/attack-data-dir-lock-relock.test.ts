@@ -8,61 +8,22 @@
  */
 import { linkSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { DATABASE_FILE, useServingProcesses } from './serving-lock-support.js';
 import { LOCK_CHECK_MS, LOCK_FILE } from '../../exchange-service/storage/data-dir-lock.js';
-import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
 import { cli } from '../helpers/cli.js';
-import { exchangeToken, postForm, spawnService, tempDir, type SpawnedService } from '../helpers/service.js';
-import { NO_RATE_LIMITS } from './support.js';
+import { exchangeToken, postForm, type SpawnedService } from '../helpers/service.js';
 
-const DATABASE_FILE = 'deploy-sts.sqlite';
-const ENV = { ...NO_RATE_LIMITS, DEPLOY_STS_SYNCHRONOUS: 'FULL' };
-
-let issuer: TestIssuer;
-const dirs: string[] = [];
-const running: SpawnedService[] = [];
-
-beforeAll(async () => {
-  issuer = await startIssuer();
-});
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((p) => p.stop()));
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-afterAll(async () => {
-  await issuer?.close();
-});
-
-function dir(prefix = 'deploy-sts-relock-'): string {
-  const made = tempDir(prefix);
-  dirs.push(made);
-  return made;
-}
-
-async function serve(dataDir: string): Promise<SpawnedService | string> {
-  try {
-    const started = await spawnService({ issuer: issuer.url, dataDir, env: ENV });
-    running.push(started);
-    return started;
-  } catch (error) {
-    return String(error);
-  }
-}
+const processes = useServingProcesses('deploy-sts-relock-');
+const { dir, serve, serving, grantsAcross, refusedBeside } = processes;
 
 /** The first process, once it has noticed (within LOCK_CHECK_MS), refuses every exchange. */
-async function refusesExchanges(serving: SpawnedService): Promise<void> {
+async function refusesExchanges(first: SpawnedService): Promise<void> {
   await new Promise((r) => setTimeout(r, 2 * LOCK_CHECK_MS));
-  const answer = await exchangeToken(serving.url, await issuer.token());
+  const answer = await exchangeToken(first.url, await processes.issuer().token());
   expect(answer.status).toBe(503);
   expect(answer.body).not.toHaveProperty('access_token');
-  expect((await fetch(`${serving.url}/readyz`)).status).toBe(503);
-}
-
-async function grantsAcross(a: SpawnedService, b: SpawnedService): Promise<number[]> {
-  const token = await issuer.token();
-  const first = await exchangeToken(a.url, token);
-  const second = await exchangeToken(b.url, token);
-  return [first.status, second.status];
+  expect((await fetch(`${first.url}/readyz`)).status).toBe(503);
 }
 
 describe('the database moved with its lock file while serving', () => {
@@ -70,17 +31,11 @@ describe('the database moved with its lock file while serving', () => {
   it('to another directory: a serve there is refused, and the first stops exchanging', async () => {
     const a = dir();
     const b = dir();
-    const first = await serve(a);
-    expect(typeof first, String(first)).toBe('object');
+    const first = await serving(a);
     // "Move the database to the new volume, then start the service there": the files move, the process keeps them open.
     for (const name of readdirSync(a).filter((n) => n.startsWith(DATABASE_FILE))) renameSync(join(a, name), join(b, name));
-    const second = await serve(b);
-    if (typeof second === 'object') {
-      const statuses = await grantsAcross(first as SpawnedService, second);
-      expect(statuses, 'one token, two processes on one database file').not.toEqual([200, 200]);
-    }
-    expect(second, 'a second serve started on the database the first still serves').toEqual(expect.stringContaining('another deploy-sts serve'));
-    await refusesExchanges(first as SpawnedService);
+    await refusedBeside(first, b);
+    await refusesExchanges(first);
   }, 60_000);
 
   it('with its whole data directory, renamed and created again: a serve on the renamed directory is refused', async () => {
@@ -88,17 +43,11 @@ describe('the database moved with its lock file while serving', () => {
     const a = join(parent, 'data');
     const moved = join(parent, 'data-moved');
     mkdirSync(a);
-    const first = await serve(a);
-    expect(typeof first, String(first)).toBe('object');
+    const first = await serving(a);
     renameSync(a, moved);
     mkdirSync(a); // a provisioning tool, systemd's StateDirectory=, or `mkdir -p` in a wrapper script
-    const second = await serve(moved);
-    if (typeof second === 'object') {
-      const statuses = await grantsAcross(first as SpawnedService, second);
-      expect(statuses, 'one token, two processes on one database file').not.toEqual([200, 200]);
-    }
-    expect(second, 'a second serve started on the database the first still serves').toEqual(expect.stringContaining('another deploy-sts serve'));
-    await refusesExchanges(first as SpawnedService);
+    await refusedBeside(first, moved);
+    await refusesExchanges(first);
   }, 60_000);
 });
 
@@ -109,13 +58,11 @@ describe('the database file renamed while serving, its lock file left where it w
   it('stops the first from exchanging, so the file is never served twice', async () => {
     const a = dir();
     const b = dir();
-    const first = await serve(a);
-    expect(typeof first, String(first)).toBe('object');
+    const first = await serving(a);
     for (const name of readdirSync(a).filter((n) => n.startsWith(DATABASE_FILE) && n !== LOCK_FILE)) renameSync(join(a, name), join(b, name));
-    const second = await serve(b);
-    expect(typeof second, String(second)).toBe('object');
-    expect(await grantsAcross(first as SpawnedService, second as SpawnedService), 'one token, two processes on one database file').toEqual([503, 200]);
-    expect((first as SpawnedService).stdout.join('')).toContain(`${join(a, DATABASE_FILE)} no longer leads to the file it opened`);
+    const second = await serving(b);
+    expect(await grantsAcross(first, second), 'one token, two processes on one database file').toEqual([503, 200]);
+    expect(first.stdout.join('')).toContain(`${join(a, DATABASE_FILE)} no longer leads to the file it opened`);
   }, 60_000);
 });
 
@@ -130,14 +77,12 @@ describe('the database symbolic link pointed elsewhere while serving', () => {
     symlinkSync(join(x, DATABASE_FILE), join(a, DATABASE_FILE));
     // The link must lead somewhere at start (a link to nothing is refused): an empty file SQLite takes as a new database.
     writeFileSync(join(x, DATABASE_FILE), '');
-    const first = await serve(a);
-    expect(typeof first, String(first)).toBe('object');
+    const first = await serving(a);
     writeFileSync(join(y, DATABASE_FILE), '');
     rmSync(join(a, DATABASE_FILE));
     symlinkSync(join(y, DATABASE_FILE), join(a, DATABASE_FILE));
-    const second = await serve(a);
-    expect(typeof second, String(second)).toBe('object');
-    expect(await grantsAcross(first as SpawnedService, second as SpawnedService), 'one token, two processes serving one data directory').toEqual([503, 200]);
+    const second = await serving(a);
+    expect(await grantsAcross(first, second), 'one token, two processes serving one data directory').toEqual([503, 200]);
   }, 60_000);
 });
 
@@ -149,10 +94,8 @@ describe('a verb without the lock, through a second hard link to the served data
   it('is refused, or its revocation holds at the serving process', async () => {
     const a = dir();
     const b = dir();
-    const first = await serve(a);
-    expect(typeof first, String(first)).toBe('object');
-    const serving = first as SpawnedService;
-    const granted = await exchangeToken(serving.url, await issuer.token());
+    const first = await serving(a);
+    const granted = await exchangeToken(first.url, await processes.issuer().token());
     expect(granted.status).toBe(200);
     const token = String(granted.body.access_token);
     const jti = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).jti as string;
@@ -160,7 +103,7 @@ describe('a verb without the lock, through a second hard link to the served data
     const revoked = await cli(['tokens', 'revoke', jti], { DEPLOY_STS_DATA_DIR: b });
     expect(revoked.code).toBe(1);
     expect(revoked.stderr).toContain(`the database file ${join(b, DATABASE_FILE)} has 2 hard links`);
-    const seen = await postForm(`${serving.url}/introspect`, { token }, { authorization: `Bearer ${token}` });
+    const seen = await postForm(`${first.url}/introspect`, { token }, { authorization: `Bearer ${token}` });
     expect(seen.body.active, 'nothing was revoked').toBe(true);
   }, 60_000);
 });
@@ -171,11 +114,10 @@ describe('a lock file deleted, and a second serve started at once', () => {
   // the moment before the watch fires — makes the first refuse every exchange: attack-data-dir-lock.test.ts.)
   it('is refused: the serving process got there first', async () => {
     const dataDir = dir();
-    const first = await serve(dataDir);
-    expect(typeof first, String(first)).toBe('object');
+    const first = await serving(dataDir);
     rmSync(join(dataDir, LOCK_FILE));
     const second = await serve(dataDir);
     expect(second).toEqual(expect.stringContaining('another deploy-sts serve'));
-    expect((await exchangeToken((first as SpawnedService).url, await issuer.token())).status).toBe(200);
+    expect((await exchangeToken(first.url, await processes.issuer().token())).status).toBe(200);
   }, 60_000);
 });

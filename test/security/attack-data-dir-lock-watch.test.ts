@@ -7,40 +7,17 @@
 import { renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { DATABASE_FILE, useServingProcesses } from './serving-lock-support.js';
 import { LOCK_CHECK_MS, LOCK_FILE } from '../../exchange-service/storage/data-dir-lock.js';
-import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
-import { exchangeToken, spawnService, tempDir, type SpawnedService } from '../helpers/service.js';
-import { NO_RATE_LIMITS } from './support.js';
+import { exchangeToken, type SpawnedService } from '../helpers/service.js';
 
-const DATABASE_FILE = 'deploy-sts.sqlite';
-const ENV = { ...NO_RATE_LIMITS, DEPLOY_STS_SYNCHRONOUS: 'FULL' };
-
-let issuer: TestIssuer;
-const dirs: string[] = [];
-const running: SpawnedService[] = [];
-
-beforeAll(async () => {
-  issuer = await startIssuer();
-});
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((p) => p.stop()));
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-afterAll(async () => {
-  await issuer?.close();
-});
-
-async function serve(): Promise<SpawnedService> {
-  const dataDir = tempDir('deploy-sts-watch-');
-  dirs.push(dataDir);
-  const started = await spawnService({ issuer: issuer.url, dataDir, env: ENV });
-  running.push(started);
-  return started;
-}
+const processes = useServingProcesses('deploy-sts-watch-');
+const { dir, serving } = processes;
 
 const settle = () => new Promise((r) => setTimeout(r, 2 * LOCK_CHECK_MS));
-const grants = async (s: SpawnedService) => (await exchangeToken(s.url, await issuer.token())).status;
+const grants = async (s: SpawnedService) => (await exchangeToken(s.url, await processes.issuer().token())).status;
+
 
 describe('the lock file moved aside and put back', () => {
   // `mv deploy-sts.sqlite.lock{,.bak}` then, told not to touch it, `mv deploy-sts.sqlite.lock{.bak,}`. The service
@@ -48,7 +25,7 @@ describe('the lock file moved aside and put back', () => {
   // still holds (it keeps every lock). Its re-lock opens a second connection on that file, which SQLite refuses inside
   // one process (SQLITE_BUSY), and the service stops, blaming "another deploy-sts serve". No other process is involved.
   it('goes on exchanging: the name leads to a lock this process holds', async () => {
-    const s = await serve();
+    const s = await serving(dir());
     const lock = join(s.dataDir, LOCK_FILE);
     renameSync(lock, `${lock}.bak`);
     await settle(); // the watch fires: a new lock file is taken at the name
@@ -66,7 +43,7 @@ describe('a lock file deleted now and then over the service\'s life', () => {
   // always looks old) deletes it once a day. The service re-locks each time, says so, and lets go of the deleted file
   // (no name leads to it), so it goes on for as many days as it takes the operator to find the clean-up.
   it('is reported the first time, so the clean-up is found before it costs anything', async () => {
-    const s = await serve();
+    const s = await serving(dir());
     rmSync(join(s.dataDir, LOCK_FILE));
     await settle();
     expect(await grants(s)).toBe(200);
@@ -76,7 +53,7 @@ describe('a lock file deleted now and then over the service\'s life', () => {
   }, 60_000);
 
   it('does not stop a healthy service: a deleted lock file no name leads to is no longer needed', async () => {
-    const s = await serve();
+    const s = await serving(dir());
     const lock = join(s.dataDir, LOCK_FILE);
     for (let day = 1; day <= 9; day++) {
       rmSync(lock);
@@ -91,7 +68,7 @@ describe('the database moved away and put back', () => {
   // The service stops for good once it notices (right: it cannot know what was served meanwhile); putting the file back
   // changes nothing until a restart, and the message says so.
   it('says that a restart is needed once it has stopped', async () => {
-    const s = await serve();
+    const s = await serving(dir());
     const db = join(s.dataDir, DATABASE_FILE);
     renameSync(db, `${db}.moved`);
     await settle();
@@ -109,7 +86,7 @@ describe('SQLite maintenance on the served database', () => {
   // Does SQLite ever give the database file a new inode (VACUUM rewrites the file; a WAL checkpoint truncates the
   // WAL)? If it did, the name check would stop a healthy service. VACUUM needs the write lock only.
   it('VACUUM from a lock-less connection leaves the service exchanging', async () => {
-    const s = await serve();
+    const s = await serving(dir());
     expect(await grants(s)).toBe(200);
     const db = new DatabaseSync(join(s.dataDir, DATABASE_FILE));
     try {

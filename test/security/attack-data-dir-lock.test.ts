@@ -10,67 +10,25 @@
 import { existsSync, linkSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { StatementSync } from 'node:sqlite';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { DATABASE_FILE, ENV, useServingProcesses } from './serving-lock-support.js';
 import { LOCK_FILE, lockDatabase } from '../../exchange-service/storage/data-dir-lock.js';
 import { MIGRATIONS as SQLITE_MIGRATIONS } from '../../exchange-service/storage/sqlite.js';
 import { cli } from '../helpers/cli.js';
-import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
 import { sqliteAtVersion } from '../helpers/schema-version.js';
-import { exchangeToken, spawnService, startService, tempDir, type SpawnedService } from '../helpers/service.js';
-import { NO_RATE_LIMITS } from './support.js';
+import { exchangeToken, startService, type SpawnedService } from '../helpers/service.js';
 import { until } from '../install/support.js';
 
-const DATABASE_FILE = 'deploy-sts.sqlite';
-const ENV = { ...NO_RATE_LIMITS, DEPLOY_STS_SYNCHRONOUS: 'FULL' };
-
-let issuer: TestIssuer;
-const dirs: string[] = [];
-const running: SpawnedService[] = [];
-
-beforeAll(async () => {
-  issuer = await startIssuer();
-});
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((p) => p.stop()));
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-afterAll(async () => {
-  await issuer?.close();
-});
-
-function dir(prefix = 'deploy-sts-lock-'): string {
-  const made = tempDir(prefix);
-  dirs.push(made);
-  return made;
-}
-
-/** Start `serve` on `dataDir`: the process when it started, or the reason it gave for not starting. */
-async function serve(dataDir: string): Promise<SpawnedService | string> {
-  try {
-    const started = await spawnService({ issuer: issuer.url, dataDir, env: ENV });
-    running.push(started);
-    return started;
-  } catch (error) {
-    return String(error);
-  }
-}
-
-/** One fresh token sent to the first process, then to the second: how many times was it granted? */
-async function grantsAcross(a: SpawnedService, b: SpawnedService): Promise<number[]> {
-  const token = await issuer.token();
-  const first = await exchangeToken(a.url, token);
-  const second = await exchangeToken(b.url, token);
-  return [first.status, second.status];
-}
+const processes = useServingProcesses('deploy-sts-lock-');
+const { dir, serve, serving, refusedBeside } = processes;
 
 describe('a second serve on the same data directory, spelled another way', () => {
   it('is refused through a trailing slash, a relative path, a ../ detour and a symlinked directory', async () => {
     const dataDir = dir();
-    const first = await serve(dataDir);
-    expect(typeof first, String(first)).toBe('object');
+    const first = await serving(dataDir);
     const link = `${dataDir}-link`;
     symlinkSync(dataDir, link);
-    dirs.push(link);
+    processes.remember(link);
     const spellings = [`${dataDir}/`, relative(process.cwd(), dataDir), join(dataDir, '..', dataDir.split('/').pop()!), link];
     for (const spelling of spellings) {
       const second = await serve(spelling);
@@ -84,11 +42,9 @@ describe('the CLI verbs beside a serving process', () => {
   // Held: the verbs open the storage without the lock (and never the lock file), in processes of their own.
   it('leave the lock held and every exchanged token spent: a second serve is still refused afterwards', async () => {
     const dataDir = dir();
-    const first = await serve(dataDir);
-    expect(typeof first, String(first)).toBe('object');
-    const serving = first as SpawnedService;
-    const subject = await issuer.token();
-    const granted = await exchangeToken(serving.url, subject);
+    const first = await serving(dataDir);
+    const subject = await processes.issuer().token();
+    const granted = await exchangeToken(first.url, subject);
     expect(granted.status).toBe(200);
     const jti = JSON.parse(Buffer.from(String(granted.body.access_token).split('.')[1]!, 'base64url').toString()).jti as string;
     const env = { DEPLOY_STS_DATA_DIR: dataDir };
@@ -99,7 +55,7 @@ describe('the CLI verbs beside a serving process', () => {
       cli(['keys', 'rotate'], env),
     ]);
     for (const verb of verbs) expect(verb.code, verb.stderr).toBe(0);
-    expect((await exchangeToken(serving.url, subject)).status, 'a replay after the verbs').toBe(400);
+    expect((await exchangeToken(first.url, subject)).status, 'a replay after the verbs').toBe(400);
     const second = await serve(dataDir);
     expect(second, 'a second serve after the verbs ran').toEqual(expect.stringContaining('another deploy-sts serve'));
   }, 60_000);
@@ -111,22 +67,15 @@ describe('a second serve on another data directory whose database file is the se
   it('is refused through a symbolic link, so no token is granted twice', async () => {
     const a = dir();
     const b = dir();
-    const first = await serve(a);
-    expect(typeof first, String(first)).toBe('object');
+    const first = await serving(a);
     symlinkSync(join(a, DATABASE_FILE), join(b, DATABASE_FILE));
-    const second = await serve(b);
-    if (typeof second === 'object') {
-      const statuses = await grantsAcross(first as SpawnedService, second);
-      expect(statuses, 'one token, two processes on one database').not.toEqual([200, 200]);
-    }
-    expect(second, 'the second serve started on the same database').toEqual(expect.stringContaining('another deploy-sts serve'));
+    await refusedBeside(first, b);
   }, 60_000);
 
   it('is refused through a hard link, which SQLite cannot serve safely either, and says why', async () => {
     const a = dir();
     const b = dir();
-    const first = await serve(a);
-    expect(typeof first, String(first)).toBe('object');
+    const first = await serving(a);
     linkSync(join(a, DATABASE_FILE), join(b, DATABASE_FILE));
     const second = await serve(b);
     expect(second, 'the second serve started on the same database').toEqual(expect.stringContaining('has 2 hard links'));
@@ -141,24 +90,18 @@ describe('the lock file removed from under the serving process', () => {
   for (const how of ['deleted', 'renamed'] as const) {
     it(`(${how}) is taken again by the serving process, so a second serve is still refused`, async () => {
       const dataDir = dir();
-      const first = await serve(dataDir);
-      expect(typeof first, String(first)).toBe('object');
+      const first = await serving(dataDir);
       const lockFile = join(dataDir, LOCK_FILE);
       if (how === 'deleted') rmSync(lockFile);
       else renameSync(lockFile, `${lockFile}.old`);
       await until(() => existsSync(lockFile), 'the serving process to lock the file again', 5_000);
-      const second = await serve(dataDir);
-      if (typeof second === 'object') {
-        const statuses = await grantsAcross(first as SpawnedService, second);
-        expect(statuses, 'one token, two processes on one data directory').not.toEqual([200, 200]);
-      }
-      expect(second, 'the second serve started').toEqual(expect.stringContaining('another deploy-sts serve'));
+      await refusedBeside(first, dataDir);
     }, 60_000);
   }
 
   it('(moved away again and again) stops the service after a few, rather than hold one file per move', async () => {
     const dataDir = dir();
-    const service = await startService({ issuer: issuer.url, dataDir, env: ENV });
+    const service = await startService({ issuer: processes.issuer().url, dataDir, env: ENV });
     const lockFile = join(dataDir, LOCK_FILE);
     try {
       // Seven moves: each time the service locks a new file at the name, and keeps the moved one locked (a name still
@@ -167,12 +110,12 @@ describe('the lock file removed from under the serving process', () => {
         renameSync(lockFile, `${lockFile}.${i}`);
         await until(() => existsSync(lockFile), 'the service to lock the file again', 5_000);
       }
-      expect((await exchangeToken(service.url, await issuer.token())).status).toBe(200);
+      expect((await exchangeToken(service.url, await processes.issuer().token())).status).toBe(200);
       expect(service.logs.join('\n')).toContain(`the lock file ${lockFile} was deleted or moved while this service held it`);
       renameSync(lockFile, `${lockFile}.8`);
       await until(async () => (await fetch(`${service.url}/readyz`)).status === 503, 'the service to stop', 5_000);
       expect(existsSync(lockFile)).toBe(false);
-      expect((await exchangeToken(service.url, await issuer.token())).status).toBe(503);
+      expect((await exchangeToken(service.url, await processes.issuer().token())).status).toBe(503);
       expect(service.logs.join('\n')).toContain(`the lock file ${lockFile} was moved away 8 times while this service held it`);
     } finally {
       await service.stop();
@@ -181,10 +124,10 @@ describe('the lock file removed from under the serving process', () => {
 
   it('(deleted, and locked by another process before the service noticed) stops the service exchanging, and says why', async () => {
     const dataDir = dir();
-    const service = await startService({ issuer: issuer.url, dataDir, env: ENV });
+    const service = await startService({ issuer: processes.issuer().url, dataDir, env: ENV });
     let other: ReturnType<typeof lockDatabase> | undefined;
     try {
-      const token = await issuer.token();
+      const token = await processes.issuer().token();
       // Synchronously, so the service's own check (on this event loop) cannot come in between.
       rmSync(join(dataDir, LOCK_FILE));
       other = lockDatabase(dataDir, join(dataDir, DATABASE_FILE));
@@ -197,7 +140,7 @@ describe('the lock file removed from under the serving process', () => {
       // Lost for good: the other process giving its lock back does not make this one the only checker again.
       other.release();
       other = undefined;
-      expect((await exchangeToken(service.url, await issuer.token())).status).toBe(503);
+      expect((await exchangeToken(service.url, await processes.issuer().token())).status).toBe(503);
     } finally {
       other?.release();
       await service.stop();
@@ -217,7 +160,7 @@ describe('upgrading while the previous release still serves', () => {
     const exp = Math.floor(Date.now() / 1000) + 300;
     const firstUse = (jti: string): boolean | 'failed closed' => {
       try {
-        return Number(consume.run(issuer.url, jti, exp).changes) === 1;
+        return Number(consume.run(processes.issuer().url, jti, exp).changes) === 1;
       } catch {
         return 'failed closed';
       }
@@ -254,8 +197,7 @@ describe('upgrading while the previous release still serves', () => {
     const older = olderRelease(dataDir);
     try {
       expect(older.firstUse('before-upgrade')).toBe(true);
-      const started = await serve(dataDir);
-      expect(typeof started, String(started)).toBe('object');
+      const started = await serving(dataDir);
       expect(older.firstUse('before-upgrade')).toBe('failed closed');
       expect(older.firstUse('a-fresh-one')).toBe('failed closed');
     } finally {
@@ -269,9 +211,9 @@ describe('a trusted issuer that signs a jti which is not well-formed UTF-16', ()
   // so the row read back at the next start still names the token.
   it('is exchanged once across a restart', async () => {
     const dataDir = dir();
-    const claims = issuer.claims({ jti: '\ud800-replayable-after-restart' });
-    const token = await issuer.tokenFromText(JSON.stringify(claims));
-    const first = await startService({ issuer: issuer.url, dataDir, env: ENV });
+    const claims = processes.issuer().claims({ jti: '\ud800-replayable-after-restart' });
+    const token = await processes.issuer().tokenFromText(JSON.stringify(claims));
+    const first = await startService({ issuer: processes.issuer().url, dataDir, env: ENV });
     let firstStatus: number;
     try {
       firstStatus = (await exchangeToken(first.url, token)).status;
@@ -280,7 +222,7 @@ describe('a trusted issuer that signs a jti which is not well-formed UTF-16', ()
     } finally {
       await first.stop();
     }
-    const restarted = await startService({ issuer: issuer.url, dataDir, env: ENV });
+    const restarted = await startService({ issuer: processes.issuer().url, dataDir, env: ENV });
     try {
       const again = await exchangeToken(restarted.url, token);
       expect([firstStatus, again.status], 'granted before and after the restart').not.toEqual([200, 200]);
