@@ -42,8 +42,8 @@ export const LOCK_CHECK_MS = 200;
 const MAX_LOCKS_HELD = 8;
 
 export interface DataDirLock {
-  /** The lock file. */
-  readonly file: string;
+  /** Records which file SQLite opened (once it has), refuses a hard-linked one, and starts watching. */
+  opened(): void;
   /** Throws, saying what happened and what to do, once this process has stopped holding the database alone. No I/O. */
   assertHeld(): void;
   /** Confirms the lock and the database's name now (a few `stat`s), then as `assertHeld`. */
@@ -142,7 +142,7 @@ function hold(file: string): Held | undefined {
     db.close();
     if (fd !== undefined) closeSync(fd);
   }
-  throw new Error(`the lock file ${(file)} keeps being replaced while it is being locked; find what replaces it, then start again`);
+  throw new Error(`the lock file ${file} keeps being replaced while it is being locked; find what replaces it, then start again`);
 }
 
 export interface LockOptions {
@@ -154,7 +154,7 @@ export interface LockOptions {
  * Takes the lock for the SQLite database `databaseFile` (in `dataDir`), or throws saying what to do. `opened()` must be
  * called once SQLite has opened the database: it records which file that is (and refuses a hard-linked one).
  */
-export function lockDatabase(dataDir: string, databaseFile: string, options: LockOptions = {}): DataDirLock & { opened(): void } {
+export function lockDatabase(dataDir: string, databaseFile: string, options: LockOptions = {}): DataDirLock {
   const database = resolvedDatabase(databaseFile);
   const file = `${database}.lock`;
   const taken = hold(file);
@@ -211,8 +211,7 @@ export function lockDatabase(dataDir: string, databaseFile: string, options: Loc
     }
   };
 
-  const self = {
-    file,
+  const self: DataDirLock = {
     opened() {
       refuseHardLinks(database);
       databaseId = identity(database);

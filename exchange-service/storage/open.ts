@@ -50,7 +50,7 @@ export async function openStorage(config: StorageConfig, options: OpenStorageOpt
       ...options.sqliteTestHooks,
       lock: options.serve ?? false,
       synchronous: config.synchronous,
-      onLockWarning: (message) => options.warn?.(message),
+      onLockWarning: options.warn,
       onCheckpointFallback: (cause) =>
         options.warn?.(`the SQLite checkpoint thread stopped (${cause}); checkpoints now run on the event loop, which slows answers under load; restart the service to start the thread again`),
     }),

@@ -451,13 +451,15 @@ export function openSqlite(dataDir: string, options: SqliteOptions = {}): Storag
   // Before the database is touched: a second serving process stops here, having changed nothing.
   const locking = options.lock ?? true;
   const lock = locking ? lockDatabase(dataDir, file, { warn: options.onLockWarning }) : undefined;
+  // Without the lock, what the lock checks: a link to nothing is explained before SQLite fails to open it.
+  const database = lock ? undefined : resolvedDatabase(file);
   let db: DatabaseSync;
   try {
     db = new DatabaseSync(file);
     chmodSync(file, 0o600);
     // Now that SQLite has opened (or created) the file: which file it is, and never a hard-linked one.
     if (lock) lock.opened();
-    else refuseHardLinks(resolvedDatabase(file));
+    else refuseHardLinks(database!);
   } catch (error) {
     lock?.release();
     throw error;

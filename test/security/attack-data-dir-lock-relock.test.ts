@@ -54,7 +54,7 @@ describe('the database moved with its lock file while serving', () => {
 describe('the database file renamed while serving, its lock file left where it was', () => {
   // The lock is found by the database's name, the database is served by its inode: after a rename (a move of "the data
   // files" that leaves a `.lock` behind as pid-file habits teach, or `ln` then `rm`), nothing ties the new name to the
-  // held lock, and the serving process does not check that its database is still the file the name leads to.
+  // held lock, so the serving process checks that its database is still the file the name leads to, and stops.
   it('stops the first from exchanging, so the file is never served twice', async () => {
     const a = dir();
     const b = dir();
@@ -69,7 +69,7 @@ describe('the database file renamed while serving, its lock file left where it w
 describe('the database symbolic link pointed elsewhere while serving', () => {
   // A restore done by re-pointing the link (`ln -sfn /restore/deploy-sts.sqlite DATA_DIR/deploy-sts.sqlite`): the
   // data directory now names another database, whose lock is free; the first process goes on serving the old one
-  // and is never told. Two serves on one data directory, each with its own memory of spent jtis.
+  // unless it checks the name: it stops, so no two serves of one data directory each keep their own spent jtis.
   it('does not leave two processes granting one token from one data directory', async () => {
     const a = dir();
     const x = dir();
@@ -87,11 +87,10 @@ describe('the database symbolic link pointed elsewhere while serving', () => {
 });
 
 describe('a verb without the lock, through a second hard link to the served database', () => {
-  // serve refuses a hard-linked database ("SQLite finds its write-ahead log by the file's name"); the verbs that take
-  // no lock do not look. `tokens revoke` by the other name writes its row into another write-ahead log, which the
-  // serving process never reads: docs/operating.md says "a revocation made by the CLI holds at the service's
-  // /introspect at once".
-  it('is refused, or its revocation holds at the serving process', async () => {
+  // By the other name, `tokens revoke` would write into another write-ahead log, which the serving process never reads
+  // (docs/operating.md promises "a revocation made by the CLI holds at the service's /introspect at once"): every
+  // verb refuses a hard-linked database, as serve does.
+  it('is refused, saying why, and nothing is revoked behind the service\'s back', async () => {
     const a = dir();
     const b = dir();
     const first = await serving(a);

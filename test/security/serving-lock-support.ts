@@ -8,7 +8,7 @@ import { startIssuer, type TestIssuer } from '../helpers/issuer.js';
 import { exchangeToken, spawnService, tempDir, type SpawnedService } from '../helpers/service.js';
 import { NO_RATE_LIMITS } from './support.js';
 
-export const DATABASE_FILE = 'deploy-sts.sqlite';
+export { DATABASE_FILE } from '../../exchange-service/storage/data-dir-lock.js';
 export const ENV = { ...NO_RATE_LIMITS, DEPLOY_STS_SYNCHRONOUS: 'FULL' };
 
 export interface ServingProcesses {

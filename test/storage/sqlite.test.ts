@@ -7,7 +7,7 @@
  * hold locks, tamper with the audit log and race the migrations.
  */
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -570,6 +570,17 @@ describe('the SQLite storage', () => {
       expect(await next.consumeJti(ISSUER, 'shared', expiresAt)).toBe(false);
       const versions = schemaVersions(dir);
       expect(versions).toEqual(range(versions.length).map((i) => i + 1));
+    });
+
+    it('refuse a database file that is a symbolic link to nothing, saying so, whether serving or not', () => {
+      const dir = dataDir();
+      const file = join(dir, DATABASE_FILE);
+      symlinkSync(join(dir, 'gone', DATABASE_FILE), file);
+      for (const lock of [true, false]) {
+        expect(() => openSqlite(dir, { synchronous: 'FULL', lock })).toThrow(
+          `the database file ${file} is a symbolic link to nothing (ENOENT); point it at the database, or remove the link`,
+        );
+      }
     });
 
     it('refuse a database written by a newer deploy-sts, and leave it as it was', async () => {
