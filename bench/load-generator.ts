@@ -6,7 +6,7 @@
  * the expected decision and reports throughput, latency percentiles and errors to its parent over IPC.
  */
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
+import { Http1Connection } from './http1-client.js';
 import { redactTokens, summarise, type LatencySummary } from './stats.js';
 import type { TokenKind } from './issuer.js';
 
@@ -56,6 +56,8 @@ const FORM_PREFIX =
   'grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange' +
   '&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aid_token&resource=site%3A';
 
+const FORM_HEADERS = { 'Content-Type': 'application/x-www-form-urlencoded' };
+
 function expected(kind: TokenKind, status: number, body: string): boolean {
   if (kind === 'denied') return status === 400 && body.includes('"invalid_target"');
   return status === 200 && body.includes(`"context":"${kind}"`);
@@ -67,7 +69,11 @@ async function run(config: LoadConfig): Promise<LoadResult> {
   if (pool.tokens.length < total) throw new Error(`the token pool holds ${pool.tokens.length} tokens; this run needs ${total}`);
   if (config.urls.length === 0) throw new Error('no server to load');
   const targets = config.urls.map((u) => new URL(u));
-  const agent = new http.Agent({ keepAlive: true, maxSockets: config.concurrency, maxFreeSockets: config.concurrency });
+  // One keep-alive connection per request loop; loop k talks to targets[k % n] for the whole run.
+  const connections = Array.from({ length: config.concurrency }, (_, k) => {
+    const target = targets[k % targets.length]!;
+    return new Http1Connection(target.hostname, Number(target.port));
+  });
   const latencies = new Float64Array(config.requests);
   let deadline = Infinity;
   const statuses: Record<string, number> = {};
@@ -80,61 +86,37 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     config.ratePerSecond && i >= config.warmup ? measuredFrom + ((i - config.warmup) * 1000) / config.ratePerSecond : undefined;
 
   const perServer = config.urls.map(() => 0);
-  const one = async (i: number, t: number): Promise<void> => {
+  const one = async (i: number, k: number): Promise<void> => {
     const at = scheduledAt(i);
     if (at !== undefined && at > performance.now()) await new Promise((resolve) => setTimeout(resolve, Math.max(0, at - performance.now())));
-    if (i >= config.warmup) perServer[t]!++;
-    return send(i, targets[t]!, at ?? performance.now());
+    if (i >= config.warmup) perServer[k % targets.length]!++;
+    return send(i, connections[k]!, at ?? performance.now());
   };
 
-  const send = (i: number, target: URL, started: number): Promise<void> =>
-    new Promise((resolve) => {
-      const kind = pool.kinds[i]!;
-      const body = `${FORM_PREFIX}${config.sites[i % config.sites.length]}&subject_token=${pool.tokens[i]}`;
-      const fail = (why: string) => {
-        if (i >= config.warmup) errors++;
-        firstError ??= redactTokens(why);
-      };
-      const req = http.request(
-        {
-          host: target.hostname,
-          port: target.port,
-          path: '/token',
-          method: 'POST',
-          agent,
-          headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
-        },
-        (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (chunk: string) => {
-            text += chunk;
-          });
-          res.on('end', () => {
-            const status = res.statusCode ?? 0;
-            if (i >= config.warmup) {
-              latencies[i - config.warmup] = performance.now() - started;
-              statuses[status] = (statuses[status] ?? 0) + 1;
-            }
-            const ok = config.check === 'status' ? status === 200 : expected(kind, status, text);
-            if (!ok) fail(`request ${i} (${kind}): HTTP ${status} ${text.slice(0, 300)}`);
-            resolve();
-          });
-        },
-      );
-      req.on('error', (error) => {
-        if (i >= config.warmup) latencies[i - config.warmup] = performance.now() - started;
-        fail(`request ${i}: ${error.message}`);
-        resolve();
-      });
-      req.end(body);
-    });
+  const send = async (i: number, connection: Http1Connection, started: number): Promise<void> => {
+    const kind = pool.kinds[i]!;
+    const body = `${FORM_PREFIX}${config.sites[i % config.sites.length]}&subject_token=${pool.tokens[i]}`;
+    const fail = (why: string) => {
+      if (i >= config.warmup) errors++;
+      firstError ??= redactTokens(why);
+    };
+    try {
+      const { status, body: text } = await connection.request('POST', '/token', FORM_HEADERS, body);
+      if (i >= config.warmup) {
+        latencies[i - config.warmup] = performance.now() - started;
+        statuses[status] = (statuses[status] ?? 0) + 1;
+      }
+      const ok = config.check === 'status' ? status === 200 : expected(kind, status, text);
+      if (!ok) fail(`request ${i} (${kind}): HTTP ${status} ${text.slice(0, 300)}`);
+    } catch (error) {
+      if (i >= config.warmup) latencies[i - config.warmup] = performance.now() - started;
+      fail(`request ${i}: ${(error as Error).message}`);
+    }
+  };
 
   const phase = async (until: number) => {
-    // One agent pools sockets per host:port, so the loops of one target share only that target's connections.
     const loop = async (_: unknown, k: number) => {
-      const t = k % targets.length;
-      while (next < until && performance.now() < deadline) await one(next++, t);
+      while (next < until && performance.now() < deadline) await one(next++, k);
     };
     await Promise.all(Array.from({ length: config.concurrency }, loop));
   };
@@ -148,7 +130,7 @@ async function run(config: LoadConfig): Promise<LoadResult> {
   await phase(total);
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(cpu);
-  agent.destroy();
+  for (const connection of connections) connection.close();
   const done = next - config.warmup;
   return {
     requests: done,

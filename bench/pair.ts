@@ -35,7 +35,7 @@ if (otherSynchronous !== undefined && otherSynchronous !== 'NORMAL' && otherSync
   throw new Error(`PAIR_OTHER_SYNCHRONOUS must be NORMAL or FULL, not ${JSON.stringify(otherSynchronous)}`);
 }
 
-interface Sample { rps: number; p50: number; p99: number; cpuUs: number; errors: number }
+interface Sample { rps: number; p50: number; p99: number; cpuUs: number; generatorUs: number; errors: number }
 
 const work = mkdtempSync(join(tmpdir(), 'deploy-sts-pair-'));
 const key = newIssuerKey();
@@ -54,7 +54,7 @@ try {
     );
     const cpuUs = ((server.cpuSeconds() - at) * 1e6) / Math.max(1, result.requests);
     if (result.firstError) process.stderr.write(`  first error: ${result.firstError}\n`);
-    return { rps: round(result.rps, 0), p50: round(result.latencyMs.p50), p99: round(result.latencyMs.p99), cpuUs: round(cpuUs, 0), errors: result.errors };
+    return { rps: round(result.rps, 0), p50: round(result.latencyMs.p50), p99: round(result.latencyMs.p99), cpuUs: round(cpuUs, 0), generatorUs: round((result.generatorCpuSeconds * 1e6) / Math.max(1, result.requests), 0), errors: result.errors };
   };
   const columns: { name: string; run(): Promise<Sample> }[] = [
     {
@@ -98,7 +98,7 @@ try {
     for (const [i, column] of columns.entries()) {
       const s = await column.run();
       samples[i]!.push(s);
-      process.stderr.write(`round ${r + 1} ${column.name}: ${s.rps}/s p50 ${s.p50} p99 ${s.p99} ms, ${s.cpuUs} µs CPU/exch, ${s.errors} errors\n`);
+      process.stderr.write(`round ${r + 1} ${column.name}: ${s.rps}/s p50 ${s.p50} p99 ${s.p99} ms, ${s.cpuUs} µs CPU/exch (the generator ${s.generatorUs}), ${s.errors} errors\n`);
     }
   }
   const med = (i: number, f: keyof Sample) => median(samples[i]!.map((s) => s[f]));

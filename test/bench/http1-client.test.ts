@@ -1,0 +1,125 @@
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Http1Connection } from '../../bench/http1-client.js';
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** A real server on loopback that records what it receives and answers with `handler`. */
+async function serve(handler: (req: http.IncomingMessage, res: http.ServerResponse, body: string) => void) {
+  const seen: Seen[] = [];
+  const sockets = new Set<Socket>();
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (body += chunk));
+    req.on('end', () => {
+      seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+      handler(req, res, body);
+    });
+  });
+  server.on('connection', (socket) => sockets.add(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  servers.push(server);
+  return { port, seen, connections: () => sockets.size };
+}
+
+const servers: http.Server[] = [];
+const clients: Http1Connection[] = [];
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.close();
+  await Promise.all(servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve).closeAllConnections())));
+});
+
+function connect(port: number): Http1Connection {
+  const client = new Http1Connection('127.0.0.1', port);
+  clients.push(client);
+  return client;
+}
+
+const FORM = { 'Content-Type': 'application/x-www-form-urlencoded' };
+
+describe('the load generator’s HTTP/1.1 client', () => {
+  it('sends each request whole and reads each answer, all on one kept-alive connection', async () => {
+    const server = await serve((_req, res, body) => {
+      const answer = JSON.stringify({ echo: body, note: 'é ✓' });
+      res.writeHead(body.startsWith('deny') ? 400 : 200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) });
+      res.end(answer);
+    });
+    const client = connect(server.port);
+    expect(await client.request('POST', '/token', FORM, 'a=1&b=2')).toEqual({ status: 200, body: JSON.stringify({ echo: 'a=1&b=2', note: 'é ✓' }) });
+    expect(await client.request('POST', '/token', FORM, 'deny=ü')).toEqual({ status: 400, body: JSON.stringify({ echo: 'deny=ü', note: 'é ✓' }) });
+    expect(server.connections()).toBe(1);
+    expect(server.seen.map((s) => [s.method, s.url, s.headers['content-type'], s.headers['content-length'], s.body])).toEqual([
+      ['POST', '/token', 'application/x-www-form-urlencoded', '7', 'a=1&b=2'],
+      ['POST', '/token', 'application/x-www-form-urlencoded', '7', 'deny=ü'],
+    ]);
+    expect(server.seen[0]!.headers.host).toBe(`127.0.0.1:${server.port}`);
+  });
+
+  it('puts together an answer that arrives in pieces', async () => {
+    const server = await serve((_req, res) => {
+      const answer = 'x'.repeat(70_000);
+      res.writeHead(200, { 'content-length': answer.length });
+      res.write(answer.slice(0, 10));
+      setTimeout(() => res.end(answer.slice(10)), 20);
+    });
+    const answer = await connect(server.port).request('POST', '/token', FORM, 'a=1');
+    expect(answer.status).toBe(200);
+    expect(answer.body).toBe('x'.repeat(70_000));
+  });
+
+  it('opens a new connection after an answer that closes its own', async () => {
+    const server = await serve((_req, res) => {
+      res.writeHead(200, { 'content-length': 2, connection: 'close' });
+      res.end('ok');
+    });
+    const client = connect(server.port);
+    expect((await client.request('POST', '/token', FORM, 'a=1')).body).toBe('ok');
+    expect((await client.request('POST', '/token', FORM, 'a=2')).body).toBe('ok');
+    expect(server.connections()).toBe(2);
+  });
+
+  it('refuses a chunked answer, says why, and starts afresh for the next request', async () => {
+    let first = true;
+    const server = await serve((_req, res) => {
+      if (first) {
+        first = false;
+        res.write('no length, ');
+        res.end('so chunked');
+        return;
+      }
+      res.writeHead(200, { 'content-length': 2 });
+      res.end('ok');
+    });
+    const client = connect(server.port);
+    await expect(client.request('POST', '/token', FORM, 'a=1')).rejects.toThrow(/Transfer-Encoding "chunked" is not supported/);
+    expect(await client.request('POST', '/token', FORM, 'a=2')).toEqual({ status: 200, body: 'ok' });
+    expect(server.connections()).toBe(2);
+  });
+
+  it('fails a request whose connection ends before the answer', async () => {
+    const server = await serve((req) => req.socket.destroy());
+    await expect(connect(server.port).request('POST', '/token', FORM, 'a=1')).rejects.toThrow(/closed the connection before answering|ECONNRESET/);
+  });
+
+  it('fails a request to a port nothing listens on', async () => {
+    const server = await serve(() => {});
+    await new Promise((resolve) => servers.pop()!.close(resolve));
+    await expect(connect(server.port).request('POST', '/token', FORM, 'a=1')).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  it('refuses a second request while one is in flight', async () => {
+    const server = await serve((_req, res) => setTimeout(() => res.writeHead(200, { 'content-length': 2 }).end('ok'), 20));
+    const client = connect(server.port);
+    const first = client.request('POST', '/token', FORM, 'a=1');
+    await expect(client.request('POST', '/token', FORM, 'a=2')).rejects.toThrow(/already in flight/);
+    expect(await first).toEqual({ status: 200, body: 'ok' });
+  });
+});
