@@ -3,8 +3,8 @@
  * 6). "Exchanges" arrive at BENCH_DISK_RATE per second (default 2,200, the open loop's rate), WAL-like frames are
  * written for them in place in a 64 MiB file, and syncs begin by the group commit's rules (storage/group-commit.ts:
  * at least SYNC_SPACING_MS apart, at most two in flight, each on its own descriptor; a sync answers what it covers
- * and what the syncs begun before it cover). Unless BENCH_DISK_CHECKPOINT=0, a checkpoint-like write of 60 pages to a
- * second file and its sync come every 500 ms. Prints the latency from each arrival to the end of the sync covering
+ * and what the syncs begun before it cover). Unless BENCH_DISK_CHECKPOINT=0, a checkpoint-like write of
+ * BENCH_DISK_CHECKPOINT_PAGES pages (default 60) to a second file and its sync come every 500 ms. Prints the latency from each arrival to the end of the sync covering
  * it: what no code on this machine can answer a durable write faster than. Run it under the shared lock.
  */
 import { fdatasync, fsync, ftruncateSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
@@ -16,6 +16,11 @@ import { round, summarise } from './stats.js';
 const rate = Number(process.env.BENCH_DISK_RATE ?? 2200);
 const seconds = Number(process.env.BENCH_DISK_SECONDS ?? 8);
 const checkpoints = process.env.BENCH_DISK_CHECKPOINT !== '0';
+/** Pages each checkpoint writes (the service at 2,200/s adds about 1 KB per exchange to the database: ~250 pages per 500 ms). */
+const checkpointPages = Number(process.env.BENCH_DISK_CHECKPOINT_PAGES ?? 60);
+if (!Number.isInteger(checkpointPages) || checkpointPages < 1) {
+  throw new Error(`BENCH_DISK_CHECKPOINT_PAGES must be a whole number of pages, at least 1, not ${JSON.stringify(process.env.BENCH_DISK_CHECKPOINT_PAGES)}`);
+}
 /** A WAL frame: a 24-byte header and a 4 KiB page. */
 const FRAME = 24 + 4096;
 const WAL_BYTES = 64 * 1024 * 1024;
@@ -80,7 +85,7 @@ function pump(): void {
 let pages = 0;
 const checkpointTimer = checkpoints
   ? setInterval(() => {
-      for (let i = 0; i < 60; i++) writeSync(database, page, 0, 4096, ((pages++ * 7919) % 16_000) * 4096);
+      for (let i = 0; i < checkpointPages; i++) writeSync(database, page, 0, 4096, ((pages++ * 7919) % 16_000) * 4096);
       fsync(database, () => {});
     }, 500)
   : undefined;
@@ -89,7 +94,7 @@ function report(): void {
   clearInterval(checkpointTimer);
   const s = summarise(Float64Array.from(latencies));
   process.stdout.write(
-    `disk floor at ${rate}/s for ${seconds} s, checkpoints ${checkpoints ? 'on' : 'off'} (load ${loadavg()[0]!.toFixed(1)}): ` +
+    `disk floor at ${rate}/s for ${seconds} s, checkpoints ${checkpoints ? `of ${checkpointPages} pages` : 'off'} (load ${loadavg()[0]!.toFixed(1)}): ` +
       `${latencies.length} durable answers, p50 ${round(s.p50)} p90 ${round(s.p90)} p99 ${round(s.p99)} max ${round(s.max)} ms\n`,
   );
   rmSync(dir, { recursive: true, force: true });
