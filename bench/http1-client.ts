@@ -8,8 +8,11 @@
  * due during it) and more CPU than this one; measured in BENCHMARKS.md ("How it measures").
  *
  * What it refuses rather than guess (the request fails with the reason, the connection is dropped): a chunked or
- * unframed answer, a malformed status line, bytes after the answer, and a connection that ends before the answer.
- * A `Connection: close` answer is read, then the next request opens a new connection.
+ * unframed answer, a malformed status line or header line, two different lengths, bytes after the answer, and a
+ * connection that ends before the answer. A `Connection: close` answer (or an HTTP/1.0 one without keep-alive) is
+ * read, then the next request opens a new connection; so does a request after more than IDLE_REUSE_MS idle (the
+ * servers under test drop a connection idle for 5 s, and a request sent as they do would fail). `expire` fails a
+ * request that has waited too long (a server that never finishes its answer must not hang the benchmark).
  */
 import net from 'node:net';
 
@@ -19,32 +22,45 @@ export interface Answer {
 }
 
 const HEAD_END = Buffer.from('\r\n\r\n');
+/** A connection idle longer than this is not reused: the service and Express close idle ones after 5 s. */
+export const IDLE_REUSE_MS = 4_000;
 
 export class Http1Connection {
   readonly #host: string;
   readonly #port: number;
+  readonly #idleReuseMs: number;
   #socket: net.Socket | undefined;
-  #waiting: { resolve(answer: Answer): void; reject(error: Error): void } | undefined;
+  #waiting: { resolve(answer: Answer): void; reject(error: Error): void; sentAt: number } | undefined;
+  /** When the last answer ended (the connection idles from then on). */
+  #idleSince = 0;
   /** Bytes of the answer being read. */
   #received: Buffer | undefined;
   /** The answer's header block, once it has all arrived: where its body starts and ends, and whether to close. */
   #head: { status: number; bodyStart: number; end: number; close: boolean } | undefined;
 
-  constructor(host: string, port: number) {
+  /** `idleReuseMs`: default IDLE_REUSE_MS (tests). */
+  constructor(host: string, port: number, { idleReuseMs = IDLE_REUSE_MS }: { idleReuseMs?: number } = {}) {
     this.#host = host;
     this.#port = port;
+    this.#idleReuseMs = idleReuseMs;
   }
 
   /** Send one request and resolve with its answer. Never two at once: a second call before the answer rejects. */
   request(method: string, path: string, headers: Record<string, string>, body: string): Promise<Answer> {
     if (this.#waiting) return Promise.reject(new Error('a request is already in flight on this connection'));
+    if (this.#socket && performance.now() - this.#idleSince > this.#idleReuseMs) this.#drop(undefined);
     const socket = this.#socket ?? this.#connect();
     let head = `${method} ${path} HTTP/1.1\r\nHost: ${this.#host}:${this.#port}\r\n`;
     for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
     return new Promise<Answer>((resolve, reject) => {
-      this.#waiting = { resolve, reject };
+      this.#waiting = { resolve, reject, sentAt: performance.now() };
       socket.write(`${head}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     });
+  }
+
+  /** Fail the request in flight, and drop the connection, if it was sent more than `maxMs` before `now`. */
+  expire(now: number, maxMs: number): void {
+    if (this.#waiting && now - this.#waiting.sentAt > maxMs) this.#drop(new Error(`no answer within ${maxMs / 1000} s`));
   }
 
   /** Drop the connection; a request in flight fails. */
@@ -82,6 +98,7 @@ export class Http1Connection {
     this.#waiting = undefined;
     this.#received = undefined;
     this.#head = undefined;
+    this.#idleSince = performance.now();
     if (close) this.#drop(undefined, socket);
     waiting.resolve({ status, body: received.toString('utf8', bodyStart, end) });
   }
@@ -107,10 +124,12 @@ function parseHead(head: string): { status: number; length: number; close: boole
   const status = Number(statusLine[1]);
   if (status < 200) return `an informational answer (${status}) is not supported by this client`;
   let length: number | undefined;
-  let close = lines[0]!.startsWith('HTTP/1.0');
+  let closeToken = false;
+  let keepAliveToken = false;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
     const colon = line.indexOf(':');
+    if (colon <= 0) return `a malformed header line: ${JSON.stringify(line.slice(0, 80))}`;
     const name = line.slice(0, colon).toLowerCase();
     const value = line.slice(colon + 1).trim();
     if (name === 'content-length') {
@@ -119,9 +138,11 @@ function parseHead(head: string): { status: number; length: number; close: boole
     } else if (name === 'transfer-encoding') {
       return `Transfer-Encoding ${JSON.stringify(value)} is not supported by this client (it reads Content-Length answers)`;
     } else if (name === 'connection') {
-      close = /(^|,)\s*close\s*(,|$)/i.test(value);
+      closeToken ||= /(^|,)\s*close\s*(,|$)/i.test(value);
+      keepAliveToken ||= /(^|,)\s*keep-alive\s*(,|$)/i.test(value);
     }
   }
+  const close = closeToken || (lines[0]!.startsWith('HTTP/1.0') && !keepAliveToken);
   if (length === undefined) return `an answer (${status}) without a Content-Length`;
   return { status, length, close };
 }

@@ -56,6 +56,8 @@ const FORM_PREFIX =
   'grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange' +
   '&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aid_token&resource=site%3A';
 
+/** The longest one request may wait for its answer (every run's answers take milliseconds). */
+const ANSWER_TIMEOUT_MS = 30_000;
 const FORM_HEADERS = { 'Content-Type': 'application/x-www-form-urlencoded' };
 
 function expected(kind: TokenKind, status: number, body: string): boolean {
@@ -74,6 +76,12 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     const target = targets[k % targets.length]!;
     return new Http1Connection(target.hostname, Number(target.port));
   });
+  // A request with no answer fails after ANSWER_TIMEOUT_MS (counted, with its reason) instead of hanging the run.
+  const watchdog = setInterval(() => {
+    const now = performance.now();
+    for (const connection of connections) connection.expire(now, ANSWER_TIMEOUT_MS);
+  }, 1_000);
+  watchdog.unref();
   const latencies = new Float64Array(config.requests);
   let deadline = Infinity;
   const statuses: Record<string, number> = {};
@@ -130,6 +138,7 @@ async function run(config: LoadConfig): Promise<LoadResult> {
   await phase(total);
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(cpu);
+  clearInterval(watchdog);
   for (const connection of connections) connection.close();
   const done = next - config.warmup;
   return {

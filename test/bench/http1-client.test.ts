@@ -1,7 +1,7 @@
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Http1Connection } from '../../bench/http1-client.js';
+import { Http1Connection, IDLE_REUSE_MS } from '../../bench/http1-client.js';
 
 interface Seen {
   method: string;
@@ -30,12 +30,44 @@ async function serve(handler: (req: http.IncomingMessage, res: http.ServerRespon
   return { port, seen, connections: () => sockets.size };
 }
 
+/**
+ * A raw TCP server on loopback: for each whole request (head and Content-Length body) it calls `answer` with the
+ * socket and the request's number on that connection, to write any bytes at all. Counts connections.
+ */
+async function rawServer(answer: (socket: Socket, n: number) => void) {
+  let connections = 0;
+  const server = net.createServer((socket) => {
+    connections++;
+    let buffered = Buffer.alloc(0);
+    let n = 0;
+    socket.on('data', (chunk) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      for (;;) {
+        const headEnd = buffered.indexOf('\r\n\r\n');
+        if (headEnd < 0) return;
+        const length = Number(/content-length: *([0-9]+)/i.exec(buffered.toString('latin1', 0, headEnd))?.[1] ?? 0);
+        if (buffered.length < headEnd + 4 + length) return;
+        buffered = buffered.subarray(headEnd + 4 + length);
+        answer(socket, n++);
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  rawServers.push(server);
+  return { port: (server.address() as AddressInfo).port, connections: () => connections };
+}
+
+const rawServers: net.Server[] = [];
 const servers: http.Server[] = [];
 const clients: Http1Connection[] = [];
 afterEach(async () => {
   for (const client of clients.splice(0)) client.close();
   await Promise.all(servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve).closeAllConnections())));
+  await Promise.all(rawServers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
 });
+
+const OK = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
 
 function connect(port: number): Http1Connection {
   const client = new Http1Connection('127.0.0.1', port);
@@ -121,5 +153,71 @@ describe('the load generator’s HTTP/1.1 client', () => {
     const first = client.request('POST', '/token', FORM, 'a=1');
     await expect(client.request('POST', '/token', FORM, 'a=2')).rejects.toThrow(/already in flight/);
     expect(await first).toEqual({ status: 200, body: 'ok' });
+  });
+  it('reads a header block and body however the bytes are split', async () => {
+    const server = await rawServer((socket) => {
+      const parts = ['HTTP/1.1 200 OK\r\nConte', 'nt-Length: 5\r\n\r', '\n', 'he', 'llo'];
+      parts.forEach((part, i) => setTimeout(() => socket.write(part), i * 5));
+    });
+    expect(await connect(server.port).request('POST', '/token', FORM, 'a=1')).toEqual({ status: 200, body: 'hello' });
+  });
+
+  it('refuses an answer without a length, two different lengths, a malformed header line, and bytes after the answer', async () => {
+    const answers = [
+      'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nok',
+      'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok',
+      'HTTP/1.1 200 OK\r\nno colon here\r\nContent-Length: 2\r\n\r\nok',
+      `${OK}surplus`,
+    ];
+    const server = await rawServer((socket) => socket.write(answers.shift()!));
+    const client = connect(server.port);
+    await expect(client.request('POST', '/token', FORM, 'a=1')).rejects.toThrow('an answer (200) without a Content-Length');
+    await expect(client.request('POST', '/token', FORM, 'a=1')).rejects.toThrow('a bad Content-Length: "3"');
+    await expect(client.request('POST', '/token', FORM, 'a=1')).rejects.toThrow('a malformed header line: "no colon here"');
+    await expect(client.request('POST', '/token', FORM, 'a=1')).rejects.toThrow('the server sent 7 bytes after the answer');
+    expect(server.connections()).toBe(4);
+  });
+
+  it('opens a new connection after an HTTP/1.0 answer, unless it says keep-alive', async () => {
+    const answers = ['HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok', 'HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\nok', OK];
+    const server = await rawServer((socket) => socket.write(answers.shift()!));
+    const client = connect(server.port);
+    for (let i = 0; i < 3; i++) expect((await client.request('POST', '/token', FORM, 'a=1')).body).toBe('ok');
+    expect(server.connections()).toBe(2);
+  });
+
+  it('reconnects after the server closed the idle connection', async () => {
+    const server = await rawServer((socket) => {
+      socket.write(OK);
+      setTimeout(() => socket.end(), 10);
+    });
+    const client = connect(server.port);
+    expect((await client.request('POST', '/token', FORM, 'a=1')).body).toBe('ok');
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect((await client.request('POST', '/token', FORM, 'a=2')).body).toBe('ok');
+    expect(server.connections()).toBe(2);
+  });
+
+  it('does not reuse a connection idle longer than the servers keep one', async () => {
+    expect(IDLE_REUSE_MS).toBeLessThan(5_000); // the service and Express drop a connection idle for 5 s
+    const server = await rawServer((socket) => socket.write(OK));
+    const client = new Http1Connection('127.0.0.1', server.port, { idleReuseMs: 50 });
+    clients.push(client);
+    await client.request('POST', '/token', FORM, 'a=1');
+    await client.request('POST', '/token', FORM, 'a=2');
+    expect(server.connections()).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    await client.request('POST', '/token', FORM, 'a=3');
+    expect(server.connections()).toBe(2);
+  });
+
+  it('fails a request whose answer never ends once it has waited too long', async () => {
+    const server = await rawServer((socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort'));
+    const client = connect(server.port);
+    const pending = client.request('POST', '/token', FORM, 'a=1');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    client.expire(performance.now(), 60_000);
+    client.expire(performance.now() + 61_000, 60_000);
+    await expect(pending).rejects.toThrow('no answer within 60 s');
   });
 });
