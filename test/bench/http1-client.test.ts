@@ -214,9 +214,16 @@ describe('the load generator’s HTTP/1.1 client', () => {
   it('fails a request whose answer never ends once it has waited too long', async () => {
     const server = await rawServer((socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort'));
     const client = connect(server.port);
+    let settled = false;
     const pending = client.request('POST', '/token', FORM, 'a=1');
+    pending.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
     await new Promise((resolve) => setTimeout(resolve, 20));
     client.expire(performance.now(), 60_000);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(settled).toBe(false); // waited 30 ms of 60 s: still waiting
     client.expire(performance.now() + 61_000, 60_000);
     await expect(pending).rejects.toThrow('no answer within 60 s');
   });
